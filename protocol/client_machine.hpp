@@ -1,0 +1,199 @@
+// The client connection machine: everything a Pushwire client decides, with no I/O of its own.
+//
+// Theory of operation
+// -------------------
+// The driver (client-wasm/src/driver.js in browsers, the tests natively) owns the sockets and timers.
+// It calls the methods below when the application asks for something or the world changes, then
+// drains poll_action() (what to do) and poll_event() (what to tell the application), and arms one
+// timer for next_deadline(), calling handle_timeout() when it fires. Time is always an argument
+// (milliseconds on any monotonic clock); jitter comes from the seed in client_options.
+//
+// States (client_state) and the code on each transition (client_event::code):
+//   disconnected --connect()--> connecting                                (connect_called)
+//   connecting   --`connected` frame--> connected                         (transport_opened)
+//   connecting   --transport fails before its first frame--> connecting on the next transport
+//                  (a `fallback` event), or reconnecting when the list is exhausted (transport_failed)
+//   connected    --transport closed / heartbeat silence / server disconnect--> reconnecting
+//                  (transport_closed / heartbeat_timeout / server_disconnect)
+//   reconnecting --backoff timer--> connecting                            (reconnect_timer)
+//   any          --close(), or server advice "do not reconnect"--> closed (closed_by_client / the server's code)
+//   closed       --connect()--> connecting
+// Each attempt of a transport has a generation number; every handle_transport_* call names the
+// generation it is about, and calls about an abandoned generation are ignored, so late events from
+// a transport already closed cannot disturb the current one.
+//
+// Transports: an ordered list (websocket, sse, polling by default). A transport that cannot open,
+// or opens but closes (or stays silent past handshake_timeout_ms) before the server's `connected`
+// frame, *fails*: the machine reports `fallback` with the reason and tries the next one at once.
+// After the last one fails, it waits a backoff delay and starts again from the first. A transport
+// that reached `connected` and later dies is retried first on reconnect.
+//
+// Backoff: full jitter, delay = uniform(0, min(backoff_max_ms, backoff_min_ms * 2^attempt)); attempt
+// grows with each failed attempt and resets to 0 once a connection has stayed up for stable_after_ms. A server `disconnect` frame with
+// `reconnect: true, after: N` replaces the next delay with N (the server already jittered it);
+// `reconnect: false` (or a close code for which reconnect_advised() is false) ends in `closed`.
+//
+// Heartbeats: while connected, a frame of any kind must arrive within ping_ms (from `connected`) +
+// heartbeat_grace_ms, or within poll_hold_ms + heartbeat_grace_ms on polling; otherwise the machine
+// closes the transport and reconnects (heartbeat_timeout).
+//
+// Subscriptions: a table of channel -> last position. On every `connected` the machine
+// (re)subscribes each channel with `since` = its last position (websocket: subscribe commands;
+// sse/polling: the channel list and a resume token in open_transport). A `subscribed` reply with
+// `recovered: false` to a subscribe that carried `since` raises a `gap` event. Messages at or below
+// the last offset of the same epoch are duplicates and are dropped; a message that skips offsets
+// raises `gap` too. On one-way transports a change to the channel set reopens the transport.
+//
+// Requests (publish, history, presence, drop) get ids; a reply frame with the same id completes
+// them (`reply` event) and an `error` frame or the timeout fails them (`request_failed`). Requests
+// made while not connected wait in a queue (their timeout runs); requests in flight when the
+// transport dies fail with `not_connected` — the application decides whether to retry a publish.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/codes.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/position.hpp"
+
+namespace pushwire::protocol {
+
+enum class transport_kind : std::uint8_t { websocket, sse, polling };
+enum class client_state : std::uint8_t { disconnected, connecting, connected, reconnecting, closed };
+
+std::string_view transport_name(transport_kind t);
+std::string_view state_name(client_state s);
+
+struct client_options {
+  std::vector<transport_kind> transports{transport_kind::websocket, transport_kind::sse, transport_kind::polling};
+  std::string token;                        // connection token (JWT); empty = anonymous
+  std::uint64_t backoff_min_ms = 500;       // first retry within half a second: most drops are brief
+  std::uint64_t backoff_max_ms = 20000;     // cap: a long outage costs one attempt per 20 s at most
+  std::uint64_t stable_after_ms = 10000;    // a connection this old resets the backoff
+  std::uint64_t handshake_timeout_ms = 10000;  // open requested -> `connected` frame
+  std::uint64_t heartbeat_grace_ms = 10000; // on top of the server's ping interval
+  std::uint64_t poll_hold_ms = 25000;       // how long the server holds a long-poll (server default)
+  std::uint64_t request_timeout_ms = 10000;
+  std::uint64_t seed = 1;                   // jitter randomness; give each client its own
+};
+
+enum class client_action_kind : std::uint8_t {
+  open_transport,   // open `transport` (generation `generation`); sse/polling use channels + cursor
+  send,             // websocket: send `text` as one message; sse/polling: POST `text` to the command endpoint
+  poll,             // polling: issue the next long-poll GET with `channels` + `cursor`
+  close_transport,  // close the transport of `generation` (and forget it)
+};
+
+struct client_action {
+  client_action_kind kind;
+  transport_kind transport = transport_kind::websocket;
+  std::uint32_t generation = 0;
+  std::string text;        // send: newline-delimited commands
+  std::string channels;    // open_transport(sse/polling), poll: comma-separated channel list
+  std::string cursor;      // open_transport(sse/polling), poll: resume token for those channels
+  std::string token;       // open_transport(sse/polling): the connection token for the query string
+  bool opening = false;    // poll: first request of this transport (server answers at once)
+};
+
+enum class client_event_kind : std::uint8_t {
+  state_changed,   // from, to, error_code, reason
+  fallback,        // from_transport, to_transport, error_code, reason
+  subscribed,      // channel, pos, recovered
+  message,         // channel, pos, data (raw JSON)
+  gap,             // channel, pos (where the stream continues), reason
+  unsubscribed,    // channel, error_code (ok when asked by the application)
+  join,            // channel, data (member object, raw JSON)
+  leave,           // channel, data
+  reply,           // request_id, reply (the whole reply frame)
+  request_failed,  // request_id, error_code, reason
+  error,           // error_code, reason: a problem that belongs to no request (e.g. a subscribe refused)
+};
+
+struct client_event {
+  client_event_kind kind;
+  client_state from = client_state::disconnected, to = client_state::disconnected;
+  transport_kind from_transport = transport_kind::websocket, to_transport = transport_kind::websocket;
+  code error_code = code::ok;
+  std::string reason;
+  std::string channel;
+  position pos;
+  bool recovered = true;
+  std::string data;
+  std::uint64_t request_id = 0;
+  frame reply;
+};
+
+class client_machine {
+ public:
+  explicit client_machine(client_options options);
+
+  // Application side.
+  void connect(std::uint64_t now);
+  void close(std::uint64_t now);
+  // `since` resumes from a known position (e.g. saved by the application). Returns false (and does
+  // nothing) for an invalid channel name or a channel already in the table.
+  bool subscribe(std::string_view channel, std::optional<position> since, std::uint64_t now);
+  bool unsubscribe(std::string_view channel, std::uint64_t now);
+  std::uint64_t publish(std::string_view channel, std::string_view json_data, std::uint64_t now);
+  std::uint64_t history(std::string_view channel, std::uint64_t limit, std::uint64_t now);
+  std::uint64_t presence(std::string_view channel, std::uint64_t now);
+  std::uint64_t drop(std::uint64_t now);   // demo only: ask the server to drop this connection
+  void set_token(std::string token);
+
+  // World side.
+  void handle_transport_open(std::uint32_t generation, std::uint64_t now);
+  void handle_transport_data(std::uint32_t generation, std::string_view batch, std::uint64_t now);
+  // `close_code`: the WebSocket close code, or code::transport_failed / transport_closed for the rest.
+  void handle_transport_closed(std::uint32_t generation, code close_code, std::string_view reason,
+                               std::uint64_t now);
+  void handle_timeout(std::uint64_t now);
+  void handle_network_check(std::uint64_t now);   // page online / visible again: check at once
+
+  std::optional<client_action> poll_action();
+  std::optional<client_event> poll_event();
+  std::optional<std::uint64_t> next_deadline() const;
+
+  client_state state() const { return state_; }
+  transport_kind transport() const { return options_.transports.empty() ? transport_kind::websocket
+                                                                         : options_.transports[transport_index_]; }
+  std::optional<position> last_position(std::string_view channel) const;
+
+ private:
+  // Implementation-defined; see client_machine.cpp.
+  struct subscription {
+    std::optional<position> pos;   // last delivered (or resumed-from) position
+    bool resume_sent = false;      // the current subscribe carried `since`
+    bool active = false;           // `subscribed` received on the current connection
+  };
+  struct request {
+    command cmd;
+    std::uint64_t deadline = 0;
+    bool sent = false;
+  };
+
+  client_options options_;
+  client_state state_ = client_state::disconnected;
+  std::size_t transport_index_ = 0;
+  std::uint32_t generation_ = 0;
+  bool transport_up_ = false;          // current generation opened
+  bool handshake_done_ = false;        // `connected` received on current generation
+  std::uint64_t connected_at_ = 0;
+  std::uint64_t last_frame_at_ = 0;
+  std::uint64_t ping_ms_ = 0;
+  std::optional<std::uint64_t> deadline_;   // handshake or backoff, depending on state
+  std::uint32_t attempt_ = 0;
+  std::uint64_t rng_;
+  std::optional<std::uint64_t> advised_delay_;
+  std::uint64_t next_id_ = 1;
+  std::map<std::string, subscription, std::less<>> subs_;
+  std::map<std::uint64_t, request> requests_;
+  std::deque<client_action> actions_;
+  std::deque<client_event> events_;
+};
+
+}  // namespace pushwire::protocol

@@ -1,0 +1,43 @@
+// Encode and decode every frame of protocol v1. Decoding never throws and never trusts its input:
+// malformed JSON, a missing or wrong-typed field, an over-long frame or invalid UTF-8 returns false
+// with a code and a reason. Encoding appends one frame and a trailing "\n", so encoded frames can be
+// concatenated into a newline-delimited batch (DECISIONS.md §2) without extra separator buffers.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "protocol/frame.hpp"
+
+namespace pushwire::protocol {
+
+struct decode_error {
+  code error_code = code::bad_frame;
+  std::string reason;
+};
+
+struct codec_limits {
+  std::size_t max_frame_bytes = 1 << 20;   // one frame's text; the server sets it from max message size
+};
+
+bool decode_command(std::string_view text, command& out, decode_error& err, const codec_limits& = {});
+bool decode_frame(std::string_view text, frame& out, decode_error& err, const codec_limits& = {});
+
+void encode_command(const command& c, std::string& out);
+void encode_frame(const frame& f, std::string& out);
+inline std::string encode(const command& c) { std::string s; encode_command(c, s); return s; }
+inline std::string encode(const frame& f) { std::string s; encode_frame(f, s); return s; }
+
+// Calls `each` for every non-blank line of a newline-delimited batch.
+template <class F>
+void split_batch(std::string_view batch, F&& each) {
+  while (!batch.empty()) {
+    std::size_t nl = batch.find('\n');
+    std::string_view line = batch.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) each(line);
+    if (nl == std::string_view::npos) break;
+    batch.remove_prefix(nl + 1);
+  }
+}
+
+}  // namespace pushwire::protocol
