@@ -156,22 +156,51 @@ class scanner {
     return true;
   }
 
+  // RFC 8259 number. Beyond the grammar, it refuses exactly the exponents Boost.JSON (the oracle)
+  // refuses: the exponent must fit an int, and so must exponent + "bias", where bias counts the
+  // integer digits past a 64-bit mantissa minus the fraction digits folded into it (below 2^53).
   bool number() {
     auto digit = [&] { return i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9'; };
+    constexpr std::int64_t int_max = 2147483647, int_min = -int_max - 1;
+    std::uint64_t mant = 0;
+    std::int64_t bias = 0;
+    bool mant_full = false;
     if (i_ < s_.size() && s_[i_] == '-') ++i_;
     if (!digit()) return fail("bad number");
-    if (s_[i_] == '0') ++i_;
-    else while (digit()) ++i_;
+    if (s_[i_] == '0') {
+      ++i_;
+    } else {
+      for (; digit(); ++i_) {
+        unsigned d = static_cast<unsigned>(s_[i_] - '0');
+        if (!mant_full && (mant > 1844674407370955161u || (mant == 1844674407370955161u && d > 5))) mant_full = true;
+        if (mant_full) ++bias;
+        else mant = mant * 10 + d;
+      }
+    }
     if (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
       if (!digit()) return fail("bad number");
-      while (digit()) ++i_;
+      bool frac_full = false;
+      for (; digit(); ++i_) {
+        if (!frac_full && mant <= 9007199254740991u) {
+          --bias;
+          mant = mant * 10 + static_cast<unsigned>(s_[i_] - '0');
+        } else {
+          frac_full = true;
+        }
+      }
     }
     if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
       ++i_;
-      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      bool negative = false;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) negative = s_[i_++] == '-';
       if (!digit()) return fail("bad number");
-      while (digit()) ++i_;
+      std::int64_t exponent = 0;
+      for (; digit(); ++i_) {
+        exponent = exponent * 10 + (s_[i_] - '0');
+        if (exponent > int_max) return fail("exponent overflow");
+      }
+      if (negative ? bias < int_min + exponent : bias > int_max - exponent) return fail("exponent overflow");
     }
     return true;
   }
