@@ -57,6 +57,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/backoff.hpp"
 #include "protocol/codes.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/position.hpp"
@@ -162,34 +163,76 @@ class client_machine {
   transport_kind transport() const { return options_.transports.empty() ? transport_kind::websocket
                                                                          : options_.transports[transport_index_]; }
   std::optional<position> last_position(std::string_view channel) const;
+  // Messages dropped because their offset was at or below the channel's last one (resume overlap,
+  // a replay racing a live message). Added for tests and diagnostics.
+  std::uint64_t duplicates_dropped() const { return duplicates_; }
 
  private:
   // Implementation-defined; see client_machine.cpp.
+  // The current generation's transport: none (disconnected, reconnecting, closed), handshake (asked
+  // to open, no `connected` frame yet) or up. Mostly mirrors state_, except that a one-way reopen
+  // (channel set changed) is `connected` with a transport in handshake.
+  enum class link_stage : std::uint8_t { none, handshake, up };
   struct subscription {
     std::optional<position> pos;   // last delivered (or resumed-from) position
+    std::uint64_t subscribe_id = 0;  // websocket: id of the subscribe command now in force
     bool resume_sent = false;      // the current subscribe carried `since`
     bool active = false;           // `subscribed` received on the current connection
   };
   struct request {
     command cmd;
     std::uint64_t deadline = 0;
-    bool sent = false;
+    std::optional<std::uint32_t> sent_on;   // generation it went out on; nullopt = still queued
   };
+
+  void set_state(client_state to, code why, std::string_view reason);
+  void emit(client_event e) { events_.push_back(std::move(e)); }
+  bool current(std::uint32_t generation) const { return generation == generation_ && link_ != link_stage::none; }
+  bool one_way() const { return transport() != transport_kind::websocket; }
+
+  // Transport lifecycle.
+  void start_attempt(std::uint64_t now);
+  void abandon_transport();
+  void transport_failed(code why, std::string_view reason, std::uint64_t now);
+  void connection_lost(code why, std::string_view reason, std::uint64_t now);
+  void schedule_reconnect(code why, std::string_view reason, std::uint64_t now);
+  void end_closed(code why, std::string_view reason);
+  void reopen_one_way(std::uint64_t now);
+  client_action one_way_action(client_action_kind kind);
+  void send_commands(std::string text);
+
+  // Incoming frames.
+  void on_frame(const frame& f, std::uint64_t now);
+  void on_connected(const frame& f, std::uint64_t now);
+  void on_subscribed(const frame& f);
+  void on_unsubscribed(const frame& f);
+  void on_message(const frame& f);
+  void on_reply(const frame& f);
+  void on_error(const frame& f, std::uint64_t now);
+  void on_disconnect(const frame& f, std::uint64_t now);
+  void stale_replies(std::uint32_t generation, std::string_view batch);
+
+  // Requests.
+  std::uint64_t add_request(command cmd, std::uint64_t now);
+  void settle_in_flight(code why, std::string_view reason, bool include_queued);
+  void expire_requests(std::uint64_t now);
+  std::optional<std::uint64_t> heartbeat_deadline() const;
 
   client_options options_;
   client_state state_ = client_state::disconnected;
+  link_stage link_ = link_stage::none;
   std::size_t transport_index_ = 0;
   std::uint32_t generation_ = 0;
-  bool transport_up_ = false;          // current generation opened
-  bool handshake_done_ = false;        // `connected` received on current generation
+  std::uint64_t connect_id_ = 0;       // websocket: id of this generation's connect command (0 = not sent)
   std::uint64_t connected_at_ = 0;
   std::uint64_t last_frame_at_ = 0;
   std::uint64_t ping_ms_ = 0;
   std::optional<std::uint64_t> deadline_;   // handshake or backoff, depending on state
   std::uint32_t attempt_ = 0;
-  std::uint64_t rng_;
+  prng rng_;
   std::optional<std::uint64_t> advised_delay_;
   std::uint64_t next_id_ = 1;
+  std::uint64_t duplicates_ = 0;
   std::map<std::string, subscription, std::less<>> subs_;
   std::map<std::uint64_t, request> requests_;
   std::deque<client_action> actions_;

@@ -136,9 +136,14 @@ class writer {
   void uint(std::string_view k, std::uint64_t v) { key(k); append_uint(out_, v); }
   void uint_if(std::string_view k, std::uint64_t v) { if (v) uint(k, v); }
   void boolean(std::string_view k, bool v) { key(k); out_ += v ? "true" : "false"; }
+  // Raw JSON may hold CR/LF only as whitespace (never inside a string), and a raw newline would
+  // split a newline-delimited batch, so both become spaces.
   void raw(std::string_view k, std::string_view v, std::string_view empty_value) {
     key(k);
+    std::size_t start = out_.size();
     out_ += v.empty() ? empty_value : v;
+    for (std::size_t i = start; i < out_.size(); ++i)
+      if (out_[i] == '\n' || out_[i] == '\r') out_[i] = ' ';
   }
   void flat_position(const position& p) { str("epoch", p.epoch); uint("offset", p.offset); }
   void nested_position(std::string_view k, const position& p) {

@@ -45,3 +45,7 @@ for f in pushwire_core.mjs pushwire_core.wasm; do
   [ -f "build-wasm/$f" ] || continue
   cmp -s "build-wasm/$f" "client-wasm/dist/$f" 2>/dev/null || cp "build-wasm/$f" "client-wasm/dist/$f"
 done
+# The JS driver bundles (ESM, <script> global, Node entry) around the wasm core.
+if [ -f package.json ] && [ -f client-wasm/build.mjs ]; then
+  npm run --silent build
+fi

@@ -245,3 +245,16 @@ TEST(FrameCodec, SplitsBatches) {
   });
   EXPECT_EQ(frames, 2);
 }
+
+TEST(FrameCodec, RawPayloadsStayOnOneLine) {
+  std::string text = encode(frame{.kind = frame_kind::message, .channel = "a", .pos = {"e", 1},
+                                  .data = "{\r\n  \"a\": [1,\n 2]\n}"});
+  EXPECT_EQ(text.find('\n'), text.size() - 1);
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  frame f;
+  decode_error err;
+  ASSERT_TRUE(decode_frame(text, f, err)) << err.reason;
+  EXPECT_EQ(f.data, "{    \"a\": [1,  2] }");
+  std::string cmd = encode(command{.kind = command_kind::publish, .channel = "a", .data = "[1,\n2]"});
+  EXPECT_EQ(cmd.find('\n'), cmd.size() - 1);
+}
