@@ -15,6 +15,9 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan -j"$jobs" --output-on-failure --timeout 300
 
+echo "== differential fuzz run: envelope scanner vs Boost.JSON (libFuzzer, fixed seed)"
+bash scripts/fuzz.sh
+
 echo "== wasm core tests (CTest under Node)"
 ctest --test-dir build-wasm -j"$jobs" --output-on-failure --timeout 120
 
