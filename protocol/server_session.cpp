@@ -1,0 +1,317 @@
+#include "protocol/server_session.hpp"
+
+#include "protocol/channel_name.hpp"
+#include "protocol/frame_codec.hpp"
+
+namespace pushwire::protocol {
+
+std::string_view session_state_name(session_state s) {
+  switch (s) {
+    case session_state::awaiting_connect: return "awaiting_connect";
+    case session_state::open: return "open";
+    case session_state::closing: return "closing";
+    case session_state::closed: return "closed";
+  }
+  return "?";
+}
+
+const namespace_policy* session_policy::find(std::string_view ns) const {
+  for (auto& n : namespaces)
+    if (n.name == ns) return &n;
+  return nullptr;
+}
+
+bool channel_granted(const std::vector<std::string>& grants, std::string_view channel) {
+  for (auto& g : grants) {
+    if (!g.empty() && g.back() == '*') {
+      if (channel.starts_with(std::string_view(g).substr(0, g.size() - 1))) return true;
+    } else if (g == channel) {
+      return true;
+    }
+  }
+  return false;
+}
+
+server_session::server_session(session_policy policy, token_verifier verifier, session_info info,
+                               std::uint64_t now)
+    : policy_(std::move(policy)), verifier_(std::move(verifier)), info_(std::move(info)),
+      handshake_deadline_(now + policy_.handshake_timeout_ms) {
+  if (!policy_.find("")) policy_.namespaces.push_back(namespace_policy{});
+}
+
+void server_session::handle_text(std::string_view batch, std::uint64_t now) {
+  if (state_ == session_state::closing || state_ == session_state::closed) return;
+  // Envelope allowance: a publish frame carries its payload plus channel, id and keys.
+  codec_limits limits{policy_.max_message_bytes + 512 + max_channel_length};
+  std::size_t count = 0;
+  bool stop = false;
+  split_batch(batch, [&](std::string_view line) {
+    if (stop || state_ == session_state::closing) return;
+    if (++count > policy_.max_batch) {
+      fail_and_close(0, code::bad_frame, "too many commands in one batch");
+      stop = true;
+      return;
+    }
+    command c;
+    decode_error err;
+    if (!decode_command(line, c, err, limits)) {
+      if (err.error_code == code::unknown_command) {
+        send_error(0, err.error_code, err.reason);   // forward compatibility: keep the connection
+      } else if (err.error_code == code::message_too_large) {
+        fail_and_close(0, code::message_too_big, err.reason);
+        stop = true;
+      } else {
+        fail_and_close(0, err.error_code, err.reason);
+        stop = true;
+      }
+      return;
+    }
+    command_in(c, now);
+  });
+}
+
+void server_session::handle_command(const command& cmd, std::uint64_t now) {
+  if (state_ == session_state::closing || state_ == session_state::closed) return;
+  command_in(cmd, now);
+}
+
+void server_session::command_in(const command& c, std::uint64_t now) {
+  if (state_ == session_state::awaiting_connect) {
+    if (c.kind != command_kind::connect) {
+      fail_and_close(c.id, code::not_connected, "the first command must be connect");
+      return;
+    }
+    do_connect(c, now);
+    return;
+  }
+  switch (c.kind) {
+    case command_kind::connect:
+      send_error(c.id, code::bad_frame, "already connected");
+      return;
+    case command_kind::subscribe: {
+      if (!check_channel(c)) return;
+      if (subs_.contains(c.channel)) {
+        send_error(c.id, code::already_subscribed, "already subscribed to \"" + c.channel + "\"");
+        return;
+      }
+      if (subs_.size() >= policy_.max_subscriptions) {
+        send_error(c.id, code::too_many_subscriptions,
+                   "at most " + std::to_string(policy_.max_subscriptions) + " subscriptions per connection");
+        return;
+      }
+      auto* ns = policy_.find(channel_namespace(c.channel));
+      session_action a{.kind = session_action_kind::subscribe};
+      a.since = c.since;
+      a.join_presence = ns->presence && (!user_.empty() || ns->anonymous_presence);
+      subs_.insert(c.channel);
+      request(std::move(a), c);
+      return;
+    }
+    case command_kind::unsubscribe: {
+      auto it = subs_.find(c.channel);
+      if (it == subs_.end()) {
+        send_error(c.id, code::not_subscribed, "not subscribed to \"" + c.channel + "\"");
+        return;
+      }
+      subs_.erase(it);
+      request(session_action{.kind = session_action_kind::unsubscribe}, c);
+      return;
+    }
+    case command_kind::publish: {
+      if (!check_channel(c)) return;
+      auto* ns = policy_.find(channel_namespace(c.channel));
+      if (!ns->client_publish) {
+        send_error(c.id, code::permission_denied,
+                   "publishing is not allowed in namespace \"" + ns->name + "\"");
+        return;
+      }
+      if (c.data.size() > policy_.max_message_bytes) {
+        send_error(c.id, code::message_too_large,
+                   "message is larger than " + std::to_string(policy_.max_message_bytes) + " bytes");
+        return;
+      }
+      session_action a{.kind = session_action_kind::publish};
+      a.data = c.data;
+      request(std::move(a), c);
+      return;
+    }
+    case command_kind::history: {
+      if (!check_channel(c)) return;
+      session_action a{.kind = session_action_kind::history};
+      a.since = c.since;
+      a.limit = c.limit;
+      request(std::move(a), c);
+      return;
+    }
+    case command_kind::presence: {
+      if (!check_channel(c)) return;
+      auto* ns = policy_.find(channel_namespace(c.channel));
+      if (!ns->presence) {
+        send_error(c.id, code::permission_denied, "presence is not enabled in namespace \"" + ns->name + "\"");
+        return;
+      }
+      request(session_action{.kind = session_action_kind::presence}, c);
+      return;
+    }
+    case command_kind::drop:
+      if (!policy_.allow_drop) {
+        send_error(c.id, code::permission_denied, "drop is only available in demo mode");
+        return;
+      }
+      disconnect(code::disconnected_by_server, "dropped on request", true, 0);
+      return;
+  }
+}
+
+void server_session::do_connect(const command& c, std::uint64_t now) {
+  if (c.token.empty()) {
+    if (!policy_.allow_anonymous) {
+      fail_and_close(c.id, code::unauthorized, "a token is required");
+      return;
+    }
+  } else {
+    if (c.token.size() > policy_.max_token_bytes) {
+      fail_and_close(c.id, code::unauthorized, "token is too long");
+      return;
+    }
+    verified_token v = verifier_ ? verifier_(c.token, now)
+                                 : verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
+    if (v.error != code::ok) {
+      fail_and_close(c.id, v.error, v.reason.empty() ? std::string(code_name(v.error)) : v.reason);
+      return;
+    }
+    user_ = std::move(v.user);
+    grants_ = std::move(v.channels);
+    restricted_ = v.restricts_channels;
+  }
+  state_ = session_state::open;
+  frame f{.kind = frame_kind::connected, .id = c.id};
+  f.client = info_.client;
+  f.user = user_;
+  f.ping_ms = policy_.ping_ms;
+  send_frame(f);
+}
+
+bool server_session::check_channel(const command& c) {
+  if (!valid_channel(c.channel)) {
+    send_error(c.id, code::bad_channel, "invalid channel name \"" + c.channel + "\"");
+    return false;
+  }
+  auto ns_name = channel_namespace(c.channel);
+  auto* ns = policy_.find(ns_name);
+  if (!ns) {
+    send_error(c.id, code::bad_channel, "unknown namespace \"" + std::string(ns_name) + "\"");
+    return false;
+  }
+  bool needs_grant = restricted_ || ns->private_channels || is_private_channel(c.channel);
+  if (needs_grant && !channel_granted(grants_, c.channel)) {
+    send_error(c.id, code::permission_denied, "channel \"" + c.channel + "\" needs a token that grants it");
+    return false;
+  }
+  return true;
+}
+
+void server_session::request(session_action a, const command& c) {
+  a.request = next_request_++;
+  a.channel = c.channel;
+  pending_[a.request] = pending{c.kind, c.id, c.channel, c.since.has_value()};
+  actions_.push_back(std::move(a));
+}
+
+void server_session::handle_result(const engine_reply& r, std::uint64_t) {
+  auto it = pending_.find(r.request);
+  if (it == pending_.end()) return;
+  pending p = std::move(it->second);
+  pending_.erase(it);
+  if (state_ != session_state::open) return;
+  if (r.error != code::ok) {
+    if (p.kind == command_kind::subscribe) subs_.erase(p.channel);
+    send_error(p.id, r.error, r.reason);
+    return;
+  }
+  frame f{.id = p.id};
+  f.channel = p.channel;
+  switch (p.kind) {
+    case command_kind::subscribe:
+      f.kind = frame_kind::subscribed;
+      f.pos = r.pos;
+      if (p.had_since) f.recovered = r.recovered.value_or(false);
+      break;
+    case command_kind::unsubscribe:
+      f.kind = frame_kind::unsubscribed;
+      break;
+    case command_kind::publish:
+      f.kind = frame_kind::published;
+      f.pos = r.pos;
+      break;
+    case command_kind::history:
+      f.kind = frame_kind::history;
+      f.pos = r.pos;
+      f.data = r.data;
+      break;
+    case command_kind::presence:
+      f.kind = frame_kind::presence;
+      f.data = r.data;
+      break;
+    default:
+      return;
+  }
+  // Replies without an id are still sent for subscribe/unsubscribe (the client tracks channels);
+  // a publish without an id asked for no reply.
+  if (p.kind == command_kind::publish && p.id == 0) return;
+  send_frame(f);
+}
+
+void server_session::handle_timeout(std::uint64_t now) {
+  if (state_ == session_state::awaiting_connect && now >= handshake_deadline_)
+    fail_and_close(0, code::timeout, "no connect command within the handshake timeout");
+}
+
+void server_session::disconnect(code c, std::string_view reason, bool reconnect, std::uint64_t after_ms) {
+  if (state_ == session_state::closing || state_ == session_state::closed) return;
+  frame f{.kind = frame_kind::disconnect};
+  f.error_code = c;
+  f.reason = std::string(reason);
+  f.reconnect = reconnect;
+  f.after_ms = after_ms;
+  send_frame(f);
+  state_ = session_state::closing;
+  actions_.push_back(session_action{.kind = session_action_kind::close, .close_code = c,
+                                    .reason = std::string(reason)});
+}
+
+void server_session::shell_closed() { state_ = session_state::closed; }
+
+std::optional<session_action> server_session::poll_action() {
+  if (actions_.empty()) return std::nullopt;
+  session_action a = std::move(actions_.front());
+  actions_.pop_front();
+  return a;
+}
+
+std::optional<std::uint64_t> server_session::next_deadline() const {
+  if (state_ == session_state::awaiting_connect) return handshake_deadline_;
+  return std::nullopt;
+}
+
+void server_session::send_frame(const frame& f) {
+  session_action a{.kind = session_action_kind::send};
+  encode_frame(f, a.text);
+  actions_.push_back(std::move(a));
+}
+
+void server_session::send_error(std::uint64_t id, code c, std::string_view reason) {
+  frame f{.kind = frame_kind::error, .id = id};
+  f.error_code = c;
+  f.reason = std::string(reason);
+  send_frame(f);
+}
+
+void server_session::fail_and_close(std::uint64_t id, code c, std::string_view reason) {
+  send_error(id, c, reason);
+  state_ = session_state::closing;
+  actions_.push_back(session_action{.kind = session_action_kind::close, .close_code = c,
+                                    .reason = std::string(reason)});
+}
+
+}  // namespace pushwire::protocol

@@ -1,0 +1,165 @@
+// The server side of one Pushwire connection, with no I/O of its own: every transport (WebSocket,
+// SSE, long-poll, the command POST) is a thin shell around it.
+//
+// Theory of operation
+// -------------------
+// The shell feeds what happened in: handle_text(batch, now) for a WebSocket message or a POST body,
+// handle_command(cmd, now) for commands a one-way shell builds from its URL (connect + subscribes),
+// handle_result(reply, now) for the answer to an engine request, handle_timeout(now) when
+// next_deadline() passed. After every input it drains poll_action():
+//   send       `text` is one or more encoded frames ("\n"-terminated): queue them for the client;
+//   subscribe / unsubscribe / publish / history / presence
+//              an engine request with validated parameters; the shell executes it and answers with
+//              handle_result() carrying the same `request` number (synchronously or later);
+//   close      close the connection with `close_code` (a `disconnect` or `error` frame was already
+//              emitted as a send when the code warrants one).
+// Time is an argument (ms on any monotonic clock); the session never reads a clock.
+//
+// States:
+//   awaiting_connect --connect ok--> open
+//   awaiting_connect --connect refused / other command first / handshake timeout--> closing
+//   open             --fatal input (malformed frame), disconnect(), drop--> closing
+//   closing          --shell_closed()--> closed
+// In `closing` every input is ignored except shell_closed(); the shell finishes writing and closes.
+//
+// Validation lives here so that all transports refuse the same things with the same codes:
+// channel names (channel_name.hpp), configured namespaces (4002), client publish / presence
+// permission and private channels without a grant (4003), subscription limit (4006), already /
+// not subscribed (4013 / 4012), payload size (4007), commands before connect (4017). Token
+// verification (HMAC) is the shell's: it passes a verifier that returns claims or an error code.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/codes.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/position.hpp"
+
+namespace pushwire::protocol {
+
+enum class session_state : std::uint8_t { awaiting_connect, open, closing, closed };
+std::string_view session_state_name(session_state s);
+
+struct namespace_policy {
+  std::string name;                 // "" = the default namespace
+  bool client_publish = false;      // clients may publish (else only the API)
+  bool presence = false;            // presence (join/leave, member list) is kept
+  bool anonymous_presence = false;  // anonymous connections appear in presence under their client id
+  bool private_channels = false;    // every channel of the namespace needs a grant
+};
+
+struct session_policy {
+  std::vector<namespace_policy> namespaces;   // the default namespace is added if missing
+  bool allow_anonymous = true;                // connections without a token
+  bool allow_drop = false;                    // the `drop` command (--demo only)
+  std::size_t max_subscriptions = 128;        // per connection: bounds per-connection state
+  std::size_t max_message_bytes = 65536;      // one published payload; N passes, N+1 refused
+  std::uint64_t ping_ms = 25000;              // advertised in `connected`
+  std::uint64_t handshake_timeout_ms = 10000; // open -> `connect` command
+  std::size_t max_batch = 100;                // commands per batch: bounds work per input
+  std::size_t max_token_bytes = 4096;         // a JWT larger than this is refused unread
+  const namespace_policy* find(std::string_view ns) const;
+};
+
+struct verified_token {
+  code error = code::ok;
+  std::string reason;
+  std::string user;                     // "" = anonymous
+  std::vector<std::string> channels;    // grants: names or "prefix*" patterns
+  bool restricts_channels = false;      // the token lists its channels: only those are allowed
+};
+// Verifies a connection token; called with an empty token for anonymous connections too (the
+// session handles the anonymous case itself and calls it only for non-empty tokens).
+using token_verifier = std::function<verified_token(std::string_view token, std::uint64_t now)>;
+
+// Whether `grants` (names or "prefix*" patterns) cover `channel`.
+bool channel_granted(const std::vector<std::string>& grants, std::string_view channel);
+
+enum class session_action_kind : std::uint8_t { send, subscribe, unsubscribe, publish, history, presence, close };
+
+struct session_action {
+  session_action_kind kind = session_action_kind::send;
+  std::string text;                     // send
+  std::uint64_t request = 0;            // engine requests: echo in handle_result
+  std::string channel;
+  std::optional<position> since;        // subscribe, history
+  std::string data;                     // publish: raw JSON payload
+  std::uint64_t limit = 0;              // history
+  bool join_presence = false;           // subscribe: add this connection to the channel's presence
+  code close_code = code::ok;           // close
+  std::string reason;                   // close
+};
+
+struct engine_reply {
+  std::uint64_t request = 0;
+  code error = code::ok;
+  std::string reason;
+  position pos;                         // subscribe/publish/history: channel position
+  std::optional<bool> recovered;        // subscribe with since
+  std::string data;                     // history: publications array; presence: members array
+};
+
+struct session_info {
+  std::string client;                   // connection id, e.g. "c12"
+  bool websocket = true;                // connect must come first; one-way shells connect for the client
+};
+
+class server_session {
+ public:
+  server_session(session_policy policy, token_verifier verifier, session_info info, std::uint64_t now);
+
+  void handle_text(std::string_view batch, std::uint64_t now);
+  void handle_command(const command& cmd, std::uint64_t now);
+  void handle_result(const engine_reply& reply, std::uint64_t now);
+  void handle_timeout(std::uint64_t now);
+  // The server ends the connection (API disconnect, shutdown, slow consumer, drop).
+  void disconnect(code c, std::string_view reason, bool reconnect, std::uint64_t after_ms);
+  void shell_closed();
+
+  std::optional<session_action> poll_action();
+  std::optional<std::uint64_t> next_deadline() const;
+
+  session_state state() const { return state_; }
+  const std::string& client() const { return info_.client; }
+  const std::string& user() const { return user_; }
+  const std::set<std::string, std::less<>>& subscriptions() const { return subs_; }
+  bool subscribed(std::string_view channel) const { return subs_.find(channel) != subs_.end(); }
+
+ private:
+  struct pending {
+    command_kind kind;
+    std::uint64_t id;
+    std::string channel;
+    bool had_since;
+  };
+  void command_in(const command& c, std::uint64_t now);
+  void do_connect(const command& c, std::uint64_t now);
+  void send_frame(const frame& f);
+  void send_error(std::uint64_t id, code c, std::string_view reason);
+  void fail_and_close(std::uint64_t id, code c, std::string_view reason);
+  void request(session_action a, const command& c);
+  // Validates a channel for `kind`; on failure sends the error and returns false.
+  bool check_channel(const command& c);
+
+  session_policy policy_;
+  token_verifier verifier_;
+  session_info info_;
+  session_state state_ = session_state::awaiting_connect;
+  std::uint64_t handshake_deadline_;
+  std::string user_;
+  std::vector<std::string> grants_;
+  bool restricted_ = false;
+  std::set<std::string, std::less<>> subs_;     // subscribed or subscribe pending
+  std::map<std::uint64_t, pending> pending_;
+  std::uint64_t next_request_ = 1;
+  std::deque<session_action> actions_;
+};
+
+}  // namespace pushwire::protocol

@@ -1,0 +1,52 @@
+// pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "server/log.hpp"
+#include "server/server.hpp"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  using namespace pushwire::server;
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos && kv.starts_with("PUSHWIRE_"))
+      env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  auto r = parse_config(argc, argv, env);
+  if (r.help) {
+    std::cout << help_text();
+    return 0;
+  }
+  if (!r.ok) {
+    log::error("bad configuration", {{"error", r.error}});
+    std::cerr << help_text();
+    return 2;
+  }
+  // Block the signals in every thread; this one waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  server srv(std::move(r.cfg));
+  std::string error;
+  if (!srv.start(error)) {
+    log::error("cannot start", {{"error", error}});
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  srv.shutdown();
+  srv.wait();
+  log::info("stopped");
+  return 0;
+}

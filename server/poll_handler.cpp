@@ -1,0 +1,187 @@
+// Long-polling transport (docs/protocol.md "Long-polling"): one stateless request. The shell feeds
+// connect + a subscribe per channel (with the cursor's positions) into a protocol session that
+// collects frames. `open=1` (or no cursor) answers at once; a cursor that is behind answers at once
+// with the missed messages (or `recovered:false`); otherwise the request parks until the first
+// message(s) arrive or the hold time passes (then a `ping`). Presence of a polling client is a
+// lease renewed by every poll.
+#include "protocol/frame_codec.hpp"
+#include "server/net.hpp"
+#include "server/shell.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+
+namespace {
+
+class poll_request final : public conn_base, public std::enable_shared_from_this<poll_request> {
+ public:
+  poll_request(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+               std::shared_ptr<void> life, stream_params p, bool open, std::uint64_t now)
+      : s_(s), w_(w), shell_(s, w.hub, w.index, s.new_client_id(), now, s.policy), stream_(std::move(stream)),
+        buffer_(std::move(buffer)), req_(std::move(req)), life_(std::move(life)), p_(std::move(p)), open_(open),
+        positions_(p_.since), hold_(w.ioc) {}
+
+  ~poll_request() override {
+    if (parked_) s_.met.parked_polls.fetch_sub(1, std::memory_order_relaxed);
+    if (registered_) w_.conns.erase(this);
+  }
+
+  void run() {
+    auto now = steady_ms();
+    shell_.lease() = now + s_.cfg.effective_lease_ms();
+    protocol::command c{.kind = protocol::command_kind::connect};
+    c.token = p_.token;
+    shell_.session().handle_command(c, now);
+    shell_.drain(now);
+    if (shell_.session().state() != protocol::session_state::open) {
+      return respond(shell_.closed ? http_status(*shell_.closed) : 401);
+    }
+    // A user's polls share one presence member across requests; anonymous polls lease per request.
+    if (!shell_.session().user().empty()) shell_.presence_client() = "poll-" + shell_.session().user();
+    for (std::size_t i = 0; i < p_.channels.size(); ++i) {
+      protocol::command sub{.kind = protocol::command_kind::subscribe};
+      sub.channel = p_.channels[i];
+      sub.since = p_.since[i];
+      shell_.session().handle_command(sub, now);
+      shell_.drain(now);
+    }
+    if (open_ || has_news()) return respond(200);
+    if (s_.met.parked_polls.load() >= s_.cfg.max_parked_polls) {
+      shell_.frames.clear();
+      protocol::frame f{.kind = protocol::frame_kind::error};
+      f.error_code = code::too_many_requests_in_flight;
+      f.reason = "too many parked polls";
+      shell_.frames.push_back(make_control(protocol::encode(f)));
+      return respond(http_status(code::too_many_requests_in_flight));
+    }
+    parked_ = true;
+    s_.met.parked_polls.fetch_add(1, std::memory_order_relaxed);
+    w_.conns.insert(this);
+    registered_ = true;
+    shell_.on_frame = [this] {
+      if (post_pending_ || answered_) return;
+      post_pending_ = true;
+      // Answer after this turn of the loop, so frames fanned out together go out together.
+      net::post(w_.ioc, [self = shared_from_this()] { self->respond(200); });
+    };
+    hold_.expires_after(std::chrono::milliseconds(s_.cfg.poll_hold_ms));
+    hold_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->respond(200);
+    });
+  }
+
+  void tick(std::uint64_t) override {}
+  void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
+    shell_.session().disconnect(t.code, t.reason, t.reconnect, after_ms);
+    shell_.drain(steady_ms());
+  }
+  const std::string& client_id() const override { return shell_.session().client(); }
+  const std::string& user_id() const override { return shell_.session().user(); }
+
+ private:
+  // Whether the frames so far are worth answering without waiting: anything except the `connected`
+  // frame and `subscribed` frames that only confirm an up-to-date cursor.
+  bool has_news() {
+    for (auto& m : shell_.frames) {
+      if (m->frame.starts_with("{\"type\":\"connected\"")) continue;
+      if (m->frame.starts_with("{\"type\":\"subscribed\"") && m->frame.find("\"recovered\":true") != std::string::npos)
+        continue;
+      return true;
+    }
+    return false;
+  }
+
+  std::size_t channel_index(std::string_view ch) const {
+    for (std::size_t i = 0; i < p_.channels.size(); ++i)
+      if (p_.channels[i] == ch) return i;
+    return p_.channels.size();
+  }
+
+  void respond(unsigned status) {
+    if (answered_) return;
+    answered_ = true;
+    beast::error_code ec;
+    hold_.cancel();
+    if (parked_) {
+      parked_ = false;
+      s_.met.parked_polls.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (registered_) {
+      w_.conns.erase(this);
+      registered_ = false;
+    }
+    shell_.on_frame = nullptr;
+    shell_.release(true);   // leased presence stays until the lease ends or the next poll renews it
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), req_.version());
+    res->set(http::field::server, "pushwire");
+    res->set(http::field::content_type, "application/x-ndjson");
+    res->set(http::field::cache_control, "no-cache");
+    add_cors(s_, req_, res->base());
+    std::string& body = res->body();
+    for (auto& m : shell_.frames) {
+      bool drop = !open_ && (m->frame.starts_with("{\"type\":\"connected\"") ||
+                             (m->frame.starts_with("{\"type\":\"subscribed\"") &&
+                              m->frame.find("\"recovered\":true") != std::string::npos));
+      if (!m->pos.epoch.empty()) {
+        auto i = channel_index(m->channel);
+        if (i < positions_.size()) {
+          auto& cur = positions_[i];
+          if (!cur || cur->epoch != m->pos.epoch || m->pos.offset > cur->offset ||
+              m->kind != message_kind::publication)
+            cur = m->pos;
+        }
+      }
+      if (!drop) body += m->frame;
+    }
+    if (body.empty()) body = "{\"type\":\"ping\"}\n";
+    if (status == 200) res->set("Pushwire-Cursor", protocol::encode_resume_token(positions_));
+    res->keep_alive(req_.keep_alive() && status == 200 && !shell_.closed);
+    res->prepare_payload();
+    stream_.expires_after(std::chrono::milliseconds(s_.cfg.request_timeout_ms));
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec2, std::size_t n) {
+      self->s_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      if (ec2 || !res->keep_alive()) {
+        beast::error_code e;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, e);
+        self->stream_.close();
+        return;
+      }
+      continue_http(self->s_, self->w_, std::move(self->stream_), std::move(self->buffer_), std::move(self->life_));
+    });
+  }
+
+  shared_state& s_;
+  worker& w_;
+  collect_shell shell_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  request req_;
+  std::shared_ptr<void> life_;
+  stream_params p_;
+  bool open_;
+  std::vector<std::optional<protocol::position>> positions_;
+  net::steady_timer hold_;
+  bool parked_ = false, registered_ = false, answered_ = false, post_pending_ = false;
+};
+
+}  // namespace
+
+void run_poll(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+              std::shared_ptr<void> life) {
+  std::string_view target = req.target();
+  auto qpos = target.find('?');
+  auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
+  std::string token = q["token"];
+  if (auto a = req[http::field::authorization]; token.empty() && a.starts_with("Bearer ")) token = std::string(a.substr(7));
+  bool open = q["open"] == "1" || q["cursor"].empty();
+  stream_params p;
+  code c;
+  std::string reason;
+  if (!parse_stream_params(s, q["channels"], q["cursor"], token, p, c, reason))
+    return write_error_and_close(s, std::move(stream), req, c, reason);
+  std::make_shared<poll_request>(s, w, std::move(stream), std::move(buffer), std::move(req), std::move(life),
+                                 std::move(p), open, steady_ms())->run();
+}
+
+}  // namespace pushwire::server

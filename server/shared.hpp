@@ -1,0 +1,112 @@
+// State every transport shares, without any networking header: config, engine, metrics, the
+// session policy and token verifier, and the connection registry used by /api/disconnect.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/server_session.hpp"
+#include "server/config.hpp"
+#include "server/engine.hpp"
+#include "server/metrics.hpp"
+
+namespace pushwire::server {
+
+enum class transport : std::uint8_t { websocket, sse, polling, command };
+
+inline std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+inline std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// Which connections an API disconnect (or shutdown) addresses.
+struct disconnect_target {
+  std::string client;   // one connection
+  std::string user;     // every connection of a user
+  bool all = false;
+  protocol::code code = protocol::code::disconnected_by_server;
+  std::string reason = "disconnected by server";
+  bool reconnect = true;
+  std::uint64_t after_ms = 0;
+  std::uint64_t jitter_ms = 0;
+};
+
+// HTTP request as the synchronous handlers (API, /cmd, /demo) see it.
+struct http_in {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> query;   // percent-decoded
+  std::string body;
+  std::string authorization;                  // the value after "Bearer "
+  std::string origin;
+  std::string remote;                         // client address
+  std::string content_type;
+};
+
+struct http_reply {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+unsigned http_status(protocol::code c);
+std::string error_json(protocol::code c, std::string_view reason);
+http_reply error_reply(protocol::code c, std::string_view reason);
+
+struct shared_state {
+  explicit shared_state(config c);
+
+  config cfg;
+  std::unique_ptr<engine> eng;
+  pushwire::server::metrics met;
+  protocol::session_policy policy;           // websocket and /cmd; one-way shells copy it
+  protocol::token_verifier verifier;
+  std::string api_key;
+  std::atomic<bool> draining{false};
+  std::atomic<std::size_t> connections{0};
+  std::size_t max_connections = 0;
+  std::atomic<std::uint64_t> next_client{1};
+  // Disconnects matching connections on every worker; returns how many matched. Set by the server.
+  std::function<std::size_t(const disconnect_target&)> disconnect;
+
+  std::string new_client_id() { return "c" + std::to_string(next_client.fetch_add(1)); }
+  std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], thread-safe
+
+  // Connection registry (client id -> worker, user) for targeted disconnects.
+  struct entry { unsigned worker; std::string user; };
+  std::mutex reg_mu;
+  std::unordered_map<std::string, entry> registry;
+  void register_conn(const std::string& client, unsigned worker, const std::string& user);
+  void unregister_conn(const std::string& client);
+
+  // /demo/publish rate limiting: per address, a one-second window.
+  std::mutex demo_mu;
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> demo_windows;
+
+ private:
+  std::mutex rng_mu_;
+  std::uint64_t rng_;
+};
+
+// Parses `a=b&c=d` with percent-decoding.
+std::map<std::string, std::string> parse_query(std::string_view q);
+std::string percent_decode(std::string_view s);
+
+// Synchronous handlers (api_handler.cpp).
+http_reply handle_api(shared_state& s, const http_in& in);
+http_reply handle_demo_publish(shared_state& s, const http_in& in);
+http_reply handle_cmd(shared_state& s, const http_in& in, class local_hub& hub, unsigned worker);
+
+}  // namespace pushwire::server

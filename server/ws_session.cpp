@@ -1,0 +1,206 @@
+// WebSocket transport: a thin shell around protocol::server_session.
+//
+// Write path: frames are shared, immutable buffers (server/message.hpp). While a write is in flight
+// new frames wait in `pending_`; when it completes, everything pending (up to 64 frames) goes out as
+// ONE WebSocket message, a gather write of the shared buffers (DECISIONS §2). The queue is bounded
+// in bytes; overflow closes the connection with 4008 (the client resumes from its last position).
+#include "protocol/frame_codec.hpp"
+#include "server/net.hpp"
+#include "server/shell.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+
+namespace {
+
+constexpr std::size_t max_buffers_per_write = 64;   // Asio gathers at most 64 iovecs per call
+
+class ws_session final : public conn_base, public shell_base, public std::enable_shared_from_this<ws_session> {
+ public:
+  ws_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now)
+      : shell_base(s, w.hub, w.index, s.new_client_id(), now, s.policy),
+        w_(w), ws_(std::move(stream)), life_(std::move(life)), last_send_(now) {}
+
+  ~ws_session() override { finish(); }
+
+  void run(request req) {
+    ws_.set_option(websocket::stream_base::timeout{
+        std::chrono::milliseconds(shared_.cfg.request_timeout_ms),
+        std::chrono::milliseconds(shared_.cfg.effective_dead_peer_ms()), true});
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "pushwire");
+    }));
+    // Envelope allowance over the payload limit: channel, id and keys of a publish frame.
+    ws_.read_message_max(shared_.cfg.max_message_bytes + 512 + 128);
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+  }
+
+  void tick(std::uint64_t now) override {
+    if (auto d = session_.next_deadline(); d && now >= *d) {
+      session_.handle_timeout(now);
+      drain(now);
+    }
+    if (!closing_ && now >= last_send_ + shared_.cfg.ping_interval_ms) {
+      static const message_ptr ping = make_ping();
+      enqueue(ping);
+    }
+  }
+
+  void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
+    session_.disconnect(t.code, t.reason, t.reconnect, after_ms);
+    drain(steady_ms());
+  }
+  const std::string& client_id() const override { return session_.client(); }
+  const std::string& user_id() const override { return session_.user(); }
+
+ private:
+  void on_accept(beast::error_code ec) {
+    if (ec) return finish();
+    accepted_ = true;
+    w_.conns.insert(this);
+    shared_.register_conn(session_.client(), w_.index, "");
+    shared_.met.connections_websocket.fetch_add(1, std::memory_order_relaxed);
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(rbuf_, beast::bind_front_handler(&ws_session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) return finish();
+    auto now = steady_ms();
+    bool was_open = session_.state() == protocol::session_state::open;
+    auto data = rbuf_.cdata();
+    std::string_view text(static_cast<const char*>(data.data()), data.size());
+    session_.handle_text(text, now);
+    rbuf_.consume(rbuf_.size());
+    // Keep the read buffer small between messages (memory per idle connection).
+    if (rbuf_.capacity() > 4096) rbuf_ = beast::flat_buffer{};
+    if (!was_open && session_.state() == protocol::session_state::open)
+      shared_.register_conn(session_.client(), w_.index, session_.user());
+    drain(now);
+    if (!closing_) do_read();
+  }
+
+  void enqueue(message_ptr m) override {
+    if (closing_ && !close_frame_allowed_) return;
+    std::size_t n = m->frame.size();
+    if (queued_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
+    queued_bytes_ += n;
+    pending_.push_back(std::move(m));
+    if (!writing_) do_write();
+  }
+
+  void slow_consumer() {
+    if (closing_) return;
+    shared_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+    closing_ = true;
+    if (writing_) {
+      // The peer is not reading: the write in flight would never finish. Cut the socket.
+      net::post(ws_.get_executor(), [self = shared_from_this()] {
+        beast::error_code ec;
+        beast::get_lowest_layer(self->ws_).socket().close(ec);
+      });
+      return;
+    }
+    pending_.clear();
+    queued_bytes_ = 0;
+    close_code_ = code::slow_consumer;
+    close_frame_allowed_ = true;
+    protocol::frame f{.kind = protocol::frame_kind::disconnect};
+    f.error_code = code::slow_consumer;
+    f.reason = "send queue over its byte bound; resume from the last position";
+    f.reconnect = true;
+    enqueue(make_control(protocol::encode(f)));
+    close_frame_allowed_ = false;
+  }
+
+  void close_requested(code c, const std::string& reason) override {
+    if (close_started_) return;
+    closing_ = true;
+    close_code_ = c;
+    close_reason_ = reason;
+    close_frame_allowed_ = false;
+    if (!writing_) do_close();
+  }
+
+  void do_write() {
+    if (pending_.empty()) {
+      if (closing_) do_close();
+      return;
+    }
+    writing_ = true;
+    if (pending_.size() <= max_buffers_per_write) {
+      inflight_.swap(pending_);
+    } else {
+      inflight_.assign(pending_.begin(), pending_.begin() + max_buffers_per_write);
+      pending_.erase(pending_.begin(), pending_.begin() + max_buffers_per_write);
+    }
+    bufs_.clear();
+    for (auto& m : inflight_) bufs_.emplace_back(m->frame.data(), m->frame.size());
+    last_send_ = steady_ms();
+    ws_.async_write(bufs_, beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t n) {
+    writing_ = false;
+    shared_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+    auto now_ns = steady_ns();
+    for (auto& m : inflight_) {
+      queued_bytes_ -= m->frame.size();
+      if (m->published_ns) shared_.met.publish_to_write.observe((now_ns - m->published_ns) / 1000);
+    }
+    inflight_.clear();
+    if (ec) return finish();
+    do_write();
+  }
+
+  void do_close() {
+    if (close_started_ || !accepted_) return;
+    close_started_ = true;
+    std::uint16_t cc = static_cast<std::uint16_t>(close_code_ == code::ok ? code::normal_closure : close_code_);
+    std::string reason = close_reason_.size() > 120 ? close_reason_.substr(0, 120) : close_reason_;
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(cc), reason), [self = shared_from_this()](beast::error_code) {
+      self->finish();
+    });
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    session_.shell_closed();
+    release();
+    if (accepted_) {
+      w_.conns.erase(this);
+      shared_.unregister_conn(session_.client());
+      shared_.met.connections_websocket.fetch_sub(1, std::memory_order_relaxed);
+    }
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+  }
+
+  worker& w_;
+  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<void> life_;
+  beast::flat_buffer rbuf_;
+  std::vector<message_ptr> pending_, inflight_;
+  std::vector<net::const_buffer> bufs_;
+  std::size_t queued_bytes_ = 0;
+  std::uint64_t last_send_;
+  bool writing_ = false, closing_ = false, close_started_ = false, close_frame_allowed_ = false;
+  bool accepted_ = false, finished_ = false;
+  code close_code_ = code::ok;
+  std::string close_reason_;
+};
+
+}  // namespace
+
+void run_ws_session(shared_state& s, worker& w, beast::tcp_stream stream, request req, std::shared_ptr<void> life) {
+  std::make_shared<ws_session>(s, w, std::move(stream), std::move(life), steady_ms())->run(std::move(req));
+}
+
+}  // namespace pushwire::server

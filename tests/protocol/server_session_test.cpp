@@ -1,0 +1,233 @@
+// The server session machine, driven without I/O: inputs in, actions out, time as an argument.
+#include "protocol/server_session.hpp"
+
+#include <gtest/gtest.h>
+
+#include "protocol/frame_codec.hpp"
+
+using namespace pushwire::protocol;
+
+namespace {
+
+session_policy policy() {
+  session_policy p;
+  p.namespaces.push_back(namespace_policy{"demo", true, true, true, false});
+  p.namespaces.push_back(namespace_policy{"secret", false, false, false, true});
+  p.max_subscriptions = 2;
+  p.max_message_bytes = 10;
+  p.handshake_timeout_ms = 100;
+  return p;
+}
+
+verified_token verify(std::string_view token, std::uint64_t) {
+  if (token == "alice") return {code::ok, "", "alice", {"secret:*"}, false};
+  if (token == "old") return {code::token_expired, "expired", "", {}, false};
+  return {code::unauthorized, "bad signature", "", {}, false};
+}
+
+struct harness {
+  server_session s{policy(), verify, session_info{"c1", true}, 0};
+  std::vector<session_action> drain() {
+    std::vector<session_action> out;
+    while (auto a = s.poll_action()) out.push_back(std::move(*a));
+    return out;
+  }
+  frame sent(const session_action& a) {
+    EXPECT_EQ(a.kind, session_action_kind::send);
+    frame f;
+    decode_error e;
+    std::string_view t(a.text);
+    t.remove_suffix(1);
+    EXPECT_TRUE(decode_frame(t, f, e)) << a.text << e.reason;
+    return f;
+  }
+  void connect(std::string token = "") {
+    s.handle_text(token.empty() ? R"({"cmd":"connect","id":1})" : R"({"cmd":"connect","id":1,"token":")" + token + "\"}", 1);
+    auto a = drain();
+    ASSERT_EQ(a.size(), 1u);
+    ASSERT_EQ(sent(a[0]).kind, frame_kind::connected);
+  }
+};
+
+}  // namespace
+
+TEST(ServerSession, ConnectAnonymous) {
+  harness h;
+  EXPECT_EQ(h.s.state(), session_state::awaiting_connect);
+  h.s.handle_text(R"({"cmd":"connect","id":1})", 1);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 1u);
+  auto f = h.sent(a[0]);
+  EXPECT_EQ(f.kind, frame_kind::connected);
+  EXPECT_EQ(f.client, "c1");
+  EXPECT_EQ(f.id, 1u);
+  EXPECT_EQ(h.s.state(), session_state::open);
+  EXPECT_FALSE(h.s.next_deadline());
+}
+
+TEST(ServerSession, CommandBeforeConnectCloses) {
+  harness h;
+  h.s.handle_text(R"({"cmd":"subscribe","id":2,"channel":"a"})", 1);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(h.sent(a[0]).error_code, code::not_connected);
+  EXPECT_EQ(a[1].kind, session_action_kind::close);
+  EXPECT_EQ(a[1].close_code, code::not_connected);
+}
+
+TEST(ServerSession, HandshakeTimeout) {
+  harness h;
+  EXPECT_EQ(h.s.next_deadline(), 100u);
+  h.s.handle_timeout(99);
+  EXPECT_TRUE(h.drain().empty());
+  h.s.handle_timeout(100);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[1].close_code, code::timeout);
+}
+
+TEST(ServerSession, MalformedFrameCloses4000) {
+  harness h;
+  h.connect();
+  h.s.handle_text("{not json", 2);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(h.sent(a[0]).error_code, code::bad_frame);
+  EXPECT_EQ(a[1].close_code, code::bad_frame);
+  h.s.handle_text(R"({"cmd":"connect"})", 3);   // ignored while closing
+  EXPECT_TRUE(h.drain().empty());
+}
+
+TEST(ServerSession, UnknownCommandKeepsConnection) {
+  harness h;
+  h.connect();
+  h.s.handle_text(R"({"cmd":"fly","id":3})", 2);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(h.sent(a[0]).error_code, code::unknown_command);
+  EXPECT_EQ(h.s.state(), session_state::open);
+}
+
+TEST(ServerSession, TokenErrors) {
+  for (auto [tok, want] : {std::pair{"old", code::token_expired}, std::pair{"forged", code::unauthorized}}) {
+    harness h;
+    h.s.handle_text(std::string(R"({"cmd":"connect","id":1,"token":")") + tok + "\"}", 1);
+    auto a = h.drain();
+    ASSERT_EQ(a.size(), 2u);
+    EXPECT_EQ(h.sent(a[0]).error_code, want);
+    EXPECT_EQ(a[1].close_code, want);
+  }
+}
+
+TEST(ServerSession, SubscribeFlowAndReplyFrame) {
+  harness h;
+  h.connect();
+  h.s.handle_text(R"({"cmd":"subscribe","id":2,"channel":"demo:x","since":{"epoch":"ab","offset":4}})", 2);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, session_action_kind::subscribe);
+  EXPECT_EQ(a[0].channel, "demo:x");
+  ASSERT_TRUE(a[0].since);
+  EXPECT_EQ(a[0].since->offset, 4u);
+  EXPECT_TRUE(a[0].join_presence);   // anonymous presence in demo
+  h.s.handle_result(engine_reply{.request = a[0].request, .pos = {"ab", 6}, .recovered = true}, 3);
+  auto b = h.drain();
+  ASSERT_EQ(b.size(), 1u);
+  auto f = h.sent(b[0]);
+  EXPECT_EQ(f.kind, frame_kind::subscribed);
+  EXPECT_EQ(f.pos.offset, 6u);
+  EXPECT_EQ(f.recovered, true);
+  EXPECT_TRUE(h.s.subscribed("demo:x"));
+  // Already subscribed.
+  h.s.handle_text(R"({"cmd":"subscribe","id":3,"channel":"demo:x"})", 4);
+  auto c = h.drain();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(h.sent(c[0]).error_code, code::already_subscribed);
+}
+
+TEST(ServerSession, ChannelRules) {
+  harness h;
+  h.connect();
+  auto one_error = [&](std::string text) {
+    h.s.handle_text(text, 2);
+    auto a = h.drain();
+    EXPECT_EQ(a.size(), 1u);
+    return a.empty() ? code::ok : h.sent(a[0]).error_code;
+  };
+  EXPECT_EQ(one_error(R"({"cmd":"subscribe","id":2,"channel":"bad name"})"), code::bad_channel);
+  EXPECT_EQ(one_error(R"({"cmd":"subscribe","id":2,"channel":"nope:x"})"), code::bad_channel);
+  EXPECT_EQ(one_error(R"({"cmd":"subscribe","id":2,"channel":"private-x"})"), code::permission_denied);
+  EXPECT_EQ(one_error(R"({"cmd":"subscribe","id":2,"channel":"secret:x"})"), code::permission_denied);
+  EXPECT_EQ(one_error(R"({"cmd":"publish","id":2,"channel":"x","data":1})"), code::permission_denied);
+  EXPECT_EQ(one_error(R"({"cmd":"presence","id":2,"channel":"x"})"), code::permission_denied);
+  EXPECT_EQ(one_error(R"({"cmd":"unsubscribe","id":2,"channel":"x"})"), code::not_subscribed);
+  EXPECT_EQ(one_error(R"({"cmd":"drop","id":2})"), code::permission_denied);
+}
+
+TEST(ServerSession, GrantFromToken) {
+  harness h;
+  h.connect("alice");
+  EXPECT_EQ(h.s.user(), "alice");
+  h.s.handle_text(R"({"cmd":"subscribe","id":2,"channel":"secret:x"})", 2);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, session_action_kind::subscribe);
+  EXPECT_FALSE(a[0].join_presence);
+}
+
+TEST(ServerSession, MaxSubscriptions) {
+  harness h;
+  h.connect();
+  h.s.handle_text("{\"cmd\":\"subscribe\",\"id\":2,\"channel\":\"a\"}\n{\"cmd\":\"subscribe\",\"id\":3,\"channel\":\"b\"}\n"
+                  "{\"cmd\":\"subscribe\",\"id\":4,\"channel\":\"c\"}",
+                  2);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].kind, session_action_kind::subscribe);
+  EXPECT_EQ(a[1].kind, session_action_kind::subscribe);
+  EXPECT_EQ(h.sent(a[2]).error_code, code::too_many_subscriptions);
+  // A failed engine subscribe frees the slot.
+  h.s.handle_result(engine_reply{.request = a[0].request, .error = code::internal_error, .reason = "x"}, 3);
+  EXPECT_FALSE(h.s.subscribed("a"));
+}
+
+TEST(ServerSession, PublishSizeExactlyNPasses) {
+  harness h;
+  h.connect();
+  h.s.handle_text(R"({"cmd":"publish","id":2,"channel":"demo:x","data":"12345678"})", 2);   // 10 bytes
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, session_action_kind::publish);
+  EXPECT_EQ(a[0].data, "\"12345678\"");
+  h.s.handle_text(R"({"cmd":"publish","id":3,"channel":"demo:x","data":"123456789"})", 2);  // 11 bytes
+  auto b = h.drain();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(h.sent(b[0]).error_code, code::message_too_large);
+  h.s.handle_result(engine_reply{.request = a[0].request, .pos = {"ab", 1}}, 3);
+  auto c = h.drain();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(h.sent(c[0]).kind, frame_kind::published);
+}
+
+TEST(ServerSession, DisconnectSendsFrameThenCloses) {
+  harness h;
+  h.connect();
+  h.s.disconnect(code::shutting_down, "bye", true, 1500);
+  auto a = h.drain();
+  ASSERT_EQ(a.size(), 2u);
+  auto f = h.sent(a[0]);
+  EXPECT_EQ(f.kind, frame_kind::disconnect);
+  EXPECT_EQ(f.error_code, code::shutting_down);
+  EXPECT_TRUE(f.reconnect);
+  EXPECT_EQ(f.after_ms, 1500u);
+  EXPECT_EQ(a[1].kind, session_action_kind::close);
+  h.s.shell_closed();
+  EXPECT_EQ(h.s.state(), session_state::closed);
+}
+
+TEST(ServerSession, ChannelGrantPatterns) {
+  EXPECT_TRUE(channel_granted({"chat:*"}, "chat:x"));
+  EXPECT_FALSE(channel_granted({"chat:*"}, "news:x"));
+  EXPECT_TRUE(channel_granted({"a", "b"}, "b"));
+  EXPECT_TRUE(channel_granted({"*"}, "private-x"));
+}

@@ -1,0 +1,562 @@
+// End-to-end tests against an in-process server on 127.0.0.1 (ephemeral port), real sockets.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "server/jwt.hpp"
+#include "server/server.hpp"
+#include "test_client.hpp"
+
+using namespace test;
+using pushwire::protocol::code;
+using pushwire::protocol::frame_kind;
+namespace ps = pushwire::server;
+
+namespace {
+
+ps::config base_config() {
+  ps::config c;
+  c.port = 0;
+  c.threads = 2;
+  c.api_key = "key";
+  c.token_secret = "secret";
+  c.log_level = "warn";
+  c.history_size = 5;
+  c.max_message_bytes = 100;
+  c.handshake_timeout_ms = 300;
+  c.request_timeout_ms = 400;
+  c.housekeeping_ms = 20;
+  c.poll_hold_ms = 300;
+  c.shutdown_timeout_ms = 1000;
+  c.namespaces["demo"] = ps::namespace_config{5, 300000, true, true, true, false};
+  c.namespaces["priv"] = ps::namespace_config{5, 300000, false, false, false, true};
+  return c;
+}
+
+class Server : public ::testing::Test {
+ protected:
+  void start(ps::config c = base_config()) {
+    srv_ = std::make_unique<ps::server>(std::move(c));
+    std::string err;
+    ASSERT_TRUE(srv_->start(err)) << err;
+    port = srv_->port();
+  }
+  void SetUp() override { start(); }
+  void TearDown() override {
+    if (srv_) srv_->shutdown();
+  }
+  http_result publish(const std::string& channel, const std::string& data, std::string key = "key") {
+    return http_call(port, http::verb::post, "/api/publish", R"({"channel":")" + channel + R"(","data":)" + data + "}",
+                     {{"Authorization", "Bearer " + key}});
+  }
+  std::uint64_t publish_offset(const std::string& channel, int n) {
+    auto r = publish(channel, "{\"n\":" + std::to_string(n) + "}");
+    EXPECT_EQ(r.status, 200u) << r.body;
+    auto pos = r.body.find("\"offset\":");
+    return std::stoull(r.body.substr(pos + 9));
+  }
+  std::string epoch_of(const std::string& body) {
+    auto p = body.find("\"epoch\":\"");
+    return body.substr(p + 9, body.find('"', p + 9) - p - 9);
+  }
+  std::string token(std::string user, std::int64_t exp_offset = 3600, std::vector<std::string> channels = {}) {
+    ps::token_claims c;
+    c.user = std::move(user);
+    c.exp = static_cast<std::int64_t>(time(nullptr)) + exp_offset;
+    c.channels = std::move(channels);
+    c.restricts_channels = !c.channels.empty();
+    return ps::sign_jwt(c, "secret");
+  }
+  std::unique_ptr<ps::server> srv_;
+  unsigned short port = 0;
+};
+
+// ---- WebSocket ----
+
+TEST_F(Server, WsSubscribeReceivesApiPublish) {
+  ws_client c(port);
+  ASSERT_TRUE(c.ok());
+  auto f = c.connect();
+  ASSERT_EQ(f.kind, frame_kind::connected) << f.reason;
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"news"})");
+  f = c.next_non_ping();
+  ASSERT_EQ(f.kind, frame_kind::subscribed) << f.reason;
+  EXPECT_EQ(f.pos.offset, 0u);
+  publish_offset("news", 1);
+  f = c.next_non_ping();
+  ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
+  EXPECT_EQ(f.data, "{\"n\":1}");
+  EXPECT_EQ(f.pos.offset, 1u);
+}
+
+TEST_F(Server, WsClientPublishWhereAllowed) {
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"demo:chat"})");
+  ASSERT_EQ(c.next_non_ping().kind, frame_kind::subscribed);
+  c.send(R"({"cmd":"publish","id":3,"channel":"demo:chat","data":{"t":"hi"}})");
+  bool got_pub = false, got_msg = false;
+  for (int i = 0; i < 4 && !(got_pub && got_msg); ++i) {
+    auto f = c.next_non_ping();
+    if (f.kind == frame_kind::published) got_pub = f.id == 3;
+    if (f.kind == frame_kind::message) got_msg = f.data == "{\"t\":\"hi\"}";
+    ASSERT_NE(f.error_code, code::internal_error) << f.reason;
+  }
+  EXPECT_TRUE(got_pub && got_msg);
+  c.send(R"({"cmd":"publish","id":4,"channel":"news","data":1})");
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.kind, frame_kind::error);
+  EXPECT_EQ(f.error_code, code::permission_denied);
+}
+
+TEST_F(Server, WsResumeAfterCutIsExactlyOnceInOrder) {
+  std::string epoch;
+  std::uint64_t last = 0;
+  {
+    ws_client c(port);
+    c.connect();
+    c.send(R"({"cmd":"subscribe","id":2,"channel":"scores"})");
+    auto s = c.next_non_ping();
+    epoch = s.pos.epoch;
+    publish_offset("scores", 1);
+    publish_offset("scores", 2);
+    for (int i = 0; i < 2; ++i) {
+      auto f = c.next_non_ping();
+      ASSERT_EQ(f.kind, frame_kind::message);
+      last = f.pos.offset;
+    }
+    c.close();
+  }
+  publish_offset("scores", 3);
+  publish_offset("scores", 4);
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"scores","since":{"epoch":")" + epoch + R"(","offset":)" +
+         std::to_string(last) + "}}");
+  auto s = c.next_non_ping();
+  ASSERT_EQ(s.kind, frame_kind::subscribed);
+  EXPECT_EQ(s.recovered, true);
+  EXPECT_EQ(s.pos.offset, 4u);
+  publish_offset("scores", 5);
+  for (std::uint64_t want = 3; want <= 5; ++want) {
+    auto f = c.next_non_ping();
+    ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
+    EXPECT_EQ(f.pos.offset, want);
+  }
+}
+
+TEST_F(Server, WsGapLargerThanHistoryIsNotRecovered) {
+  auto r = publish("gap", "0");
+  std::string epoch = epoch_of(r.body);
+  for (int i = 1; i <= 8; ++i) publish_offset("gap", i);   // history holds 5
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"gap","since":{"epoch":")" + epoch + R"(","offset":1}})");
+  auto s = c.next_non_ping();
+  ASSERT_EQ(s.kind, frame_kind::subscribed);
+  EXPECT_EQ(s.recovered, false);
+  EXPECT_EQ(s.pos.offset, 9u);
+  // No partial replay: the next frame is a live one.
+  publish_offset("gap", 10);
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.pos.offset, 10u);
+  // Another epoch is not recovered either.
+  ws_client d(port);
+  d.connect();
+  d.send(R"({"cmd":"subscribe","id":2,"channel":"gap","since":{"epoch":"zzz","offset":9}})");
+  EXPECT_EQ(d.next_non_ping().recovered, false);
+}
+
+TEST_F(Server, WsHandshakeTimeoutAndConnectFirst) {
+  ws_client c(port);
+  auto f = c.next();
+  EXPECT_EQ(f.kind, frame_kind::error);
+  EXPECT_EQ(f.error_code, code::timeout);
+  c.next();
+  EXPECT_EQ(c.close_reason().code, 4016);
+  ws_client d(port);
+  d.send(R"({"cmd":"subscribe","id":2,"channel":"x"})");
+  EXPECT_EQ(d.next().error_code, code::not_connected);
+}
+
+TEST_F(Server, WsMalformedFrameAndMessageSizes) {
+  ws_client c(port);
+  c.connect();
+  // Payload of exactly 100 bytes passes, 101 is refused with 4007.
+  std::string exact = "\"" + std::string(98, 'a') + "\"";
+  std::string over = "\"" + std::string(99, 'a') + "\"";
+  c.send(R"({"cmd":"publish","id":2,"channel":"demo:s","data":)" + exact + "}");
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.kind, frame_kind::published) << f.reason;
+  c.send(R"({"cmd":"publish","id":3,"channel":"demo:s","data":)" + over + "}");
+  f = c.next_non_ping();
+  EXPECT_EQ(f.error_code, code::message_too_large);
+  c.send("{not json");
+  f = c.next_non_ping();
+  EXPECT_EQ(f.error_code, code::bad_frame);
+  c.next();
+  EXPECT_EQ(c.close_reason().code, 4000);
+  // A frame far over the limit closes with 1009.
+  ws_client d(port);
+  d.connect();
+  d.send(std::string(10000, ' '));
+  d.next();
+  EXPECT_EQ(d.close_reason().code, 1009);
+}
+
+TEST_F(Server, WsTokensAndPrivateChannels) {
+  {
+    ws_client c(port);
+    auto f = c.connect(token("alice", -3600));
+    EXPECT_EQ(f.error_code, code::token_expired);
+  }
+  {
+    ws_client c(port);
+    auto t = token("alice");
+    t.back() = t.back() == 'A' ? 'B' : 'A';
+    EXPECT_EQ(c.connect(t).error_code, code::unauthorized);
+  }
+  {
+    ws_client c(port);
+    c.connect(token("bob"));
+    c.send(R"({"cmd":"subscribe","id":2,"channel":"private-x"})");
+    EXPECT_EQ(c.next_non_ping().error_code, code::permission_denied);
+    c.send(R"({"cmd":"subscribe","id":3,"channel":"priv:x"})");
+    EXPECT_EQ(c.next_non_ping().error_code, code::permission_denied);
+  }
+  ws_client c(port);
+  auto f = c.connect(token("carol", 3600, {"priv:*", "private-x"}));
+  EXPECT_EQ(f.user, "carol");
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"priv:x"})");
+  EXPECT_EQ(c.next_non_ping().kind, frame_kind::subscribed);
+}
+
+TEST_F(Server, PresenceJoinLeaveAndList) {
+  ws_client a(port), b(port);
+  a.connect(token("alice"));
+  a.send(R"({"cmd":"subscribe","id":2,"channel":"demo:room"})");
+  ASSERT_EQ(a.next_non_ping().kind, frame_kind::subscribed);
+  EXPECT_EQ(a.next_non_ping().kind, frame_kind::join);   // itself
+  b.connect(token("bob"));
+  b.send(R"({"cmd":"subscribe","id":2,"channel":"demo:room"})");
+  ASSERT_EQ(b.next_non_ping().kind, frame_kind::subscribed);
+  auto j = a.next_non_ping();
+  EXPECT_EQ(j.kind, frame_kind::join);
+  EXPECT_NE(j.data.find("\"bob\""), std::string::npos);
+  a.send(R"({"cmd":"presence","id":3,"channel":"demo:room"})");
+  auto p = a.next_non_ping();
+  EXPECT_EQ(p.kind, frame_kind::presence);
+  EXPECT_NE(p.data.find("alice"), std::string::npos);
+  EXPECT_NE(p.data.find("bob"), std::string::npos);
+  auto api = http_call(port, http::verb::get, "/api/presence?channel=demo:room", {}, {{"Authorization", "Bearer key"}});
+  EXPECT_NE(api.body.find("bob"), std::string::npos);
+  b.close();
+  auto l = a.next_non_ping();
+  EXPECT_EQ(l.kind, frame_kind::leave);
+  EXPECT_NE(l.data.find("\"bob\""), std::string::npos);
+}
+
+TEST_F(Server, SlowConsumerIsDisconnectedOthersKeepReceiving) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.queue_bytes = 256 * 1024;
+  cfg.max_message_bytes = 60000;
+  cfg.history_size = 1000;
+  start(cfg);
+  ws_client slow(port), fast(port);
+  slow.connect();
+  fast.connect();
+  slow.send(R"({"cmd":"subscribe","id":2,"channel":"firehose"})");
+  fast.send(R"({"cmd":"subscribe","id":2,"channel":"firehose"})");
+  ASSERT_EQ(slow.next_non_ping().kind, frame_kind::subscribed);
+  ASSERT_EQ(fast.next_non_ping().kind, frame_kind::subscribed);
+  // Shrink the slow client's receive buffer so the server's queue fills quickly.
+  int small = 4096;
+  setsockopt(slow.stream().next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  std::string big = "\"" + std::string(50000, 'x') + "\"";
+  int received = 0;
+  for (int i = 0; i < 1000 && srv_->stats().slow_consumer_disconnects.load() == 0; ++i) {
+    ASSERT_EQ(publish("firehose", big).status, 200u);
+    auto f = fast.next_non_ping();
+    ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
+    ++received;
+  }
+  EXPECT_EQ(srv_->stats().slow_consumer_disconnects.load(), 1u);
+  publish("firehose", "1");
+  // The fast one drains whatever is in flight and still gets the newest.
+  for (;;) {
+    auto f = fast.next_non_ping();
+    ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
+    if (f.data == "1") break;
+  }
+}
+
+// ---- SSE ----
+
+TEST_F(Server, SseSubscribeReceiveAndResumeViaLastEventId) {
+  std::string last_id;
+  {
+    sse_client s(port, "/sse?channels=feed");
+    ASSERT_EQ(s.status, 200u);
+    auto e = s.next_non_ping();
+    EXPECT_EQ(e.event, "control");
+    EXPECT_NE(e.data.find("connected"), std::string::npos);
+    e = s.next_non_ping();
+    EXPECT_NE(e.data.find("subscribed"), std::string::npos);
+    publish_offset("feed", 1);
+    publish_offset("feed", 2);
+    for (int i = 1; i <= 2; ++i) {
+      e = s.next_non_ping();
+      EXPECT_EQ(e.event, "");
+      EXPECT_EQ(parse(e.data).pos.offset, static_cast<std::uint64_t>(i));
+      last_id = e.id;
+    }
+    s.close();
+  }
+  publish_offset("feed", 3);
+  publish_offset("feed", 4);
+  // A plain EventSource reconnect: Last-Event-ID (wins over since=).
+  sse_client s(port, "/sse?channels=feed&since=garbage0-0", {{"Last-Event-ID", last_id}});
+  ASSERT_EQ(s.status, 200u);
+  s.next_non_ping();   // connected
+  auto sub = parse(s.next_non_ping().data);
+  EXPECT_EQ(sub.kind, frame_kind::subscribed);
+  EXPECT_EQ(sub.recovered, true);
+  publish_offset("feed", 5);
+  for (std::uint64_t want = 3; want <= 5; ++want) {
+    auto e = s.next_non_ping();
+    auto f = parse(e.data);
+    ASSERT_EQ(f.kind, frame_kind::message) << e.data;
+    EXPECT_EQ(f.pos.offset, want);
+    EXPECT_EQ(e.id, f.pos.epoch + "-" + std::to_string(want));
+  }
+}
+
+TEST_F(Server, SseGapAndBadTokenAndCmdPublish) {
+  auto r = publish("sgap", "0");
+  std::string epoch = epoch_of(r.body);
+  for (int i = 0; i < 8; ++i) publish_offset("sgap", i);
+  sse_client s(port, "/sse?channels=sgap,demo:c&since=" + epoch + "-1.~");
+  ASSERT_EQ(s.status, 200u);
+  s.next_non_ping();
+  auto sub = parse(s.next_non_ping().data);
+  EXPECT_EQ(sub.recovered, false);
+  s.next_non_ping();   // demo:c subscribed
+  // Client publish through /cmd.
+  auto c = http_call(port, http::verb::post, "/cmd",
+                     "{\"cmd\":\"connect\"}\n{\"cmd\":\"publish\",\"id\":4,\"channel\":\"demo:c\",\"data\":{\"t\":1}}\n");
+  EXPECT_EQ(c.status, 200u);
+  EXPECT_NE(c.body.find("\"published\""), std::string::npos) << c.body;
+  for (;;) {
+    auto e = s.next_non_ping();
+    ASSERT_FALSE(e.timeout);
+    if (e.event == "control") continue;   // join
+    EXPECT_EQ(parse(e.data).data, "{\"t\":1}");
+    EXPECT_EQ(std::count(e.id.begin(), e.id.end(), '.'), 1);
+    break;
+  }
+  sse_client bad(port, "/sse?channels=a,b&since=x-1");
+  EXPECT_EQ(bad.status, 400u);
+  sse_client forged(port, "/sse?channels=a&token=abc.def.ghi");
+  EXPECT_EQ(forged.status, 401u);
+}
+
+// ---- Long-polling ----
+
+TEST_F(Server, PollOpenParkResumeAndGap) {
+  auto open = http_call(port, http::verb::get, "/poll?channels=lp&open=1");
+  ASSERT_EQ(open.status, 200u);
+  auto l = lines(open.body);
+  ASSERT_EQ(l.size(), 2u) << open.body;
+  EXPECT_EQ(parse(l[0]).kind, frame_kind::connected);
+  std::string cursor(open.headers["Pushwire-Cursor"]);
+  ASSERT_FALSE(cursor.empty());
+  // Parked, answered by the first publish.
+  std::thread pub([&] {
+    // Publishes until the parked poll is there (observed through the gauge), without sleeping.
+    for (int i = 0; i < 100000 && srv_->stats().parked_polls.load() == 0; ++i) std::this_thread::yield();
+    publish_offset("lp", 1);
+  });
+  auto r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  pub.join();
+  ASSERT_EQ(r.status, 200u);
+  auto f = parse(lines(r.body).at(0));
+  EXPECT_EQ(f.kind, frame_kind::message) << r.body;
+  cursor = std::string(r.headers["Pushwire-Cursor"]);
+  // Cut while publishes continue: a cursor behind gets the missed messages at once, in order.
+  publish_offset("lp", 2);
+  publish_offset("lp", 3);
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  l = lines(r.body);
+  ASSERT_EQ(l.size(), 2u) << r.body;
+  EXPECT_EQ(parse(l[0]).pos.offset, 2u);
+  EXPECT_EQ(parse(l[1]).pos.offset, 3u);
+  cursor = std::string(r.headers["Pushwire-Cursor"]);
+  // Nothing new within the hold time: a ping.
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  EXPECT_EQ(parse(lines(r.body).at(0)).kind, frame_kind::ping) << r.body;
+  // Gap beyond history.
+  for (int i = 0; i < 8; ++i) publish_offset("lp", i);
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  auto s = parse(lines(r.body).at(0));
+  EXPECT_EQ(s.kind, frame_kind::subscribed) << r.body;
+  EXPECT_EQ(s.recovered, false);
+  // Client publish over /cmd where allowed.
+  auto c = http_call(port, http::verb::post, "/cmd",
+                     "{\"cmd\":\"connect\"}\n{\"cmd\":\"publish\",\"id\":9,\"channel\":\"lp\",\"data\":1}\n");
+  EXPECT_NE(c.body.find("4003"), std::string::npos) << c.body;
+}
+
+// ---- HTTP API and bad input ----
+
+TEST_F(Server, ApiKeyRequired) {
+  EXPECT_EQ(publish("x", "1", "").status, 401u);
+  EXPECT_EQ(publish("x", "1", "wrong").status, 401u);
+  EXPECT_EQ(publish("x", "1").status, 200u);
+  auto bad = http_call(port, http::verb::post, "/api/publish", "{oops", {{"Authorization", "Bearer key"}});
+  EXPECT_EQ(bad.status, 400u);
+  auto big = publish("x", "\"" + std::string(99, 'a') + "\"");
+  EXPECT_EQ(big.status, 413u);
+  EXPECT_EQ(publish("x", "\"" + std::string(98, 'a') + "\"").status, 200u);
+  EXPECT_EQ(publish("nope:x", "1").status, 400u);
+  auto idem1 = http_call(port, http::verb::post, "/api/publish", R"({"channel":"i","data":1,"idempotency_key":"k"})",
+                         {{"Authorization", "Bearer key"}});
+  auto idem2 = http_call(port, http::verb::post, "/api/publish", R"({"channel":"i","data":1,"idempotency_key":"k"})",
+                         {{"Authorization", "Bearer key"}});
+  EXPECT_EQ(idem1.body, idem2.body);
+  auto h = http_call(port, http::verb::get, "/api/history?channel=i", {}, {{"Authorization", "Bearer key"}});
+  EXPECT_NE(h.body.find("\"offset\":1,\"data\":1"), std::string::npos) << h.body;
+  EXPECT_EQ(h.body.find("\"offset\":2"), std::string::npos) << h.body;
+}
+
+TEST_F(Server, GarbageOverlongHeaderAndSlowloris) {
+  net::io_context ioc;
+  {
+    auto s = connect_socket(ioc, port);
+    net::write(s, net::buffer(std::string("GARBAGE\r\n\r\n")));
+    char buf[512];
+    beast::error_code ec;
+    auto n = s.read_some(net::buffer(buf), ec);
+    EXPECT_TRUE(std::string(buf, n).starts_with("HTTP/1.1 400")) << std::string(buf, n);
+  }
+  auto r = http_call(port, http::verb::get, "/healthz", {}, {{"X-Big", std::string(10000, 'a')}});
+  EXPECT_EQ(r.status, 431u);
+  {
+    auto s = connect_socket(ioc, port);
+    net::write(s, net::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n")));
+    char buf[512];
+    beast::error_code ec;
+    s.read_some(net::buffer(buf), ec);   // closed by the request timeout (400 ms), before our 5 s deadline
+    EXPECT_EQ(ec, net::error::eof);
+  }
+  EXPECT_EQ(http_call(port, http::verb::get, "/healthz").status, 200u);
+}
+
+TEST_F(Server, MetricsCountWhatHappened) {
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"m"})");
+  c.next_non_ping();
+  publish_offset("m", 1);
+  c.next_non_ping();
+  auto m = http_call(port, http::verb::get, "/metrics");
+  EXPECT_EQ(m.status, 200u);
+  EXPECT_NE(m.body.find("websocket"), std::string::npos);
+  EXPECT_GE(srv_->stats().messages_published.load(), 1u);
+  EXPECT_GE(srv_->stats().messages_delivered.load(), 1u);
+  EXPECT_EQ(srv_->stats().connections_websocket.load(), 1u);
+}
+
+TEST_F(Server, ApiDisconnectUser) {
+  ws_client c(port);
+  c.connect(token("dave"));
+  auto r = http_call(port, http::verb::post, "/api/disconnect", R"({"user":"dave","jitter_ms":0,"after_ms":5})",
+                     {{"Authorization", "Bearer key"}});
+  EXPECT_EQ(r.body, "{\"disconnected\":1}");
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.kind, frame_kind::disconnect);
+  EXPECT_EQ(f.error_code, code::disconnected_by_server);
+  EXPECT_EQ(f.after_ms, 5u);
+}
+
+TEST_F(Server, StaticFilesAndCors) {
+  TearDown();
+  auto dir = std::string(::testing::TempDir()) + "/pw_static";
+  std::system(("mkdir -p " + dir + "/web " + dir + "/client/dist " + dir + "/client/src").c_str());
+  std::ofstream(dir + "/web/index.html") << "<h1>hi</h1>";
+  std::ofstream(dir + "/client/src/pushwire.mjs") << "export {}";
+  std::ofstream(dir + "/client/dist/pushwire_core.wasm") << "wasm";
+  auto cfg = base_config();
+  cfg.web_root = dir + "/web";
+  cfg.client_root = dir + "/client";
+  cfg.allowed_origins = {"http://app.example"};
+  start(cfg);
+  auto r = http_call(port, http::verb::get, "/");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.headers[http::field::content_type], "text/html; charset=utf-8");
+  r = http_call(port, http::verb::get, "/pushwire/pushwire.mjs");
+  EXPECT_EQ(r.headers[http::field::content_type], "text/javascript");
+  r = http_call(port, http::verb::get, "/pushwire/pushwire_core.wasm");
+  EXPECT_EQ(r.headers[http::field::content_type], "application/wasm");
+  EXPECT_EQ(http_call(port, http::verb::get, "/../../etc/passwd").status, 404u);
+  EXPECT_EQ(http_call(port, http::verb::get, "/pushwire/..%2f..%2fetc%2fpasswd").status, 404u);
+  r = http_call(port, http::verb::get, "/healthz", {}, {{"Origin", "http://app.example"}});
+  EXPECT_EQ(r.headers[http::field::access_control_allow_origin], "http://app.example");
+  r = http_call(port, http::verb::get, "/healthz", {}, {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(r.headers.count(http::field::access_control_allow_origin), 0u);
+  ws_client evil(port, "http://evil.example");
+  EXPECT_FALSE(evil.ok());
+  ws_client good(port, "http://app.example");
+  EXPECT_TRUE(good.ok());
+}
+
+TEST(ServerBinary, SigtermDrainsWithDisconnectFrame) {
+  auto port_file = std::string(::testing::TempDir()) + "/pw_port_" + std::to_string(getpid());
+  std::remove(port_file.c_str());
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(PUSHWIRE_SERVER_BINARY, PUSHWIRE_SERVER_BINARY, "--port", "0", "--port-file", port_file.c_str(),
+          "--api-key", "k", "--log-level", "warn", "--shutdown-timeout-ms", "2000", nullptr);
+    _exit(127);
+  }
+  unsigned short port = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(port_file);
+    int p = 0;
+    if (in >> p && p > 0) { port = static_cast<unsigned short>(p); break; }
+    std::this_thread::yield();
+  }
+  ASSERT_NE(port, 0);
+  ws_client c(port);
+  ASSERT_EQ(c.connect().kind, frame_kind::connected);
+  kill(pid, SIGTERM);
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.kind, frame_kind::disconnect);
+  EXPECT_EQ(f.error_code, code::shutting_down);
+  EXPECT_TRUE(f.reconnect);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ServerConfig, FlagsEnvFileAndHelp) {
+  auto path = std::string(::testing::TempDir()) + "/pw_cfg.json";
+  std::ofstream(path) << R"({"port":1234,"max_message_bytes":10,"namespaces":{"chat":{"presence":true}}})";
+  const char* argv[] = {"x", "--config", path.c_str(), "--max-message-bytes=20"};
+  auto r = ps::parse_config(4, argv, {{"PUSHWIRE_PORT", "2222"}, {"PUSHWIRE_MAX_MESSAGE_BYTES", "15"}});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.cfg.port, 2222);
+  EXPECT_EQ(r.cfg.max_message_bytes, 20u);
+  EXPECT_TRUE(r.cfg.namespaces["chat"].presence);
+  EXPECT_NE(ps::help_text().find("--queue-bytes"), std::string::npos);
+  const char* bad[] = {"x", "--nope"};
+  EXPECT_FALSE(ps::parse_config(2, bad, {}).ok);
+}
+
+}  // namespace

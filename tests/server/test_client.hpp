@@ -1,0 +1,198 @@
+// Small blocking Beast clients for the server tests. Every read has a deadline (SO_RCVTIMEO), so a
+// missing frame fails the test instead of hanging it.
+#pragma once
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "protocol/frame_codec.hpp"
+
+namespace test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+namespace pp = pushwire::protocol;
+
+inline void set_timeout(tcp::socket& s, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+inline tcp::socket connect_socket(net::io_context& ioc, unsigned short port, int timeout_ms = 5000) {
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  set_timeout(s, timeout_ms);
+  return s;
+}
+
+struct http_result {
+  unsigned status = 0;
+  std::string body;
+  http::fields headers;
+};
+
+inline http_result http_call(unsigned short port, http::verb method, std::string target, std::string body = {},
+                             std::vector<std::pair<std::string, std::string>> headers = {}, int timeout_ms = 5000) {
+  net::io_context ioc;
+  auto s = connect_socket(ioc, port, timeout_ms);
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (auto& [k, v] : headers) req.set(k, v);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  http::write(s, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> p;
+  p.body_limit(64 << 20);
+  beast::error_code ec;
+  http::read(s, buf, p, ec);
+  http_result r;
+  if (ec) return r;
+  r.status = p.get().result_int();
+  r.body = p.get().body();
+  r.headers = p.get().base();
+  return r;
+}
+
+inline std::vector<std::string> lines(std::string_view text) {
+  std::vector<std::string> out;
+  pp::split_batch(text, [&](std::string_view l) { out.emplace_back(l); });
+  return out;
+}
+
+inline pp::frame parse(std::string_view line) {
+  pp::frame f;
+  pp::decode_error e;
+  if (!pp::decode_frame(line, f, e)) f.reason = "UNPARSED: " + std::string(line);
+  return f;
+}
+
+class ws_client {
+ public:
+  explicit ws_client(unsigned short port, std::string origin = {}) : ws_(connect_socket(ioc_, port)) {
+    if (!origin.empty())
+      ws_.set_option(websocket::stream_base::decorator([origin](websocket::request_type& r) { r.set(http::field::origin, origin); }));
+    ws_.handshake(res_, "127.0.0.1", "/ws", ec_);
+  }
+  bool ok() const { return !ec_; }
+  const websocket::response_type& response() const { return res_; }
+  void send(std::string_view text) { ws_.text(true); ws_.write(net::buffer(text)); }
+  // Next frame (reads another WebSocket message when needed); a frame with reason "TIMEOUT" on failure.
+  pp::frame next() {
+    while (queue_.empty()) {
+      beast::flat_buffer b;
+      beast::error_code ec;
+      ws_.read(b, ec);
+      if (ec) {
+        last_error = ec;
+        pp::frame f;
+        f.reason = "TIMEOUT/CLOSED: " + ec.message();
+        f.kind = pp::frame_kind::ping;
+        f.error_code = pp::code::internal_error;
+        return f;
+      }
+      ++messages;
+      for (auto& l : lines(beast::buffers_to_string(b.data()))) queue_.push_back(l);
+    }
+    auto l = queue_.front();
+    queue_.erase(queue_.begin());
+    return parse(l);
+  }
+  // Next frame that is not a ping.
+  pp::frame next_non_ping() {
+    for (;;) {
+      auto f = next();
+      if (f.kind != pp::frame_kind::ping || f.error_code != pp::code::ok) return f;
+    }
+  }
+  pp::frame connect(std::string token = {}) {
+    send(token.empty() ? R"({"cmd":"connect","id":1})" : R"({"cmd":"connect","id":1,"token":")" + token + "\"}");
+    return next_non_ping();
+  }
+  void close() { beast::error_code ec; ws_.next_layer().close(ec); }
+  websocket::close_reason close_reason() const { return ws_.reason(); }
+  websocket::stream<tcp::socket>& stream() { return ws_; }
+  beast::error_code last_error;
+  int messages = 0;
+
+ private:
+  net::io_context ioc_;
+  websocket::stream<tcp::socket> ws_;
+  websocket::response_type res_;
+  beast::error_code ec_;
+  std::vector<std::string> queue_;
+};
+
+struct sse_event {
+  std::string event, id, data;
+  bool timeout = false;
+};
+
+class sse_client {
+ public:
+  sse_client(unsigned short port, std::string target, std::vector<std::pair<std::string, std::string>> headers = {})
+      : s_(connect_socket(ioc_, port)) {
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    for (auto& [k, v] : headers) req.set(k, v);
+    http::write(s_, req);
+    http::response_parser<http::empty_body> p;
+    p.skip(true);
+    beast::error_code ec;
+    http::read_header(s_, buf_, p, ec);
+    if (!ec) status = p.get().result_int();
+    // Whatever follows the header is event text.
+    raw_ = beast::buffers_to_string(buf_.data());
+    buf_.consume(buf_.size());
+  }
+  unsigned status = 0;
+  sse_event next() {
+    for (;;) {
+      auto end = raw_.find("\n\n");
+      if (end != std::string::npos) {
+        std::string block = raw_.substr(0, end);
+        raw_.erase(0, end + 2);
+        sse_event e;
+        for (auto& l : lines(block)) {
+          if (l.starts_with("event: ")) e.event = l.substr(7);
+          else if (l.starts_with("id: ")) e.id = l.substr(4);
+          else if (l.starts_with("data: ")) e.data = l.substr(6);
+        }
+        if (e.data.empty()) continue;   // retry: block
+        return e;
+      }
+      char tmp[4096];
+      beast::error_code ec;
+      auto n = s_.read_some(net::buffer(tmp), ec);
+      if (ec) { sse_event e; e.timeout = true; return e; }
+      raw_.append(tmp, n);
+    }
+  }
+  // Next event that is not a ping.
+  sse_event next_non_ping() {
+    for (;;) {
+      auto e = next();
+      if (e.event != "ping") return e;
+    }
+  }
+  void close() { beast::error_code ec; s_.close(ec); }
+  tcp::socket& socket() { return s_; }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket s_;
+  beast::flat_buffer buf_;
+  std::string raw_;
+};
+
+}  // namespace test
