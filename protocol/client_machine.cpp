@@ -204,6 +204,12 @@ void client_machine::handle_transport_closed(std::uint32_t generation, code clos
 
 void client_machine::handle_timeout(std::uint64_t now) {
   expire_requests(now);
+  if (reopen_at_ && now >= *reopen_at_) {
+    reopen_at_.reset();
+    abandon_transport();
+    start_attempt(now);
+    return;
+  }
   const bool due = deadline_ && now >= *deadline_;
   switch (state_) {
     case client_state::connecting:
@@ -257,6 +263,7 @@ std::optional<std::uint64_t> client_machine::next_deadline() const {
   auto consider = [&](std::uint64_t t) {
     if (!next || t < *next) next = t;
   };
+  if (reopen_at_) consider(*reopen_at_);
   if (auto hb = heartbeat_deadline()) consider(*hb);
   for (auto& [id, r] : requests_) consider(r.deadline);
   return next;
@@ -285,6 +292,7 @@ void client_machine::start_attempt(std::uint64_t now) {
   ++generation_;
   link_ = link_stage::handshake;
   connect_id_ = 0;
+  client_id_.clear();
   deadline_ = now + options_.handshake_timeout_ms;
   if (!one_way()) {
     actions_.push_back(client_action{.kind = client_action_kind::open_transport, .transport = transport(),
@@ -306,6 +314,7 @@ void client_machine::abandon_transport() {
                                    .generation = generation_});
   link_ = link_stage::none;
   deadline_.reset();
+  reopen_at_.reset();
 }
 
 void client_machine::transport_failed(code why, std::string_view reason, std::uint64_t now) {
@@ -352,11 +361,12 @@ void client_machine::end_closed(code why, std::string_view reason) {
 }
 
 // One-way transports name their channels in the request, so a new channel set needs a new request.
-// The state stays what it was; requests in flight on the old generation still get their replies
+// The reopen is due at once but happens in handle_timeout(), so that several subscribe/unsubscribe
+// calls in a row (a page setting up its channels) cost one new request, not one each. The state
+// stays what it was; requests in flight on the old generation still get their replies
 // (stale_replies), new ones wait for the new stream's `connected`.
 void client_machine::reopen_one_way(std::uint64_t now) {
-  abandon_transport();
-  start_attempt(now);
+  if (!reopen_at_) reopen_at_ = now;
 }
 
 client_action client_machine::one_way_action(client_action_kind kind) {
@@ -371,6 +381,7 @@ client_action client_machine::one_way_action(client_action_kind kind) {
   }
   if (any_position) a.cursor = encode_resume_token(positions);
   a.token = options_.token;
+  if (kind == client_action_kind::poll) a.client = client_id_;
   return a;
 }
 
@@ -415,6 +426,7 @@ void client_machine::on_connected(const frame& f, std::uint64_t now) {
   if (link_ != link_stage::handshake) return;  // a command POST's answer repeats it
   link_ = link_stage::up;
   ping_ms_ = f.ping_ms;
+  client_id_ = f.client;
   last_frame_at_ = now;
   deadline_.reset();
   if (state_ == client_state::connecting) {

@@ -99,6 +99,8 @@ struct client_action {
   std::string cursor;      // open_transport(sse/polling), poll: resume token for those channels
   std::string token;       // open_transport(sse/polling): the connection token for the query string
   bool opening = false;    // poll: first request of this transport (server answers at once)
+  std::string client;      // poll (not opening): the client id the opening poll's `connected` gave,
+                           // so the server keeps one presence lease across polls
 };
 
 enum class client_event_kind : std::uint8_t {
@@ -228,6 +230,8 @@ class client_machine {
   std::uint64_t last_frame_at_ = 0;
   std::uint64_t ping_ms_ = 0;
   std::optional<std::uint64_t> deadline_;   // handshake or backoff, depending on state
+  std::optional<std::uint64_t> reopen_at_;  // one-way channel set changed: reopen then (coalesces bursts)
+  std::string client_id_;                   // polling: from this generation's `connected`
   std::uint32_t attempt_ = 0;
   prng rng_;
   std::optional<std::uint64_t> advised_delay_;

@@ -668,6 +668,9 @@ TEST(ClientMachine, SubscribeOnSseWhileConnectedReopensWithTheNewChannelList) {
   h.clear();
 
   EXPECT_TRUE(h.m.subscribe("b", std::nullopt, h.now));
+  EXPECT_TRUE(h.take_actions().empty());  // the reopen is due now, on the next handle_timeout
+  EXPECT_EQ(h.m.next_deadline(), h.now);
+  h.m.handle_timeout(h.now);
   auto actions = h.take_actions();
   ASSERT_EQ(actions.size(), 2u);
   EXPECT_EQ(actions[0].kind, ak::close_transport);
@@ -694,6 +697,7 @@ TEST(ClientMachine, SubscribeOnSseWhileConnectedReopensWithTheNewChannelList) {
   EXPECT_EQ(h.m.last_position("a"), pos("ea", 5));
 
   EXPECT_TRUE(h.m.unsubscribe("a", h.now));
+  h.m.handle_timeout(h.now);
   auto opens = of_kind(h.take_actions(), ak::open_transport);
   ASSERT_EQ(opens.size(), 1u);
   EXPECT_EQ(opens[0].channels, "b");
@@ -913,7 +917,8 @@ TEST(ClientMachine, ReplyToCommandPostedBeforeReopenStillCompletes) {
   h.m.handle_transport_open(g, h.now);
   h.m.handle_transport_data(g, connected_frame(), h.now);
   auto id = h.m.publish("a", "1", h.now);
-  h.m.subscribe("b", std::nullopt, h.now);  // reopens: a new generation
+  h.m.subscribe("b", std::nullopt, h.now);
+  h.m.handle_timeout(h.now);  // reopens: a new generation
   h.clear();
   h.m.handle_transport_data(g, encode(frame{.kind = frame_kind::published, .id = id, .channel = "a",
                                             .pos = pos("e", 1)}) + message_frame("a", pos("e", 1)), h.now);
@@ -1068,4 +1073,56 @@ TEST(ClientMachine, CloseWhileReconnectingLeavesNoDeadline) {
 TEST(ClientMachine, NamesForLogs) {
   EXPECT_EQ(transport_name(tk::polling), "polling");
   EXPECT_EQ(state_name(cs::reconnecting), "reconnecting");
+}
+
+TEST(ClientMachine, SeveralSubscribesOnAOneWayStreamCostOneReopen) {
+  harness h(fast_options({tk::sse}));
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  h.m.handle_transport_open(g, h.now);
+  h.m.handle_transport_data(g, connected_frame() + subscribed_frame("a", pos("ea", 1)), h.now);
+  h.clear();
+  h.m.subscribe("b", std::nullopt, h.now);
+  h.m.subscribe("c", std::nullopt, h.now);
+  h.m.unsubscribe("a", h.now);
+  h.m.handle_timeout(h.now);
+  auto opens = of_kind(h.take_actions(), ak::open_transport);
+  ASSERT_EQ(opens.size(), 1u);
+  EXPECT_EQ(opens[0].channels, "b,c");
+  h.m.handle_timeout(h.now + 1);
+  EXPECT_TRUE(of_kind(h.take_actions(), ak::open_transport).empty());
+}
+
+TEST(ClientMachine, PendingReopenIsForgottenWhenTheStreamDies) {
+  harness h(fast_options({tk::sse}));
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  h.m.handle_transport_open(g, h.now);
+  h.m.handle_transport_data(g, connected_frame(), h.now);
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.handle_transport_closed(g, code::transport_closed, "gone", h.now);
+  EXPECT_EQ(h.m.state(), cs::reconnecting);
+  h.clear();
+  h.m.handle_timeout(h.now);  // the reopen must not fire in reconnecting
+  EXPECT_TRUE(of_kind(h.take_actions(), ak::open_transport).empty());
+  EXPECT_EQ(h.m.state(), cs::reconnecting);
+}
+
+TEST(ClientMachine, PollsCarryTheClientIdFromTheOpeningResponse) {
+  harness h(fast_options({tk::polling}));
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.connect(h.now);
+  auto first = of_kind(h.take_actions(), ak::poll);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(first[0].opening);
+  EXPECT_EQ(first[0].client, "");
+  std::uint32_t g = first[0].generation;
+  h.m.handle_transport_open(g, h.now);
+  h.m.handle_transport_data(g, connected_frame() + subscribed_frame("a", pos("ea", 3)), h.now);
+  auto next = of_kind(h.take_actions(), ak::poll);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_FALSE(next[0].opening);
+  EXPECT_EQ(next[0].client, "c1");
+  EXPECT_EQ(next[0].cursor, "ea-3");
 }
