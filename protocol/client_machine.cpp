@@ -292,7 +292,6 @@ void client_machine::start_attempt(std::uint64_t now) {
   ++generation_;
   link_ = link_stage::handshake;
   connect_id_ = 0;
-  client_id_.clear();
   deadline_ = now + options_.handshake_timeout_ms;
   if (!one_way()) {
     actions_.push_back(client_action{.kind = client_action_kind::open_transport, .transport = transport(),
@@ -305,6 +304,7 @@ void client_machine::start_attempt(std::uint64_t now) {
   if (transport() == transport_kind::polling) {
     auto first = one_way_action(client_action_kind::poll);
     first.opening = true;
+    first.client.clear();  // a new poll stream gets a new id
     actions_.push_back(std::move(first));
   }
 }

@@ -165,6 +165,8 @@ class client_machine {
   transport_kind transport() const { return options_.transports.empty() ? transport_kind::websocket
                                                                          : options_.transports[transport_index_]; }
   std::optional<position> last_position(std::string_view channel) const;
+  // The id the server gave this connection in `connected` ("" before the first one).
+  const std::string& client_id() const { return client_id_; }
   // Messages dropped because their offset was at or below the channel's last one (resume overlap,
   // a replay racing a live message). Added for tests and diagnostics.
   std::uint64_t duplicates_dropped() const { return duplicates_; }

@@ -1,0 +1,46 @@
+// Bundles the JS client with esbuild (`npm run build`). Precondition: the wasm build is in
+// client-wasm/dist/ (pushwire_core.mjs + pushwire_core.wasm; scripts/setup.sh copies them there).
+//
+// Outputs, all in client-wasm/dist/ next to pushwire_core.wasm (each finds it relative to itself):
+//   pushwire.mjs       ES module for browsers and bundlers (package.json `browser`/`default`)
+//   pushwire.js        <script> build, global `Pushwire` (finds the .wasm from document.currentScript)
+//   pushwire.node.mjs  Node entry (`node` condition): may import node: modules and the optional `ws`
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const dir = fileURLToPath(new URL('.', import.meta.url));
+const dist = dir + 'dist/';
+for (const f of ['pushwire_core.mjs', 'pushwire_core.wasm']) {
+  if (!existsSync(dist + f)) {
+    console.error(`build: ${dist}${f} is missing; build the wasm target pushwire_core first (scripts/setup.sh)`);
+    process.exit(1);
+  }
+}
+
+const common = {
+  bundle: true,
+  minify: true,
+  target: 'es2020',
+  legalComments: 'none',
+  logLevel: 'warning',
+  absWorkingDir: dir,
+};
+
+await Promise.all([
+  esbuild.build({
+    ...common, entryPoints: ['src/index.mjs'], outfile: 'dist/pushwire.mjs', format: 'esm', platform: 'browser',
+  }),
+  esbuild.build({
+    ...common, entryPoints: ['src/global.mjs'], outfile: 'dist/pushwire.js', format: 'iife', platform: 'browser',
+    globalName: 'Pushwire',
+    // The generated glue reads import.meta.url for its own default wasm URL, which the client never
+    // uses (it passes locateFile/instantiateWasm); a classic script has no import.meta.
+    define: { 'import.meta.url': 'undefined' },
+  }),
+  esbuild.build({
+    ...common, entryPoints: ['src/node.mjs'], outfile: 'dist/pushwire.node.mjs', format: 'esm', platform: 'node',
+    target: 'node20', external: ['ws'],
+  }),
+]);
+console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs');
