@@ -1,5 +1,6 @@
 // The synchronous HTTP handlers: /api/*, /demo/publish and /cmd. No networking header: they take a
 // parsed request and return a reply; the HTTP session does the I/O.
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "protocol/channel_name.hpp"
@@ -216,6 +217,123 @@ void shared_state::register_conn(const std::string& client, unsigned worker, con
 void shared_state::unregister_conn(const std::string& client) {
   std::lock_guard lk(reg_mu);
   registry.erase(client);
+}
+
+bool shared_state::valid_client_id(std::string_view id) {
+  if (id.size() < 2 || id.size() > 20 || id[0] != 'c') return false;
+  for (char c : id.substr(1))
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+shared_state::lease_status shared_state::acquire_lease(std::string& id, const std::string& user, bool open,
+                                                       std::uint64_t now, disconnect_target& advice) {
+  std::vector<std::string> leave;
+  std::string old_id;
+  lease_status st = lease_status::created;
+  {
+    std::lock_guard lk(lease_mu);
+    auto it = id.empty() ? leases.end() : leases.find(id);
+    if (it != leases.end() && (it->second.user != user || it->second.expires_ms <= now)) {
+      // Another user's id is not taken over (and not disturbed); an expired one is gone.
+      if (it->second.expires_ms <= now) {
+        leave = std::move(it->second.presence);
+        old_id = it->first;
+        leases.erase(it);
+      }
+      it = leases.end();
+    }
+    if (it != leases.end() && it->second.marked) {
+      advice = *it->second.marked;
+      leave = std::move(it->second.presence);
+      old_id = it->first;
+      leases.erase(it);
+      st = lease_status::disconnect;
+    } else if (it != leases.end() && !open) {
+      it->second.expires_ms = now + cfg.effective_lease_ms();
+      st = lease_status::renewed;
+    } else {
+      if (it != leases.end()) {   // open=1 with a live lease: the client starts over
+        leave = std::move(it->second.presence);
+        old_id = it->first;
+        leases.erase(it);
+      }
+      if (leases.size() >= cfg.max_poll_leases) {
+        st = lease_status::full;
+      } else {
+        id = new_client_id();
+        leases[id] = poll_lease{user, now + cfg.effective_lease_ms(), {}, std::nullopt};
+        st = lease_status::created;
+      }
+    }
+    met.connections_polling.store(leases.size(), std::memory_order_relaxed);
+  }
+  for (auto& ch : leave) eng->presence_leave(ch, old_id);
+  return st;
+}
+
+void shared_state::lease_presence(const std::string& id, std::vector<std::string> channels) {
+  std::vector<std::string> leave;
+  {
+    std::lock_guard lk(lease_mu);
+    auto it = leases.find(id);
+    if (it == leases.end()) {
+      leave = std::move(channels);   // removed meanwhile (disconnect): do not leave a ghost member
+    } else {
+      for (auto& ch : it->second.presence)
+        if (std::find(channels.begin(), channels.end(), ch) == channels.end()) leave.push_back(ch);
+      it->second.presence = std::move(channels);
+    }
+  }
+  for (auto& ch : leave) eng->presence_leave(ch, id);
+}
+
+void shared_state::remove_lease(const std::string& id) {
+  std::vector<std::string> leave;
+  {
+    std::lock_guard lk(lease_mu);
+    auto it = leases.find(id);
+    if (it == leases.end()) return;
+    leave = std::move(it->second.presence);
+    leases.erase(it);
+    met.connections_polling.store(leases.size(), std::memory_order_relaxed);
+  }
+  for (auto& ch : leave) eng->presence_leave(ch, id);
+}
+
+std::size_t shared_state::mark_leases(const disconnect_target& t) {
+  std::lock_guard lk(lease_mu);
+  std::size_t n = 0;
+  for (auto& [id, l] : leases) {
+    if (t.all || (!t.client.empty() && id == t.client) || (!t.user.empty() && l.user == t.user)) {
+      l.marked = t;
+      ++n;
+    }
+  }
+  return n;
+}
+
+void shared_state::sweep_leases(std::uint64_t now) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> gone;
+  {
+    std::lock_guard lk(lease_mu);
+    for (auto it = leases.begin(); it != leases.end();) {
+      if (it->second.expires_ms <= now) {
+        gone.emplace_back(it->first, std::move(it->second.presence));
+        it = leases.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    met.connections_polling.store(leases.size(), std::memory_order_relaxed);
+  }
+  for (auto& [id, chans] : gone)
+    for (auto& ch : chans) eng->presence_leave(ch, id);
+}
+
+std::size_t shared_state::lease_count() {
+  std::lock_guard lk(lease_mu);
+  return leases.size();
 }
 
 http_reply handle_api(shared_state& s, const http_in& in) {

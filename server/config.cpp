@@ -119,6 +119,7 @@ const std::vector<option>& options() {
     o.push_back(num("dead-peer-timeout-ms", &config::dead_peer_timeout_ms, "WebSocket silent this long is closed; 0 = 2 x ping"));
     o.push_back(num("poll-hold-ms", &config::poll_hold_ms, "long-poll hold time"));
     o.push_back(num("max-parked-polls", &config::max_parked_polls, "parked long-polls in total"));
+    o.push_back(num("max-poll-leases", &config::max_poll_leases, "live long-poll clients (leases) in total"));
     o.push_back(num("max-batch", &config::max_batch, "commands per batch, messages per publish_batch"));
     o.push_back(num("max-token-bytes", &config::max_token_bytes, "connection token length"));
     o.push_back(num("max-stream-channels", &config::max_stream_channels, "channels per SSE stream or long-poll"));

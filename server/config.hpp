@@ -49,6 +49,7 @@ struct config {
   std::uint64_t dead_peer_timeout_ms = 0;      // 0 = 2 x ping interval: no byte from the peer at all
   std::uint64_t poll_hold_ms = 25000;          // long-poll hold; under proxy timeouts like the ping
   std::size_t max_parked_polls = 10000;        // parked long-polls in total
+  std::size_t max_poll_leases = 100000;        // live long-poll clients (leases, ~200 bytes each)
   std::size_t max_batch = 100;                 // commands per batch, messages per publish_batch
   std::size_t max_token_bytes = 4096;          // a JWT with hundreds of grants still fits
   std::size_t max_stream_channels = 64;        // channels per SSE stream / long-poll: bounded URLs

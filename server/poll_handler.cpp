@@ -1,9 +1,12 @@
-// Long-polling transport (docs/protocol.md "Long-polling"): one stateless request. The shell feeds
-// connect + a subscribe per channel (with the cursor's positions) into a protocol session that
-// collects frames. `open=1` (or no cursor) answers at once; a cursor that is behind answers at once
-// with the missed messages (or `recovered:false`); otherwise the request parks until the first
-// message(s) arrive or the hold time passes (then a `ping`). Presence of a polling client is a
-// lease renewed by every poll.
+// Long-polling transport (docs/protocol.md "Long-polling"). Each request names its channels and
+// positions (the cursor), so any node can answer it; the shell feeds connect + a subscribe per
+// channel into a protocol session that collects frames. The opening poll (`open=1`, or no known
+// `client=`) answers at once with `connected` (a fresh client id) and `subscribed` frames; a later
+// poll sends that id back as `client=` and renews its lease (shared_state::acquire_lease). The lease
+// holds the client's presence membership (join once, leave when it expires) and a pending server
+// disconnect between polls. A cursor that is behind answers at once with the missed messages (or
+// `recovered:false`); otherwise the request parks until the first message(s) arrive or the hold
+// time passes (then a `ping`). The client's own join/leave never wakes it.
 #include "protocol/frame_codec.hpp"
 #include "server/net.hpp"
 #include "server/shell.hpp"
@@ -17,10 +20,11 @@ namespace {
 class poll_request final : public conn_base, public std::enable_shared_from_this<poll_request> {
  public:
   poll_request(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
-               std::shared_ptr<void> life, stream_params p, bool open, std::uint64_t now)
-      : s_(s), w_(w), shell_(s, w.hub, w.index, s.new_client_id(), now, s.policy), stream_(std::move(stream)),
+               std::shared_ptr<void> life, stream_params p, std::string client, bool open,
+               std::optional<disconnect_target> disconnect, std::uint64_t now)
+      : s_(s), w_(w), shell_(s, w.hub, w.index, client, now, s.policy), stream_(std::move(stream)),
         buffer_(std::move(buffer)), req_(std::move(req)), life_(std::move(life)), p_(std::move(p)), open_(open),
-        positions_(p_.since), hold_(w.ioc) {}
+        disconnect_(std::move(disconnect)), now_(now), positions_(p_.since), hold_(w.ioc) {}
 
   ~poll_request() override {
     if (parked_) s_.met.parked_polls.fetch_sub(1, std::memory_order_relaxed);
@@ -28,17 +32,26 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   }
 
   void run() {
-    auto now = steady_ms();
+    auto now = now_;
+    // The presence member is the lease: same id, same expiry (the engine renews it on every poll).
     shell_.lease() = now + s_.cfg.effective_lease_ms();
+    shell_.self_member = shell_.session().client();
     protocol::command c{.kind = protocol::command_kind::connect};
     c.token = p_.token;
     shell_.session().handle_command(c, now);
     shell_.drain(now);
     if (shell_.session().state() != protocol::session_state::open) {
+      if (open_) s_.remove_lease(shell_.session().client());
       return respond(shell_.closed ? http_status(*shell_.closed) : 401);
     }
-    // A user's polls share one presence member across requests; anonymous polls lease per request.
-    if (!shell_.session().user().empty()) shell_.presence_client() = "poll-" + shell_.session().user();
+    if (disconnect_) {
+      // The lease was marked by a server disconnect while no poll was parked: deliver it now (the
+      // lease is already gone).
+      auto& t = *disconnect_;
+      shell_.session().disconnect(t.code, t.reason, t.reconnect, t.after_ms + s_.jitter(t.jitter_ms));
+      shell_.drain(now);
+      return respond(200);
+    }
     for (std::size_t i = 0; i < p_.channels.size(); ++i) {
       protocol::command sub{.kind = protocol::command_kind::subscribe};
       sub.channel = p_.channels[i];
@@ -46,6 +59,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
       shell_.session().handle_command(sub, now);
       shell_.drain(now);
     }
+    s_.lease_presence(shell_.session().client(), shell_.presence_channels());
     if (open_ || has_news()) return respond(200);
     if (s_.met.parked_polls.load() >= s_.cfg.max_parked_polls) {
       shell_.frames.clear();
@@ -73,6 +87,8 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
 
   void tick(std::uint64_t) override {}
   void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
+    // A parked poll is answered at once with the `disconnect` frame; its lease ends with it.
+    s_.remove_lease(shell_.session().client());
     shell_.session().disconnect(t.code, t.reason, t.reconnect, after_ms);
     shell_.drain(steady_ms());
   }
@@ -160,6 +176,8 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   std::shared_ptr<void> life_;
   stream_params p_;
   bool open_;
+  std::optional<disconnect_target> disconnect_;
+  std::uint64_t now_;
   std::vector<std::optional<protocol::position>> positions_;
   net::steady_timer hold_;
   bool parked_ = false, registered_ = false, answered_ = false, post_pending_ = false;
@@ -174,14 +192,31 @@ void run_poll(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_
   auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
   std::string token = q["token"];
   if (auto a = req[http::field::authorization]; token.empty() && a.starts_with("Bearer ")) token = std::string(a.substr(7));
-  bool open = q["open"] == "1" || q["cursor"].empty();
+  std::string client = q["client"];
+  if (!client.empty() && !shared_state::valid_client_id(client))
+    return write_error_and_close(s, std::move(stream), req, code::bad_frame, "malformed client id");
   stream_params p;
   code c;
   std::string reason;
   if (!parse_stream_params(s, q["channels"], q["cursor"], token, p, c, reason))
     return write_error_and_close(s, std::move(stream), req, c, reason);
+  // The lease belongs to one user: find out whose poll this is before touching it (a refused token
+  // is answered by the session below, with no lease).
+  std::string user;
+  if (!token.empty() && s.verifier) {
+    auto v = s.verifier(token, steady_ms());
+    if (v.error == code::ok) user = v.user;
+  }
+  auto now = steady_ms();
+  disconnect_target advice;
+  auto st = s.acquire_lease(client, user, q["open"] == "1", now, advice);
+  if (st == shared_state::lease_status::full)
+    return write_error_and_close(s, std::move(stream), req, code::too_many_connections, "too many polling clients");
+  std::optional<disconnect_target> disconnect;
+  if (st == shared_state::lease_status::disconnect) disconnect = advice;
+  bool open = st == shared_state::lease_status::created;
   std::make_shared<poll_request>(s, w, std::move(stream), std::move(buffer), std::move(req), std::move(life),
-                                 std::move(p), open, steady_ms())->run();
+                                 std::move(p), std::move(client), open, std::move(disconnect), now)->run();
 }
 
 }  // namespace pushwire::server

@@ -55,7 +55,6 @@ bool parse_stream_params(shared_state& s, std::string_view channels, std::string
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
-  if (out.channels.empty()) { c = code::bad_channel; reason = "channels is required"; return false; }
   if (out.channels.size() > s.cfg.max_stream_channels) {
     c = code::too_many_subscriptions;
     reason = "at most " + std::to_string(s.cfg.max_stream_channels) + " channels per stream";
@@ -410,6 +409,7 @@ struct server::impl {
       for (auto* c : snapshot)
         if (w.conns.contains(c)) c->tick(now);
       if (w.index == 0) {
+        shared.sweep_leases(now);   // first: an expired lease leaves its presence itself
         shared.eng->sweep(now);
       }
       arm_tick(w);
@@ -423,6 +423,9 @@ struct server::impl {
       for (auto& [client, e] : shared.registry)
         if (t.all || (!t.client.empty() && client == t.client) || (!t.user.empty() && e.user == t.user)) ++n;
     }
+    // Polling clients: their leases are marked first (the next poll gets the disconnect frame at
+    // once); a poll parked right now is answered by the per-worker pass below.
+    n += shared.mark_leases(t);
     for (auto& w : workers) {
       net::post(w->ioc, [this, t, wp = w.get()] {
         std::vector<conn_base*> snapshot(wp->conns.begin(), wp->conns.end());

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -82,6 +83,8 @@ struct shared_state {
   std::function<std::size_t(const disconnect_target&)> disconnect;
 
   std::string new_client_id() { return "c" + std::to_string(next_client.fetch_add(1)); }
+  // Whether `id` has the form of a server-issued client id ("c" + 1-19 digits).
+  static bool valid_client_id(std::string_view id);
   std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], thread-safe
 
   // Connection registry (client id -> worker, user) for targeted disconnects.
@@ -90,6 +93,32 @@ struct shared_state {
   std::unordered_map<std::string, entry> registry;
   void register_conn(const std::string& client, unsigned worker, const std::string& user);
   void unregister_conn(const std::string& client);
+
+  // Long-poll leases (docs/protocol.md "Long-polling"): keyed by the client id the opening poll's
+  // `connected` frame assigned. A lease holds the polling client's presence membership and pending
+  // server disconnects between polls; positions stay in the cursor, so any node can answer a poll.
+  struct poll_lease {
+    std::string user;
+    std::uint64_t expires_ms = 0;
+    std::vector<std::string> presence;        // channels where this lease is a presence member
+    std::optional<disconnect_target> marked;  // disconnect to deliver on the next poll
+  };
+  enum class lease_status : std::uint8_t { created, renewed, disconnect, full };
+  // Opening poll (`open` or `id` unknown, expired or another user's): creates a lease with a fresh
+  // id (written to `id`); otherwise renews it, or takes it out when it is marked (`advice` filled).
+  lease_status acquire_lease(std::string& id, const std::string& user, bool open, std::uint64_t now,
+                             disconnect_target& advice);
+  // Records the lease's presence channels now; leaves the ones it no longer polls.
+  void lease_presence(const std::string& id, std::vector<std::string> channels);
+  // Removes a lease (disconnect delivered) and leaves its presence.
+  void remove_lease(const std::string& id);
+  // Marks the leases a disconnect addresses; returns how many.
+  std::size_t mark_leases(const disconnect_target& t);
+  // Drops expired leases (and their presence); call from the housekeeping tick.
+  void sweep_leases(std::uint64_t now);
+  std::size_t lease_count();
+  std::mutex lease_mu;
+  std::unordered_map<std::string, poll_lease> leases;
 
   // /demo/publish rate limiting: per address, a one-second window.
   std::mutex demo_mu;

@@ -50,7 +50,11 @@ void shell_base::execute(protocol::session_action& a, std::uint64_t now) {
           auto m = std::make_shared<message>();
           m->kind = message_kind::control;
           m->channel = f.channel;
-          m->pos = f.pos;
+          // With `recovered:true` the replay follows: the stream's position (SSE id line, poll
+          // cursor) is still the resume point, not the channel's newest offset, or a cut before
+          // the replay ends would resume past messages never sent.
+          auto sub = subs_.find(f.channel);
+          m->pos = f.recovered == true && sub != subs_.end() ? sub->second.last : f.pos;
           m->sse = "event: control\ndata: ";
           m->sse.append(line);
           m->sse += "\n\n";
@@ -133,6 +137,13 @@ void shell_base::execute(protocol::session_action& a, std::uint64_t now) {
       close_requested(a.close_code, a.reason);
       return;
   }
+}
+
+std::vector<std::string> shell_base::presence_channels() const {
+  std::vector<std::string> out;
+  for (auto& [ch, st] : subs_)
+    if (st.presence) out.push_back(ch);
+  return out;
 }
 
 void shell_base::release(bool keep_presence) {

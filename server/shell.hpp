@@ -28,6 +28,8 @@ class shell_base : public subscriber {
   void drain(std::uint64_t now);
   // Leaves every channel (and its presence unless `keep_presence`: leased one-way members stay).
   void release(bool keep_presence = false);
+  // Channels where this connection is a presence member.
+  std::vector<std::string> presence_channels() const;
   virtual void enqueue(message_ptr m) = 0;
   virtual void close_requested(protocol::code c, const std::string& reason) = 0;
 
@@ -54,14 +56,22 @@ class collect_shell : public shell_base {
   using shell_base::shell_base;
   using shell_base::drain;
   using shell_base::release;
+  using shell_base::presence_channels;
   std::vector<message_ptr> frames;
   std::optional<protocol::code> closed;
   std::function<void()> on_frame;            // a frame arrived (long-poll: answer now)
   std::uint64_t& lease() { return presence_lease_until_; }
   std::string& presence_client() { return presence_client_; }
+  // Presence changes of this member itself are not news to it (a long-poll must never be woken
+  // by its own join): join/leave frames for `self_member` are dropped.
+  std::string self_member;
 
  protected:
   void enqueue(message_ptr m) override {
+    if (!self_member.empty() && m->kind == message_kind::control &&
+        (m->frame.starts_with("{\"type\":\"join\"") || m->frame.starts_with("{\"type\":\"leave\"")) &&
+        m->frame.ends_with(",\"client\":\"" + self_member + "\"}}\n"))
+      return;
     frames.push_back(std::move(m));
     if (on_frame) on_frame();
   }

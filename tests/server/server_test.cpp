@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "server/jwt.hpp"
@@ -36,6 +38,77 @@ ps::config base_config() {
   c.namespaces["priv"] = ps::namespace_config{5, 300000, false, false, false, true};
   return c;
 }
+
+
+// A keep-alive HTTP client for tests that publish in a loop (one TCP connection, many requests).
+class api_client {
+ public:
+  explicit api_client(unsigned short port) : s_(connect_socket(ioc_, port)) {}
+  http_result post(const std::string& target, std::string body, const std::string& key = "key") {
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + key);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    http_result r;
+    beast::error_code ec;
+    http::write(s_, req, ec);
+    if (ec) return r;
+    http::response<http::string_body> res;
+    http::read(s_, buf_, res, ec);
+    if (ec) return r;
+    r.status = res.result_int();
+    r.body = res.body();
+    return r;
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket s_;
+  beast::flat_buffer buf_;
+};
+
+// Publishes into `channel` from its own thread until stopped; `last` is the newest offset published.
+struct publisher {
+  publisher(unsigned short port, std::string channel) : channel_(std::move(channel)) {
+    thread_ = std::thread([this, port] {
+      api_client c(port);
+      for (int n = 0; !stop_.load(); ++n) {
+        auto r = c.post("/api/publish", R"({"channel":")" + channel_ + R"(","data":{"n":)" + std::to_string(n) + "}}");
+        if (r.status != 200) { failed.store(true); return; }
+        auto p = r.body.find("\"offset\":");
+        last.store(std::stoull(r.body.substr(p + 9)));
+        if (epoch.empty()) {
+          auto e = r.body.find("\"epoch\":\"");
+          std::lock_guard lk(mu);
+          epoch = r.body.substr(e + 9, r.body.find('"', e + 9) - e - 9);
+        }
+      }
+    });
+  }
+  ~publisher() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  // Waits (with a deadline) until at least `n` messages were published.
+  bool wait_for(std::uint64_t n, std::chrono::milliseconds d = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + d;
+    while (last.load() < n && !failed.load())
+      if (std::chrono::steady_clock::now() > deadline) return false; else std::this_thread::yield();
+    return last.load() >= n;
+  }
+  std::string get_epoch() { std::lock_guard lk(mu); return epoch; }
+  std::atomic<std::uint64_t> last{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::string epoch;
+
+ private:
+  std::string channel_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 class Server : public ::testing::Test {
  protected:
@@ -365,6 +438,89 @@ TEST_F(Server, SseGapAndBadTokenAndCmdPublish) {
   EXPECT_EQ(forged.status, 401u);
 }
 
+
+// Resume under load (browser report: one write carried the replay 41..45 and a presence join, the
+// next started at 47). An SSE stream resumes with since= while a publisher thread keeps publishing
+// through the API; every offset after since must arrive exactly once and in order, across many runs.
+TEST_F(Server, SseResumeUnderLiveLoadIsExactlyOnceInOrder) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.namespaces["demo"].history_size = 100000;
+  start(cfg);
+  // Other subscribers on both I/O threads, so every publication is posted to every thread.
+  sse_client other1(port, "/sse?channels=demo:load"), other2(port, "/sse?channels=demo:load");
+  std::atomic<bool> stop_churn{false};
+  std::thread churn([&] {
+    while (!stop_churn.load()) {
+      sse_client c(port, "/sse?channels=demo:load");
+      c.next_non_ping();
+      c.close();
+      auto r = http_call(port, http::verb::get, "/poll?channels=demo:load&open=1");
+    }
+  });
+  publisher pub(port, "demo:load");
+  ASSERT_TRUE(pub.wait_for(5));
+  std::string epoch = pub.get_epoch();
+  for (int run = 0; run < 40; ++run) {
+    std::uint64_t now = pub.last.load();
+    std::uint64_t since = now > 5 ? now - 5 : 0;
+    sse_client s(port, "/sse?channels=demo:load&since=" + epoch + "-" + std::to_string(since));
+    ASSERT_EQ(s.status, 200u);
+    std::uint64_t want = since + 1, until = now + 20;
+    while (want <= until) {
+      auto e = s.next_non_ping();
+      ASSERT_FALSE(e.timeout) << "run " << run << " waiting for " << want;
+      if (e.event == "control") continue;
+      auto f = parse(e.data);
+      ASSERT_EQ(f.kind, frame_kind::message) << e.data;
+      ASSERT_EQ(f.pos.offset, want) << "run " << run;
+      ASSERT_EQ(e.id, epoch + "-" + std::to_string(want));
+      ++want;
+    }
+  }
+  pub.stop();
+  stop_churn = true;
+  churn.join();
+  EXPECT_FALSE(pub.failed.load());
+}
+
+
+// The browser's resume test over SSE: the server drops the stream (API disconnect) again and again
+// while a publisher keeps going; the client resumes from the last offset it received.
+TEST_F(Server, SseDropAndResumeUnderLoadLosesNothing) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.namespaces["demo"].history_size = 100000;
+  start(cfg);
+  publisher pub(port, "demo:drop");
+  ASSERT_TRUE(pub.wait_for(3));
+  std::string epoch = pub.get_epoch();
+  std::uint64_t last = pub.last.load();
+  for (int run = 0; run < 30; ++run) {
+    sse_client s(port, "/sse?channels=demo:drop&since=" + epoch + "-" + std::to_string(last));
+    ASSERT_EQ(s.status, 200u);
+    int got = 0;
+    bool dropped = false;
+    for (;;) {
+      auto e = s.next_non_ping();
+      if (e.timeout) break;   // the server closed after its disconnect frame
+      if (e.event == "control") {
+        if (e.data.find("\"disconnect\"") != std::string::npos) dropped = true;
+        continue;
+      }
+      auto f = parse(e.data);
+      ASSERT_FALSE(dropped) << "message after disconnect";
+      ASSERT_EQ(f.pos.offset, last + 1) << "run " << run;
+      last = f.pos.offset;
+      if (++got == 3) {
+        auto r = http_call(port, http::verb::post, "/api/disconnect", R"({"jitter_ms":0})", {{"Authorization", "Bearer key"}});
+        ASSERT_EQ(r.status, 200u);
+      }
+    }
+    ASSERT_TRUE(dropped) << "run " << run;
+  }
+}
+
 // ---- Long-polling ----
 
 TEST_F(Server, PollOpenParkResumeAndGap) {
@@ -374,6 +530,7 @@ TEST_F(Server, PollOpenParkResumeAndGap) {
   ASSERT_EQ(l.size(), 2u) << open.body;
   EXPECT_EQ(parse(l[0]).kind, frame_kind::connected);
   std::string cursor(open.headers["Pushwire-Cursor"]);
+  std::string client = "&client=" + parse(l[0]).client;   // later polls send the id back
   ASSERT_FALSE(cursor.empty());
   // Parked, answered by the first publish.
   std::thread pub([&] {
@@ -381,7 +538,7 @@ TEST_F(Server, PollOpenParkResumeAndGap) {
     for (int i = 0; i < 100000 && srv_->stats().parked_polls.load() == 0; ++i) std::this_thread::yield();
     publish_offset("lp", 1);
   });
-  auto r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  auto r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor + client);
   pub.join();
   ASSERT_EQ(r.status, 200u);
   auto f = parse(lines(r.body).at(0));
@@ -390,18 +547,18 @@ TEST_F(Server, PollOpenParkResumeAndGap) {
   // Cut while publishes continue: a cursor behind gets the missed messages at once, in order.
   publish_offset("lp", 2);
   publish_offset("lp", 3);
-  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor + client);
   l = lines(r.body);
   ASSERT_EQ(l.size(), 2u) << r.body;
   EXPECT_EQ(parse(l[0]).pos.offset, 2u);
   EXPECT_EQ(parse(l[1]).pos.offset, 3u);
   cursor = std::string(r.headers["Pushwire-Cursor"]);
   // Nothing new within the hold time: a ping.
-  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor + client);
   EXPECT_EQ(parse(lines(r.body).at(0)).kind, frame_kind::ping) << r.body;
   // Gap beyond history.
   for (int i = 0; i < 8; ++i) publish_offset("lp", i);
-  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor);
+  r = http_call(port, http::verb::get, "/poll?channels=lp&cursor=" + cursor + client);
   auto s = parse(lines(r.body).at(0));
   EXPECT_EQ(s.kind, frame_kind::subscribed) << r.body;
   EXPECT_EQ(s.recovered, false);
@@ -409,6 +566,112 @@ TEST_F(Server, PollOpenParkResumeAndGap) {
   auto c = http_call(port, http::verb::post, "/cmd",
                      "{\"cmd\":\"connect\"}\n{\"cmd\":\"publish\",\"id\":9,\"channel\":\"lp\",\"data\":1}\n");
   EXPECT_NE(c.body.find("4003"), std::string::npos) << c.body;
+}
+
+
+// Anonymous long-polls in a presence channel: one lease per client (the id from `connected`, sent
+// back as client=), one presence member and one join for it, and its own join never wakes it.
+TEST_F(Server, PollLeaseOneMemberOwnJoinDoesNotWake) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.presence_lease_ms = 700;   // hold (300) + grace
+  start(cfg);
+  ws_client watch(port);
+  watch.connect();
+  watch.send(R"({"cmd":"subscribe","id":2,"channel":"demo:lobby"})");
+  ASSERT_EQ(watch.next_non_ping().kind, frame_kind::subscribed);
+  ASSERT_EQ(watch.next_non_ping().kind, frame_kind::join);   // the watcher itself
+  auto open = http_call(port, http::verb::get, "/poll?channels=demo:lobby&open=1");
+  ASSERT_EQ(open.status, 200u);
+  auto conn = parse(lines(open.body).at(0));
+  ASSERT_EQ(conn.kind, frame_kind::connected) << open.body;
+  std::string id = conn.client, cursor(open.headers["Pushwire-Cursor"]);
+  auto j = watch.next_non_ping();
+  ASSERT_EQ(j.kind, frame_kind::join);
+  EXPECT_NE(j.data.find("\"" + id + "\""), std::string::npos) << j.data;
+  for (int i = 0; i < 2; ++i) {
+    // Parked for the whole hold time: nothing but a ping (its own join must not answer it).
+    auto r = http_call(port, http::verb::get, "/poll?channels=demo:lobby&client=" + id + "&cursor=" + cursor);
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.body, "{\"type\":\"ping\"}\n");
+  }
+  auto pres = http_call(port, http::verb::get, "/api/presence?channel=demo:lobby", {}, {{"Authorization", "Bearer key"}});
+  EXPECT_NE(pres.body.find("\"" + id + "\""), std::string::npos) << pres.body;
+  EXPECT_EQ(std::count(pres.body.begin(), pres.body.end(), '{'), 3) << pres.body;   // outer + 2 members
+  EXPECT_EQ(srv_->stats().connections_polling.load(), 1u);
+  auto m = http_call(port, http::verb::get, "/metrics");
+  EXPECT_NE(m.body.find("pushwire_connections{transport=\"polling\"} 1"), std::string::npos);
+  // No further join; the lease expires (hold + grace) and the member leaves.
+  auto l = watch.next_non_ping();
+  EXPECT_EQ(l.kind, frame_kind::leave) << l.reason;
+  EXPECT_NE(l.data.find("\"" + id + "\""), std::string::npos);
+  EXPECT_EQ(srv_->stats().connections_polling.load(), 0u);
+}
+
+// client= must look like a server id; an unknown (or expired) one is answered like an opening poll:
+// a fresh id, and `subscribed` with `recovered` per the cursor.
+TEST_F(Server, PollUnknownOrMalformedClient) {
+  auto open = http_call(port, http::verb::get, "/poll?channels=lu&open=1");
+  std::string cursor(open.headers["Pushwire-Cursor"]);
+  EXPECT_EQ(http_call(port, http::verb::get, "/poll?channels=lu&client=x1&cursor=" + cursor).status, 400u);
+  publish_offset("lu", 1);
+  auto r = http_call(port, http::verb::get, "/poll?channels=lu&client=c999999&cursor=" + cursor);
+  auto l = lines(r.body);
+  ASSERT_EQ(l.size(), 3u) << r.body;
+  auto c = parse(l[0]);
+  EXPECT_EQ(c.kind, frame_kind::connected);
+  EXPECT_NE(c.client, "c999999");
+  auto sub = parse(l[1]);
+  EXPECT_EQ(sub.kind, frame_kind::subscribed);
+  EXPECT_EQ(sub.recovered, true);
+  EXPECT_EQ(parse(l[2]).pos.offset, 1u);
+}
+
+// /api/disconnect reaches polling clients: between polls (the next poll gets the frame at once) and
+// while parked (answered at once).
+TEST_F(Server, ApiDisconnectReachesPollingClients) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.poll_hold_ms = 20000;   // a parked poll answered before this is answered by the disconnect
+  start(cfg);
+  auto open = http_call(port, http::verb::get, "/poll?channels=ld&open=1&token=" + token("erin"));
+  std::string id = parse(lines(open.body).at(0)).client, cursor(open.headers["Pushwire-Cursor"]);
+  auto d = http_call(port, http::verb::post, "/api/disconnect", R"({"client":")" + id + R"(","after_ms":7,"jitter_ms":0})",
+                     {{"Authorization", "Bearer key"}});
+  EXPECT_EQ(d.body, "{\"disconnected\":1}");
+  auto r = http_call(port, http::verb::get, "/poll?channels=ld&client=" + id + "&cursor=" + cursor + "&token=" + token("erin"));
+  auto f = parse(lines(r.body).at(0));
+  EXPECT_EQ(f.kind, frame_kind::disconnect) << r.body;
+  EXPECT_EQ(f.error_code, code::disconnected_by_server);
+  EXPECT_EQ(f.after_ms, 7u);
+  EXPECT_EQ(srv_->stats().connections_polling.load(), 0u);
+  // Parked, then disconnected by user.
+  open = http_call(port, http::verb::get, "/poll?channels=ld&open=1&token=" + token("erin"));
+  id = parse(lines(open.body).at(0)).client;
+  http_result parked;
+  std::thread t([&] {
+    parked = http_call(port, http::verb::get, "/poll?channels=ld&client=" + id + "&cursor=" + cursor + "&token=" + token("erin"));
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (srv_->stats().parked_polls.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  auto started = std::chrono::steady_clock::now();
+  d = http_call(port, http::verb::post, "/api/disconnect", R"({"user":"erin","jitter_ms":0})", {{"Authorization", "Bearer key"}});
+  EXPECT_EQ(d.body, "{\"disconnected\":1}");
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(parse(lines(parked.body).at(0)).kind, frame_kind::disconnect) << parked.body;
+  EXPECT_EQ(srv_->stats().connections_polling.load(), 0u);
+}
+
+// A poll with no channels is accepted: `connected` at once, later polls hold and answer a ping.
+TEST_F(Server, PollWithoutChannels) {
+  auto open = http_call(port, http::verb::get, "/poll?open=1");
+  ASSERT_EQ(open.status, 200u) << open.body;
+  auto c = parse(lines(open.body).at(0));
+  ASSERT_EQ(c.kind, frame_kind::connected);
+  auto r = http_call(port, http::verb::get, "/poll?client=" + c.client);
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "{\"type\":\"ping\"}\n");
 }
 
 // ---- HTTP API and bad input ----
@@ -481,6 +744,57 @@ TEST_F(Server, ApiDisconnectUser) {
   EXPECT_EQ(f.kind, frame_kind::disconnect);
   EXPECT_EQ(f.error_code, code::disconnected_by_server);
   EXPECT_EQ(f.after_ms, 5u);
+}
+
+
+TEST_F(Server, WsPingFrameAfterSilence) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.ping_interval_ms = 100;
+  start(cfg);
+  ws_client c(port);
+  auto f = c.connect();
+  ASSERT_EQ(f.kind, frame_kind::connected);
+  EXPECT_EQ(f.ping_ms, 100u);
+  f = c.next();   // nothing else is sent: the next frame is the heartbeat
+  EXPECT_EQ(f.kind, frame_kind::ping);
+  EXPECT_EQ(f.error_code, code::ok) << f.reason;
+}
+
+TEST_F(Server, DemoPublishAndDropOnlyInDemoMode) {
+  // Without --demo: no /demo/publish, and `drop` is refused.
+  EXPECT_NE(http_call(port, http::verb::post, "/demo/publish", R"({"channel":"demo:x","data":1})").status, 200u);
+  {
+    ws_client c(port);
+    c.connect();
+    c.send(R"({"cmd":"drop","id":3})");
+    auto f = c.next_non_ping();
+    EXPECT_EQ(f.kind, frame_kind::error);
+    EXPECT_EQ(f.error_code, code::permission_denied);
+  }
+  TearDown();
+  auto cfg = base_config();
+  cfg.demo = true;
+  cfg.demo_rate_per_s = 2;
+  start(cfg);
+  auto r = http_call(port, http::verb::post, "/demo/publish", R"({"channel":"demo:x","data":{"v":1}})");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_NE(r.body.find("\"offset\":1"), std::string::npos) << r.body;
+  EXPECT_EQ(http_call(port, http::verb::post, "/demo/publish", R"({"channel":"news","data":1})").status, 403u);
+  // Rate limited per address (2 per second here; the window may roll over once).
+  unsigned last = 200;
+  for (int i = 0; i < 6 && last != 429; ++i)
+    last = http_call(port, http::verb::post, "/demo/publish", R"({"channel":"demo:x","data":1})").status;
+  EXPECT_EQ(last, 429u);
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"drop","id":3})");
+  auto f = c.next_non_ping();
+  EXPECT_EQ(f.kind, frame_kind::disconnect);
+  EXPECT_EQ(f.error_code, code::disconnected_by_server);
+  EXPECT_TRUE(f.reconnect);
+  c.next();
+  EXPECT_EQ(c.close_reason().code, 4010);
 }
 
 TEST_F(Server, StaticFilesAndCors) {
