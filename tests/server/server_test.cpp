@@ -29,13 +29,22 @@ ps::config base_config() {
   c.log_level = "warn";
   c.history_size = 5;
   c.max_message_bytes = 100;
-  c.handshake_timeout_ms = 300;
-  c.request_timeout_ms = 400;
+  // Generous, so a loaded machine (sanitizers, parallel CTest) cannot trip them; the tests of these
+  // timeouts set them short themselves (short_timeouts()).
+  c.handshake_timeout_ms = 5000;
+  c.request_timeout_ms = 5000;
   c.housekeeping_ms = 20;
   c.poll_hold_ms = 300;
   c.shutdown_timeout_ms = 1000;
   c.namespaces["demo"] = ps::namespace_config{5, 300000, true, true, true, false};
   c.namespaces["priv"] = ps::namespace_config{5, 300000, false, false, false, true};
+  return c;
+}
+
+ps::config short_timeouts() {
+  auto c = base_config();
+  c.handshake_timeout_ms = 300;
+  c.request_timeout_ms = 400;
   return c;
 }
 
@@ -245,6 +254,8 @@ TEST_F(Server, WsGapLargerThanHistoryIsNotRecovered) {
 }
 
 TEST_F(Server, WsHandshakeTimeoutAndConnectFirst) {
+  TearDown();
+  start(short_timeouts());
   ws_client c(port);
   auto f = c.next();
   EXPECT_EQ(f.kind, frame_kind::error);
@@ -697,6 +708,8 @@ TEST_F(Server, ApiKeyRequired) {
 }
 
 TEST_F(Server, GarbageOverlongHeaderAndSlowloris) {
+  TearDown();
+  start(short_timeouts());
   net::io_context ioc;
   {
     auto s = connect_socket(ioc, port);
