@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+// Runs the same benchmark scenarios against Pushwire, Nchan and the Node `ws` peer, alternately
+// (server by server inside each scenario, so drift on a noisy machine hits all of them alike), and
+// prints ratios: > 1 means Pushwire is better. Results: bench/results/<run>/<scenario>.<server>.json
+// and bench/results/<run>/summary.json (+ bench/results/latest -> <run>).
+//
+//   bench/compare.sh [--quick] [--only name,name] [--servers pushwire,nchan,node] [--rounds N]
+//
+// --quick: 1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 minutes).
+// Without it: every scenario of docs/performance.md (< 15 minutes). Each run of the load generator
+// is bounded in time and count; servers listen on free loopback ports and are stopped after each run.
+import { spawn, spawnSync } from 'node:child_process';
+import { statSync, copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, unlinkSync, mkdtempSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const argv = process.argv.slice(2);
+const flag = (n) => argv.includes(n);
+const opt = (n, d) => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : d; };
+const quick = flag('--quick');
+const rounds = Number(opt('--rounds', '1'));
+const only = opt('--only', '') ? opt('--only').split(',') : null;
+const serversWanted = opt('--servers', 'pushwire,nchan,node').split(',');
+// Extra load-generator flags for every run, e.g. --loadgen-args "--read-interval-us 0".
+const lgExtra = opt('--loadgen-args', '').split(' ').filter(Boolean);
+
+// The newest of the candidates (an explicit environment variable always wins).
+const pick = (env, ...c) => {
+  if (env && existsSync(env)) return env;
+  const have = c.filter((p) => existsSync(p));
+  have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return have[0];
+};
+const serverBin = pick(process.env.PUSHWIRE_SERVER, join(root, 'build/server/pushwire-server'),
+  join(root, 'build-h-bench/server/pushwire-server'), join(root, 'build-h-server/server/pushwire-server'));
+const loadgen = pick(process.env.PUSHWIRE_LOADGEN, join(root, 'build/bench/pushwire-loadgen'),
+  join(root, 'build-h-bench/bench/pushwire-loadgen'));
+if (!serverBin || !loadgen) {
+  console.error('need the server and load generator built: cmake --build build --target pushwire-server pushwire-loadgen');
+  process.exit(2);
+}
+
+const runId = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19) + (quick ? '-quick' : '') + (lgExtra.length ? '-lgargs' : '');
+const outDir = join(here, 'results', runId);
+mkdirSync(outDir, { recursive: true });
+// Snapshot the server binary: a colleague's rebuild during the run must not change what is measured.
+const serverSnap = join(outDir, 'pushwire-server');
+copyFileSync(serverBin, serverSnap);
+chmodSync(serverSnap, 0o755);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const apiKey = 'bench-' + Math.random().toString(36).slice(2);
+
+async function freePort() {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+  });
+}
+async function waitFile(f, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (existsSync(f) && readFileSync(f, 'utf8').trim()) return readFileSync(f, 'utf8').trim();
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${f}`);
+}
+async function waitPort(port, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise((res) => {
+      const c = connect(port, '127.0.0.1', () => { c.destroy(); res(true); });
+      c.on('error', () => res(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+// --- servers ---------------------------------------------------------------------------------------
+async function startServer(kind) {
+  const dir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
+  let child, port, pidForStats;
+  if (kind === 'pushwire') {
+    child = spawn(serverSnap, ['--port', '0', '--port-file', join(dir, 'port'), '--api-key', apiKey,
+      '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000'],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', (d) => { if (process.env.BENCH_VERBOSE) process.stderr.write(d); });
+    port = Number(await waitFile(join(dir, 'port'), 10000));
+    pidForStats = child.pid;
+  } else if (kind === 'nchan') {
+    port = await freePort();
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    const conf = readFileSync(join(here, 'peers/nchan.conf'), 'utf8').replaceAll('@PREFIX@', dir).replaceAll('@PORT@', String(port));
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' });
+    await waitPort(port, 10000);
+    pidForStats = child.pid;  // the master; the load generator adds its workers
+  } else {
+    child = spawn(process.execPath, [join(here, 'peers/node-peer/server.mjs'), '--port', '0', '--port-file', join(dir, 'port')],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', () => {});
+    port = Number(await waitFile(join(dir, 'port'), 10000));
+    pidForStats = child.pid;
+  }
+  await sleep(300);  // let it settle before the "before" RSS sample
+  return { kind, child, port, pid: pidForStats, dir };
+}
+async function stopServer(s) {
+  if (!s) return;
+  const done = new Promise((r) => s.child.once('exit', r));
+  s.child.kill(s.kind === 'nchan' ? 'SIGQUIT' : 'SIGTERM');
+  const t = setTimeout(() => s.child.kill('SIGKILL'), 6000);
+  await done;
+  clearTimeout(t);
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+// --- the load generator ------------------------------------------------------------------------------
+function target(kind) { return kind === 'pushwire' ? 'pushwire' : kind === 'nchan' ? 'nchan' : 'node'; }
+function lgArgs(srv, sc, extra = []) {
+  const a = ['--target', target(srv.kind), '--port', String(srv.port), '--server-pid', String(srv.pid),
+    '--api-key', apiKey, '--quiet', ...sc.args, ...extra, ...lgExtra];
+  return a;
+}
+async function runLoadgen(args, jsonPath, timeoutS) {
+  return new Promise((res) => {
+    const c = spawn(loadgen, [...args, '--json', jsonPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { err += d; });
+    const t = setTimeout(() => c.kill('SIGKILL'), (timeoutS + 15) * 1000);
+    c.on('exit', (code) => {
+      clearTimeout(t);
+      let r = null;
+      try { r = JSON.parse(readFileSync(jsonPath, 'utf8')); } catch { r = { ok: false, first_error: `no result (exit ${code}) ${err.slice(0, 300)}` }; }
+      r.exit_code = code;
+      res(r);
+    });
+  });
+}
+
+// --- scenarios ---------------------------------------------------------------------------------------
+const fan = (name, tp, subs, msgs, k, servers = ['pushwire', 'nchan', 'node']) => ({
+  name, servers, group: 'fanout', transport: tp, subs,
+  args: ['--transport', tp, '--subs', String(subs), '--messages', String(msgs), '--size', '100',
+    '--mode', 'closed', '--inflight', String(k), '--connect-rate', '10000', '--timeout', '90', '--drain-ms', '15000'],
+});
+const lat = (name, tp, subs, rate, secs) => ({
+  name, servers: ['pushwire', 'nchan', 'node'], group: 'latency', transport: tp, subs,
+  args: ['--transport', tp, '--subs', String(subs), '--messages', String(rate * secs), '--size', '100',
+    '--mode', 'rate', '--rate', String(rate), '--connect-rate', '10000', '--timeout', '90'],
+});
+const mem = (name, tp) => ({
+  name, servers: ['pushwire', 'nchan', 'node'], group: 'memory', transport: tp, subs: 10000,
+  args: ['--transport', tp, '--subs', '10000', '--messages', '1', '--size', '100', '--mode', 'closed',
+    '--connect-rate', '10000', '--idle-ms', '2000', '--timeout', '90'],
+});
+
+const quickScenarios = [fan('fanout-ws-1k-closed', 'ws', 1000, 500, 1), fan('fanout-sse-1k-closed', 'sse', 1000, 500, 1)];
+const fullScenarios = [
+  ...quickScenarios,
+  fan('fanout-ws-1k-k8', 'ws', 1000, 800, 8), fan('fanout-sse-1k-k8', 'sse', 1000, 800, 8),
+  fan('fanout-ws-10k-closed', 'ws', 10000, 60, 1), fan('fanout-ws-10k-k8', 'ws', 10000, 100, 8),
+  fan('fanout-sse-10k-closed', 'sse', 10000, 60, 1), fan('fanout-sse-10k-k8', 'sse', 10000, 100, 8),
+  { ...fan('poll-1k', 'poll', 1000, 300, 1, ['pushwire', 'nchan']), group: 'poll' },
+  lat('latency-ws-1k-50ps', 'ws', 1000, 50, 8), lat('latency-sse-1k-50ps', 'sse', 1000, 50, 8),
+  lat('latency-ws-10k-5ps', 'ws', 10000, 5, 8), lat('latency-sse-10k-5ps', 'sse', 10000, 5, 8),
+  mem('memory-ws-10k', 'ws'), mem('memory-sse-10k', 'sse'),
+  { name: 'slow-reader', servers: ['pushwire'], group: 'special', special: 'slow' },
+  { name: 'storm-client-10k', servers: ['pushwire', 'nchan'], group: 'storm', transport: 'ws', subs: 10000,
+    args: ['--transport', 'ws', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
+      '--storm', 'client', '--storm-at-ms', '4000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
+  { name: 'storm-server-10k', servers: ['pushwire'], group: 'storm', transport: 'ws', subs: 10000,
+    args: ['--transport', 'ws', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
+      '--storm', 'server', '--storm-at-ms', '4000', '--jitter-ms', '2000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
+  { name: 'scale-19k', servers: ['pushwire'], group: 'special', special: 'scale' },
+];
+let scenarios = quick ? quickScenarios : fullScenarios;
+if (only) scenarios = scenarios.filter((s) => only.some((o) => s.name.startsWith(o)));
+
+// Slow reader: the same 1,000-subscriber 16 KB run without and with one stalled reader.
+async function slowReader(srv, base) {
+  const args = ['--transport', 'ws', '--subs', '1000', '--messages', '600', '--size', '16384', '--mode', 'closed',
+    '--inflight', '1', '--connect-rate', '10000', '--timeout', '90', '--drain-ms', '15000'];
+  const a = await runLoadgen(lgArgs(srv, { args }), `${base}.nostall.json`, 90);
+  const b = await runLoadgen(lgArgs(srv, { args: [...args, '--stall', '1'] }), `${base}.stall.json`, 90);
+  return { ...b, baseline: a, ratio_vs_unstalled: a.deliveries_per_s ? b.deliveries_per_s / a.deliveries_per_s : 0 };
+}
+// Scale: 19,000 idle websocket connections in one server process, a publish reaching all of them,
+// and a second generator process pushing past the descriptor cap (expects clean refusals).
+async function scale(srv, base) {
+  const ready = `${base}.ready`, go = `${base}.go`;
+  const mainP = runLoadgen(lgArgs(srv, { args: ['--transport', 'ws', '--subs', '19000', '--messages', '1', '--size', '100',
+    '--connect-rate', '10000', '--max-pending', '2000', '--idle-ms', '2000', '--ready-file', ready, '--go-file', go,
+    '--timeout', '150', '--connect-timeout', '90'] }), `${base}.json`, 150);
+  let extra = null;
+  try {
+    await waitFile(ready, 120000);
+    extra = await runLoadgen(lgArgs(srv, { args: ['--transport', 'ws', '--subs', '1500', '--expect-refusal',
+      '--connect-rate', '5000', '--connect-timeout', '15', '--timeout', '30', '--idle-ms', '0'] }), `${base}.beyond.json`, 30);
+    // Is the server still healthy at the cap? /healthz on a fresh connection.
+    extra.healthz_after = await fetch(`http://127.0.0.1:${srv.port}/healthz`).then((r) => r.status).catch((e) => String(e));
+  } catch (e) { extra = { error: String(e) }; }
+  writeFileSync(go, '1');
+  const r = await mainP;
+  return { ...r, beyond_cap: extra };
+}
+
+// --- run ---------------------------------------------------------------------------------------------------
+const results = {};
+const log = (s) => process.stdout.write(s + '\n');
+log(`Pushwire benchmark ${quick ? '(quick) ' : ''}run ${runId}: server ${serverBin}, ${cpus().length} cores; results in ${outDir}`);
+log(`server binary ${serverBin} (${statSync(serverBin).mtime.toISOString()}), load generator ${loadgen}`);
+for (const sc of scenarios) {
+  results[sc.name] = {};
+  for (let round = 0; round < rounds; ++round) {
+    for (const kind of sc.servers.filter((s) => serversWanted.includes(s))) {
+      let srv;
+      const base = join(outDir, `${sc.name}.${kind}${rounds > 1 ? '.r' + round : ''}`);
+      try {
+        srv = await startServer(kind);
+        let r;
+        if (sc.special === 'slow') r = await slowReader(srv, base);
+        else if (sc.special === 'scale') r = await scale(srv, base);
+        else r = await runLoadgen(lgArgs(srv, sc), `${base}.json`, 90);
+        r.scenario = sc.name;
+        r.server = kind;
+        (results[sc.name][kind] ??= []).push(r);
+        writeFileSync(`${base}.json`, JSON.stringify(r) + '\n');
+        log(`  ${sc.name.padEnd(22)} ${kind.padEnd(8)} ${r.ok ? 'ok  ' : 'FAIL'} ${fmt(r)}${r.first_error ? '  [' + r.first_error.slice(0, 90) + ']' : ''}`);
+      } catch (e) {
+        log(`  ${sc.name} ${kind}: error ${e.message}`);
+      } finally {
+        await stopServer(srv);
+      }
+    }
+  }
+}
+function fmt(r) {
+  const p = (x, d = 0) => (x === undefined || x === null ? '-' : Number(x).toFixed(d));
+  let s = `dlv/s ${p(r.deliveries_per_s)} cpu ${p(r.server_cpu_us_per_delivery, 2)}us/dlv p99 ${p(r.latency_us?.p99 / 1000, 1)}ms ` +
+    `rss/conn ${p(r.rss_per_conn_bytes)}B lost/dup/ooo ${r.lost}/${r.duplicated}/${r.out_of_order} lg-cpu ${p(r.loadgen_cpu_us_per_delivery, 2)}us` +
+    `${r.cpu_saturated ? ' (saturated)' : ''}`;
+  if (r.storm) s += ` storm back ${r.storm.back}/${r.storm.dropped} return p50/max ${p(r.storm.return_ms.p50)}/${p(r.storm.return_ms.max)}ms catch-up max ${p(r.storm.catchup_ms.max)}ms`;
+  if (r.stall) s += ` stalled closed ${r.stall.closed} (4008: ${r.stall.closed_4008}) rss+${r.stall.rss_growth_kb}KB vs-unstalled ${p(r.ratio_vs_unstalled, 3)}`;
+  if (r.beyond_cap) s += ` connect ${p(r.connect?.seconds, 1)}s; beyond cap: ${r.beyond_cap.connect?.ready ?? '?'} accepted, ${r.beyond_cap.connect?.refused ?? '?'} refused (503: ${r.beyond_cap.connect?.refused_http_503 ?? '?'}), healthz ${r.beyond_cap.healthz_after}`;
+  return s;
+}
+
+// --- ratios ---------------------------------------------------------------------------------------------------
+const median = (xs) => { const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)] : NaN; };
+const summary = { run: runId, quick, loadgen_args: lgExtra, machine: { cores: cpus().length, model: cpus()[0]?.model, shared: true }, server: serverBin, scenarios: {} };
+log('\nRatios (> 1 = Pushwire better; medians over rounds):');
+log('scenario               peer      deliveries/s  cpu/delivery  p99 latency  rss/conn');
+for (const sc of scenarios) {
+  const res = results[sc.name];
+  const m = {};
+  for (const [k, rs] of Object.entries(res)) {
+    m[k] = {
+      deliveries_per_s: median(rs.map((r) => r.deliveries_per_s)),
+      cpu_us_per_delivery: median(rs.map((r) => r.server_cpu_us_per_delivery)),
+      p99_us: median(rs.map((r) => r.latency_us?.p99)),
+      rss_per_conn: median(rs.map((r) => r.rss_per_conn_bytes)),
+      catchup_max_ms: median(rs.map((r) => r.storm?.catchup_ms?.max)),
+      ok: rs.every((r) => r.ok),
+      saturated: rs.some((r) => r.cpu_saturated),
+      loadgen_cpu_us_per_delivery: median(rs.map((r) => r.loadgen_cpu_us_per_delivery)),
+    };
+  }
+  summary.scenarios[sc.name] = { group: sc.group, transport: sc.transport, subscribers: sc.subs, servers: m, ratios: {} };
+  const pw = m.pushwire;
+  if (!pw) continue;
+  for (const peer of Object.keys(m).filter((k) => k !== 'pushwire')) {
+    const q = m[peer];
+    const ratio = {
+      deliveries_per_s: pw.deliveries_per_s / q.deliveries_per_s,
+      cpu_per_delivery: q.cpu_us_per_delivery / pw.cpu_us_per_delivery,
+      p99_latency: q.p99_us / pw.p99_us,
+      rss_per_conn: q.rss_per_conn / pw.rss_per_conn,
+      catchup: q.catchup_max_ms / pw.catchup_max_ms,
+    };
+    summary.scenarios[sc.name].ratios[peer] = ratio;
+    const f = (x) => (Number.isFinite(x) ? x.toFixed(2).padStart(12) : '           -');
+    const showRss = sc.group === 'memory';
+    const showLat = sc.group === 'latency' || sc.group === 'storm';
+    log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
+      (sc.group === 'storm' ? `  catch-up ${f(ratio.catchup)}` : ''));
+  }
+}
+summary.elapsed_s = (Date.now() - t0) / 1000;
+writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+const latest = join(here, 'results', only || lgExtra.length ? 'latest-partial' : quick ? 'latest-quick' : 'latest');
+try { unlinkSync(latest); } catch {}
+try { symlinkSync(runId, latest); } catch {}
+log(`\ndone in ${summary.elapsed_s.toFixed(0)} s; ${join(outDir, 'summary.json')}; charts: bench/chart.sh ${outDir}`);

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The benchmark comparison: Pushwire vs Nchan vs the Node `ws` peer, same scenarios, alternately.
+#   bench/compare.sh            full comparison (< 15 minutes)
+#   bench/compare.sh --quick    1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 min)
+# Other flags: --only scenario-prefix[,..]  --servers pushwire,nchan,node  --rounds N
+#              --loadgen-args "--read-interval-us 0"   (extra flags for every load-generator run)
+# Needs the server and the load generator built (cmake --build build); installs the peers itself.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+"$here/peers/install.sh"
+ulimit -Sn "$(ulimit -Hn)"
+exec node "$here/compare.mjs" "$@"
