@@ -7,8 +7,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "server/local_hub.hpp"
 #include "server/shared.hpp"
@@ -31,18 +33,68 @@ class conn_base {
   virtual const std::string& user_id() const = 0;
 };
 
+// A connection whose first write waits until the current fan-out batch is dispatched, so that
+// everything the batch queued for it goes out in one gather write.
+class flushable {
+ public:
+  virtual void flush() = 0;
+
+ protected:
+  ~flushable() = default;
+};
+
+// One I/O thread. Publications reach it through `inbox`, not one net::post each: the engine appends
+// under the channel lock, so the inbox holds every channel's frames in offset order whichever thread
+// published them. (Per-message posts were reordered: Asio keeps a post made from the io_context's own
+// thread in a thread-private queue until the running handler returns, so a publication from another
+// thread could overtake it, and the subscriber's duplicate filter then dropped the earlier one.)
+// One wake-up handler drains everything queued so far and dispatches it as one batch; connections
+// defer their writes to the end of the batch (`to_flush`), which coalesces frames per write.
 struct worker final : fanout_sink {
   // Declaration order matters for destruction: the io_context (and with it every pending handler
   // and connection) goes before the hub and the connection set it refers to.
   unsigned index = 0;
   local_hub hub;
   std::unordered_set<conn_base*> conns;
+  std::mutex inbox_mu;
+  std::vector<message_ptr> inbox;        // guarded by inbox_mu
+  std::vector<message_ptr> batch;        // this thread only; capacity reused between batches
+  std::vector<flushable*> to_flush;      // this thread only
+  bool dispatching = false;              // this thread only: inside dispatch_inbox()
   net::io_context ioc{1};
   net::steady_timer tick_timer{ioc};
   std::thread thread;
 
   void post(message_ptr m) override {
-    net::post(ioc, [this, m = std::move(m)] { hub.dispatch(m); });
+    bool wake;
+    {
+      std::lock_guard lock(inbox_mu);
+      wake = inbox.empty();
+      inbox.push_back(std::move(m));
+    }
+    if (wake) net::post(ioc, [this] { dispatch_inbox(); });
+  }
+
+  void dispatch_inbox() {
+    {
+      std::lock_guard lock(inbox_mu);
+      batch.swap(inbox);
+    }
+    dispatching = true;
+    for (auto& m : batch) hub.dispatch(m);
+    batch.clear();
+    dispatching = false;
+    // Connections are destroyed only by later handlers, so these pointers are still valid here.
+    for (auto* c : to_flush) c->flush();
+    to_flush.clear();
+  }
+
+  // Starts `write` now, or at the end of the batch being dispatched.
+  void write_soon(flushable* c, bool& scheduled) {
+    if (!dispatching) return c->flush();
+    if (scheduled) return;
+    scheduled = true;
+    to_flush.push_back(c);
   }
 };
 

@@ -15,7 +15,8 @@ namespace {
 
 constexpr std::size_t max_buffers_per_write = 64;
 
-class sse_session final : public conn_base, public shell_base, public std::enable_shared_from_this<sse_session> {
+class sse_session final : public conn_base, public shell_base, public flushable,
+                          public std::enable_shared_from_this<sse_session> {
  public:
   sse_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now,
               stream_params params)
@@ -96,7 +97,7 @@ class sse_session final : public conn_base, public shell_base, public std::enabl
     if (queued_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
     queued_bytes_ += n;
     pending_.push_back(std::move(m));
-    if (!writing_) do_write();
+    if (!writing_) w_.write_soon(this, flush_scheduled_);
   }
 
   void slow_consumer() {
@@ -114,6 +115,11 @@ class sse_session final : public conn_base, public shell_base, public std::enabl
     for (std::size_t i = 0; i < params_.channels.size(); ++i)
       if (params_.channels[i] == ch) return i;
     return params_.channels.size();
+  }
+
+  void flush() override {
+    flush_scheduled_ = false;
+    if (!writing_ && !finished_) do_write();
   }
 
   void do_write() {
@@ -202,6 +208,7 @@ class sse_session final : public conn_base, public shell_base, public std::enabl
   std::uint64_t last_send_;
   char probe_[1];
   bool writing_ = false, closing_ = false, finished_ = false, registered_ = false;
+  bool flush_scheduled_ = false;   // in the worker's to_flush list
 };
 
 }  // namespace

@@ -16,7 +16,8 @@ namespace {
 
 constexpr std::size_t max_buffers_per_write = 64;   // Asio gathers at most 64 iovecs per call
 
-class ws_session final : public conn_base, public shell_base, public std::enable_shared_from_this<ws_session> {
+class ws_session final : public conn_base, public shell_base, public flushable,
+                         public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now)
       : shell_base(s, w.hub, w.index, s.new_client_id(), now, s.policy),
@@ -92,7 +93,7 @@ class ws_session final : public conn_base, public shell_base, public std::enable
     if (queued_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
     queued_bytes_ += n;
     pending_.push_back(std::move(m));
-    if (!writing_) do_write();
+    if (!writing_) w_.write_soon(this, flush_scheduled_);
   }
 
   void slow_consumer() {
@@ -126,6 +127,11 @@ class ws_session final : public conn_base, public shell_base, public std::enable
     close_reason_ = reason;
     close_frame_allowed_ = false;
     if (!writing_) do_close();
+  }
+
+  void flush() override {
+    flush_scheduled_ = false;
+    if (!writing_ && !finished_) do_write();
   }
 
   void do_write() {
@@ -193,6 +199,7 @@ class ws_session final : public conn_base, public shell_base, public std::enable
   std::uint64_t last_send_;
   bool writing_ = false, closing_ = false, close_started_ = false, close_frame_allowed_ = false;
   bool accepted_ = false, finished_ = false;
+  bool flush_scheduled_ = false;   // in the worker's to_flush list
   code close_code_ = code::ok;
   std::string close_reason_;
 };

@@ -86,7 +86,14 @@ class ws_client {
   }
   bool ok() const { return !ec_; }
   const websocket::response_type& response() const { return res_; }
-  void send(std::string_view text) { ws_.text(true); ws_.write(net::buffer(text)); }
+  // A failed write (the server may close while a refused frame is still being sent) shows up as
+  // the close the next read reports, so it is recorded rather than thrown.
+  void send(std::string_view text) {
+    ws_.text(true);
+    beast::error_code ec;
+    ws_.write(net::buffer(text), ec);
+    if (ec) last_error = ec;
+  }
   // Next frame (reads another WebSocket message when needed); a frame with reason "TIMEOUT" on failure.
   pp::frame next() {
     while (queue_.empty()) {
