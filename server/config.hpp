@@ -40,6 +40,9 @@ struct config {
   std::size_t max_message_bytes = 65536;   // one payload; big enough for rich JSON, small for fan-out
   std::size_t max_subscriptions = 128;     // per connection; bounds per-connection state
   std::size_t queue_bytes = 1 << 20;       // per connection: seconds of a busy stream; beyond it resume
+  // A slow consumer whose write is stuck gets this long for it to finish, so that it can still be
+  // told 4008 in a close frame; then its socket is cut. Its queue is dropped at once either way.
+  std::uint64_t slow_consumer_grace_ms = 1000;
   std::size_t header_limit = 8192;         // like nginx's default large header buffer
   std::size_t body_limit = 1 << 20;        // API batches; single messages are bounded separately
   std::uint64_t handshake_timeout_ms = 10000;  // connect command after the WebSocket opens

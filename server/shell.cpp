@@ -87,7 +87,11 @@ void shell_base::execute(protocol::session_action& a, std::uint64_t now) {
       r.recovered = out.recovered;
       session_.handle_result(r, now);
       drain(now);   // the `subscribed` frame goes before the replay
+      // The replay references history entries that exist anyway, so it does not count against the
+      // send queue bound (a resume bigger than the bound would otherwise never succeed).
+      replaying_ = true;
       for (auto& m : out.replay) deliver(m);
+      replaying_ = false;
       if (a.join_presence) {
         auto c = eng.presence_join(a.channel, member{session_.user(), presence_client_}, presence_lease_until_);
         if (c == code::ok) subs_[a.channel].presence = true;

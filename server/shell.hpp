@@ -39,6 +39,7 @@ class shell_base : public subscriber {
   protocol::server_session session_;
   std::uint64_t presence_lease_until_ = 0;   // 0: held while the connection lives
   std::string presence_client_;              // member id in presence (default: client id)
+  bool replaying_ = false;                   // enqueue() is called with a resume replay
 
  private:
   struct sub_state {

@@ -94,7 +94,8 @@ class sse_session final : public conn_base, public shell_base, public flushable,
   void enqueue(message_ptr m) override {
     if (closing_) return;
     std::size_t n = m->sse.size() + (m->sse_id ? 64 : 0);
-    if (queued_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
+    if (replaying_) replay_bytes_ += n;
+    else if (queued_bytes_ - replay_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
     queued_bytes_ += n;
     pending_.push_back(std::move(m));
     if (!writing_) w_.write_soon(this, flush_scheduled_);
@@ -171,6 +172,7 @@ class sse_session final : public conn_base, public shell_base, public flushable,
     auto now_ns = steady_ns();
     for (auto& m : inflight_) {
       queued_bytes_ -= m->sse.size() + (m->sse_id ? 64 : 0);
+      replay_bytes_ -= std::min(replay_bytes_, m->sse.size() + (m->sse_id ? 64 : 0));
       if (m->published_ns) shared_.met.publish_to_write.observe((now_ns - m->published_ns) / 1000);
     }
     inflight_.clear();
@@ -209,6 +211,7 @@ class sse_session final : public conn_base, public shell_base, public flushable,
   char probe_[1];
   bool writing_ = false, closing_ = false, finished_ = false, registered_ = false;
   bool flush_scheduled_ = false;   // in the worker's to_flush list
+  std::size_t replay_bytes_ = 0;   // part of queued_bytes_ that is resume replay (not bounded)
 };
 
 }  // namespace

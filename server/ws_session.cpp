@@ -40,6 +40,12 @@ class ws_session final : public conn_base, public shell_base, public flushable,
   }
 
   void tick(std::uint64_t now) override {
+    if (slow_cut_at_ && now >= slow_cut_at_) {
+      slow_cut_at_ = 0;
+      beast::error_code ec;
+      beast::get_lowest_layer(ws_).socket().close(ec);   // the stuck write completes with an error
+      return;
+    }
     if (auto d = session_.next_deadline(); d && now >= *d) {
       session_.handle_timeout(now);
       drain(now);
@@ -90,7 +96,8 @@ class ws_session final : public conn_base, public shell_base, public flushable,
   void enqueue(message_ptr m) override {
     if (closing_ && !close_frame_allowed_) return;
     std::size_t n = m->frame.size();
-    if (queued_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
+    if (replaying_) replay_bytes_ += n;
+    else if (queued_bytes_ - replay_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
     queued_bytes_ += n;
     pending_.push_back(std::move(m));
     if (!writing_) w_.write_soon(this, flush_scheduled_);
@@ -100,17 +107,20 @@ class ws_session final : public conn_base, public shell_base, public flushable,
     if (closing_) return;
     shared_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
     closing_ = true;
+    close_code_ = code::slow_consumer;
+    // What waits is dropped at once, so memory stays within the bound.
+    for (auto& m : pending_) queued_bytes_ -= m->frame.size();
+    pending_.clear();
     if (writing_) {
-      // The peer is not reading: the write in flight would never finish. Cut the socket.
-      net::post(ws_.get_executor(), [self = shared_from_this()] {
-        beast::error_code ec;
-        beast::get_lowest_layer(self->ws_).socket().close(ec);
-      });
+      // The write in flight is stuck on a peer that reads too slowly (or not at all). If it finishes
+      // within the grace period, on_write sends the 4008 notice and close; otherwise tick() cuts.
+      slow_cut_at_ = steady_ms() + shared_.cfg.slow_consumer_grace_ms;
       return;
     }
-    pending_.clear();
-    queued_bytes_ = 0;
-    close_code_ = code::slow_consumer;
+    send_slow_consumer_notice();
+  }
+
+  void send_slow_consumer_notice() {
     close_frame_allowed_ = true;
     protocol::frame f{.kind = protocol::frame_kind::disconnect};
     f.error_code = code::slow_consumer;
@@ -158,10 +168,15 @@ class ws_session final : public conn_base, public shell_base, public flushable,
     auto now_ns = steady_ns();
     for (auto& m : inflight_) {
       queued_bytes_ -= m->frame.size();
+      replay_bytes_ -= std::min(replay_bytes_, m->frame.size());
       if (m->published_ns) shared_.met.publish_to_write.observe((now_ns - m->published_ns) / 1000);
     }
     inflight_.clear();
     if (ec) return finish();
+    if (slow_cut_at_) {
+      slow_cut_at_ = 0;
+      return send_slow_consumer_notice();
+    }
     do_write();
   }
 
@@ -200,6 +215,8 @@ class ws_session final : public conn_base, public shell_base, public flushable,
   bool writing_ = false, closing_ = false, close_started_ = false, close_frame_allowed_ = false;
   bool accepted_ = false, finished_ = false;
   bool flush_scheduled_ = false;   // in the worker's to_flush list
+  std::uint64_t slow_cut_at_ = 0;  // slow consumer with a write in flight: cut the socket then
+  std::size_t replay_bytes_ = 0;   // part of queued_bytes_ that is resume replay (not bounded)
   code close_code_ = code::ok;
   std::string close_reason_;
 };
