@@ -185,6 +185,7 @@ shared_state::shared_state(config c) : cfg(std::move(c)), rng_(steady_ns() ^ 0x5
   auto ecfg = cfg.engine_cfg();
   ecfg.epoch_seed = steady_ns() ^ (static_cast<std::uint64_t>(wall_seconds()) << 20);
   eng = std::make_unique<memory_engine>(ecfg);
+  eng->set_presence_listener([this](const message_ptr& m) { lease_presence_event(m); });
   policy = make_policy(cfg);
   if (!cfg.token_secret.empty()) {
     std::string secret = cfg.token_secret;
@@ -226,6 +227,19 @@ bool shared_state::valid_client_id(std::string_view id) {
   return true;
 }
 
+namespace {
+// Drops `id` from the channel -> lease index for `channels`. Call with lease_mu held.
+void unwatch(std::unordered_map<std::string, std::vector<std::string>>& index, const std::string& id,
+             const std::vector<std::string>& channels) {
+  for (auto& ch : channels) {
+    auto it = index.find(ch);
+    if (it == index.end()) continue;
+    std::erase(it->second, id);
+    if (it->second.empty()) index.erase(it);
+  }
+}
+}  // namespace
+
 shared_state::lease_status shared_state::acquire_lease(std::string& id, const std::string& user, bool open,
                                                        std::uint64_t now, disconnect_target& advice) {
   std::vector<std::string> leave;
@@ -239,6 +253,7 @@ shared_state::lease_status shared_state::acquire_lease(std::string& id, const st
       if (it->second.expires_ms <= now) {
         leave = std::move(it->second.presence);
         old_id = it->first;
+        unwatch(lease_watchers, it->first, it->second.watched);
         leases.erase(it);
       }
       it = leases.end();
@@ -247,6 +262,7 @@ shared_state::lease_status shared_state::acquire_lease(std::string& id, const st
       advice = *it->second.marked;
       leave = std::move(it->second.presence);
       old_id = it->first;
+      unwatch(lease_watchers, it->first, it->second.watched);
       leases.erase(it);
       st = lease_status::disconnect;
     } else if (it != leases.end() && !open) {
@@ -256,13 +272,16 @@ shared_state::lease_status shared_state::acquire_lease(std::string& id, const st
       if (it != leases.end()) {   // open=1 with a live lease: the client starts over
         leave = std::move(it->second.presence);
         old_id = it->first;
+        unwatch(lease_watchers, it->first, it->second.watched);
         leases.erase(it);
       }
       if (leases.size() >= cfg.max_poll_leases) {
         st = lease_status::full;
       } else {
         id = new_client_id();
-        leases[id] = poll_lease{user, now + cfg.effective_lease_ms(), {}, std::nullopt};
+        auto& l = leases[id];
+        l.user = user;
+        l.expires_ms = now + cfg.effective_lease_ms();
         st = lease_status::created;
       }
     }
@@ -295,6 +314,7 @@ void shared_state::remove_lease(const std::string& id) {
     auto it = leases.find(id);
     if (it == leases.end()) return;
     leave = std::move(it->second.presence);
+    unwatch(lease_watchers, it->first, it->second.watched);
     leases.erase(it);
     met.connections_polling.store(leases.size(), std::memory_order_relaxed);
   }
@@ -320,6 +340,7 @@ void shared_state::sweep_leases(std::uint64_t now) {
     for (auto it = leases.begin(); it != leases.end();) {
       if (it->second.expires_ms <= now) {
         gone.emplace_back(it->first, std::move(it->second.presence));
+        unwatch(lease_watchers, it->first, it->second.watched);
         it = leases.erase(it);
       } else {
         ++it;
@@ -329,6 +350,103 @@ void shared_state::sweep_leases(std::uint64_t now) {
   }
   for (auto& [id, chans] : gone)
     for (auto& ch : chans) eng->presence_leave(ch, id);
+}
+
+void shared_state::lease_watch(const std::string& id, std::vector<std::string> channels) {
+  std::lock_guard lk(lease_mu);
+  auto it = leases.find(id);
+  if (it == leases.end()) return;
+  auto& l = it->second;
+  unwatch(lease_watchers, id, l.watched);
+  std::sort(channels.begin(), channels.end());
+  channels.erase(std::unique(channels.begin(), channels.end()), channels.end());
+  for (auto& ch : channels) lease_watchers[ch].push_back(id);
+  std::erase_if(l.queued, [&](const message_ptr& m) {
+    return !std::binary_search(channels.begin(), channels.end(), m->channel);
+  });
+  l.watched = std::move(channels);
+}
+
+std::vector<message_ptr> shared_state::lease_park(const std::string& id, std::uint64_t serial,
+                                                  std::function<void()> wake) {
+  std::lock_guard lk(lease_mu);
+  auto it = leases.find(id);
+  if (it == leases.end()) return {};
+  auto& l = it->second;
+  if (!l.queued.empty()) {
+    std::vector<message_ptr> out(std::make_move_iterator(l.queued.begin()), std::make_move_iterator(l.queued.end()));
+    l.queued.clear();
+    return out;
+  }
+  l.parked = serial;
+  l.wake = std::move(wake);
+  return {};
+}
+
+std::vector<message_ptr> shared_state::lease_unpark(const std::string& id, std::uint64_t serial) {
+  std::function<void()> old;   // destroyed outside the lock
+  std::lock_guard lk(lease_mu);
+  auto it = leases.find(id);
+  if (it == leases.end()) return {};
+  auto& l = it->second;
+  if (l.parked == serial) {
+    l.parked = 0;
+    old = std::move(l.wake);
+    l.wake = nullptr;
+  }
+  std::vector<message_ptr> out(std::make_move_iterator(l.queued.begin()), std::make_move_iterator(l.queued.end()));
+  l.queued.clear();
+  return out;
+}
+
+void shared_state::lease_presence_event(const message_ptr& m) {
+  std::lock_guard lk(lease_mu);
+  auto w = lease_watchers.find(m->channel);
+  if (w == lease_watchers.end()) return;
+  for (auto& id : w->second) {
+    // Its own join/leave is no news to a lease (and must not answer its parked poll).
+    if (m->frame.ends_with(",\"client\":\"" + id + "\"}}\n")) continue;
+    auto it = leases.find(id);
+    if (it == leases.end()) continue;
+    auto& l = it->second;
+    if (l.queued.size() >= max_queued_presence) l.queued.pop_front();   // presence is state: presence() refreshes it
+    l.queued.push_back(m);
+    if (l.wake) {
+      l.wake();   // only posts to the poll's thread
+      l.wake = nullptr;
+      l.parked = 0;
+    }
+  }
+}
+
+bool shared_state::acquire_ip_slot(const std::string& ip, std::shared_ptr<void>& slot) {
+  if (cfg.max_connections_per_ip == 0) return true;
+  struct releaser {
+    releaser(shared_state& st, std::string a) : s(st), ip(std::move(a)) {}
+    releaser(const releaser&) = delete;
+    releaser& operator=(const releaser&) = delete;
+    shared_state& s;
+    std::string ip;
+    ~releaser() {
+      std::lock_guard lk(s.ip_mu);
+      auto it = s.ip_conns.find(ip);
+      if (it != s.ip_conns.end() && --it->second == 0) s.ip_conns.erase(it);
+    }
+  };
+  {
+    std::lock_guard lk(ip_mu);
+    auto& n = ip_conns[ip];
+    if (n >= cfg.max_connections_per_ip) return false;
+    ++n;
+  }
+  slot = std::make_shared<releaser>(*this, ip);
+  return true;
+}
+
+std::size_t shared_state::ip_connections(const std::string& ip) {
+  std::lock_guard lk(ip_mu);
+  auto it = ip_conns.find(ip);
+  return it == ip_conns.end() ? 0 : it->second;
 }
 
 std::size_t shared_state::lease_count() {

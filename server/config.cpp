@@ -107,6 +107,9 @@ const std::vector<option>& options() {
                        [](config& c, std::string_view v) { c.allowed_origins = split_list(v); return true; },
                        [](const config& c) { return join(c.allowed_origins); }});
     o.push_back(num("max-connections", &config::max_connections, "0 = RLIMIT_NOFILE minus 64 (descriptors for files, logs, the spare)"));
+    o.push_back(num("max-connections-per-ip", &config::max_connections_per_ip,
+                    "WebSocket, SSE and parked long-polls per remote address (503, 4015 over it); 0 = off: "
+                    "clients behind one proxy or NAT share an address"));
     o.push_back(num("max-message-bytes", &config::max_message_bytes, "payload of one message; N passes, N+1 refused"));
     o.push_back(num("max-subscriptions", &config::max_subscriptions, "subscriptions per connection"));
     o.push_back(num("queue-bytes", &config::queue_bytes, "send queue bound per connection; over it: 4008 slow consumer"));

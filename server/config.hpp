@@ -37,6 +37,7 @@ struct config {
   std::vector<std::string> allowed_origins;  // CORS and WS/SSE Origin check; "*" = any
 
   std::size_t max_connections = 0;         // 0 = RLIMIT_NOFILE minus a reserve of 64 for files/logs
+  std::size_t max_connections_per_ip = 0;  // 0 = off: clients behind one proxy or NAT share an address
   std::size_t max_message_bytes = 65536;   // one payload; big enough for rich JSON, small for fan-out
   std::size_t max_subscriptions = 128;     // per connection; bounds per-connection state
   std::size_t queue_bytes = 1 << 20;       // per connection: seconds of a busy stream; beyond it resume

@@ -9,6 +9,7 @@
 // registered there (or both; the subscription's "last offset sent" drops the duplicate).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -90,6 +91,10 @@ class engine {
   virtual ~engine() = default;
   // Sinks indexed by worker number; set once before any other call.
   virtual void set_sinks(std::vector<fanout_sink*> sinks) = 0;
+  // Also sees every join/leave frame, whichever workers subscribe (the long-poll leases queue them
+  // for their next poll). Called with a channel lock held: it must only hand the frame over, never
+  // call back into the engine. Set once before any other call.
+  virtual void set_presence_listener(std::function<void(const message_ptr&)> listener) = 0;
 
   virtual publish_outcome publish(std::string_view channel, std::string_view data,
                                   std::string_view idempotency_key, std::uint64_t now_ms,

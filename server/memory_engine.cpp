@@ -43,6 +43,9 @@ memory_engine::memory_engine(engine_config cfg) : cfg_(std::move(cfg)), epoch_co
 memory_engine::~memory_engine() = default;
 
 void memory_engine::set_sinks(std::vector<fanout_sink*> sinks) { sinks_ = std::move(sinks); }
+void memory_engine::set_presence_listener(std::function<void(const message_ptr&)> listener) {
+  presence_listener_ = std::move(listener);
+}
 
 std::shared_ptr<memory_engine::channel> memory_engine::find(std::string_view name) {
   std::lock_guard lk(map_mu_);
@@ -199,7 +202,9 @@ void memory_engine::presence_event(channel& c, bool join, const member& m) {
   std::string list = members_json({m});
   text.append(list, 1, list.size() - 2);
   text += "}\n";
-  fan_out(c, make_control(std::move(text), c.name));
+  auto frame = make_control(std::move(text), c.name);
+  fan_out(c, frame);
+  if (presence_listener_) presence_listener_(frame);
 }
 
 code memory_engine::presence_join(std::string_view name, const member& m, std::uint64_t lease_until_ms) {

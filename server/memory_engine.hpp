@@ -16,6 +16,7 @@ class memory_engine final : public engine {
   ~memory_engine() override;
 
   void set_sinks(std::vector<fanout_sink*> sinks) override;
+  void set_presence_listener(std::function<void(const message_ptr&)> listener) override;
   publish_outcome publish(std::string_view channel, std::string_view data, std::string_view idempotency_key,
                           std::uint64_t now_ms, std::uint64_t now_ns = 0) override;
   subscribe_outcome subscribe(std::string_view channel, unsigned worker,
@@ -66,6 +67,7 @@ class memory_engine final : public engine {
 
   engine_config cfg_;
   std::vector<fanout_sink*> sinks_;
+  std::function<void(const message_ptr&)> presence_listener_;
   std::mutex map_mu_;
   std::unordered_map<std::string, std::shared_ptr<channel>> channels_;
   std::atomic<std::uint64_t> epoch_counter_;

@@ -115,8 +115,9 @@ bool origin_allowed(shared_state& s, std::string_view origin);
 // `life` holds the connection-limit slot; keep it as long as the socket.
 void run_ws_session(shared_state& s, worker& w, beast::tcp_stream stream, request req, std::shared_ptr<void> life);
 void run_sse_session(shared_state& s, worker& w, beast::tcp_stream stream, request req, std::shared_ptr<void> life);
+// `ip_slot` (--max-connections-per-ip) is held until the poll is answered, `life` with the socket.
 void run_poll(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
-              std::shared_ptr<void> life);
+              std::shared_ptr<void> life, std::shared_ptr<void> ip_slot);
 
 // Parses channels + a resume token from a one-way URL; on failure fills code/reason.
 struct stream_params {

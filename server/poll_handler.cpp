@@ -6,7 +6,8 @@
 // holds the client's presence membership (join once, leave when it expires) and a pending server
 // disconnect between polls. A cursor that is behind answers at once with the missed messages (or
 // `recovered:false`); otherwise the request parks until the first message(s) arrive or the hold
-// time passes (then a `ping`). The client's own join/leave never wakes it.
+// time passes (then a `ping`). Join/leave frames come from the lease's queue (so those between
+// polls are not lost; shared_state::lease_watch), never the client's own.
 #include "protocol/frame_codec.hpp"
 #include "server/net.hpp"
 #include "server/shell.hpp"
@@ -20,11 +21,12 @@ namespace {
 class poll_request final : public conn_base, public std::enable_shared_from_this<poll_request> {
  public:
   poll_request(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
-               std::shared_ptr<void> life, stream_params p, std::string client, bool open,
-               std::optional<disconnect_target> disconnect, std::uint64_t now)
+               std::shared_ptr<void> life, std::shared_ptr<void> ip_slot, stream_params p, std::string client,
+               bool open, std::optional<disconnect_target> disconnect, std::uint64_t now)
       : s_(s), w_(w), shell_(s, w.hub, w.index, client, now, s.policy), stream_(std::move(stream)),
-        buffer_(std::move(buffer)), req_(std::move(req)), life_(std::move(life)), p_(std::move(p)), open_(open),
-        disconnect_(std::move(disconnect)), now_(now), positions_(p_.since), hold_(w.ioc) {}
+        buffer_(std::move(buffer)), req_(std::move(req)), life_(std::move(life)), ip_slot_(std::move(ip_slot)),
+        p_(std::move(p)), open_(open), disconnect_(std::move(disconnect)), now_(now), positions_(p_.since),
+        hold_(w.ioc), serial_(s.next_poll_serial.fetch_add(1, std::memory_order_relaxed)) {}
 
   ~poll_request() override {
     if (parked_) s_.met.parked_polls.fetch_sub(1, std::memory_order_relaxed);
@@ -36,6 +38,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     // The presence member is the lease: same id, same expiry (the engine renews it on every poll).
     shell_.lease() = now + s_.cfg.effective_lease_ms();
     shell_.self_member = shell_.session().client();
+    shell_.presence_from_lease = true;
     protocol::command c{.kind = protocol::command_kind::connect};
     c.token = p_.token;
     shell_.session().handle_command(c, now);
@@ -52,6 +55,8 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
       shell_.drain(now);
       return respond(200);
     }
+    // Before subscribing: a join/leave from now on is queued on the lease, for this poll or the next.
+    s_.lease_watch(shell_.session().client(), p_.channels);
     for (std::size_t i = 0; i < p_.channels.size(); ++i) {
       protocol::command sub{.kind = protocol::command_kind::subscribe};
       sub.channel = p_.channels[i];
@@ -68,6 +73,16 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
       f.reason = "too many parked polls";
       shell_.frames.push_back(make_control(protocol::encode(f)));
       return respond(http_status(code::too_many_requests_in_flight));
+    }
+    // Presence changes queued since the last poll answer at once; else the lease wakes this poll
+    // when one arrives.
+    auto queued = s_.lease_park(shell_.session().client(), serial_,
+                                [wp = weak_from_this(), &ioc = w_.ioc] {
+                                  net::post(ioc, [wp] { if (auto self = wp.lock()) self->respond(200); });
+                                });
+    if (!queued.empty()) {
+      for (auto& m : queued) shell_.frames.push_back(std::move(m));
+      return respond(200);
     }
     parked_ = true;
     s_.met.parked_polls.fetch_add(1, std::memory_order_relaxed);
@@ -129,6 +144,9 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     }
     shell_.on_frame = nullptr;
     shell_.release(true);   // leased presence stays until the lease ends or the next poll renews it
+    ip_slot_.reset();       // a poll counts against its address only until it is answered
+    if (status == 200)
+      for (auto& m : s_.lease_unpark(shell_.session().client(), serial_)) shell_.frames.push_back(std::move(m));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), req_.version());
     res->set(http::field::server, "pushwire");
     res->set(http::field::content_type, "application/x-ndjson");
@@ -174,19 +192,21 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   beast::flat_buffer buffer_;
   request req_;
   std::shared_ptr<void> life_;
+  std::shared_ptr<void> ip_slot_;   // --max-connections-per-ip: held from the start until answered
   stream_params p_;
   bool open_;
   std::optional<disconnect_target> disconnect_;
   std::uint64_t now_;
   std::vector<std::optional<protocol::position>> positions_;
   net::steady_timer hold_;
+  std::uint64_t serial_;            // this poll, for the lease's wake-up
   bool parked_ = false, registered_ = false, answered_ = false, post_pending_ = false;
 };
 
 }  // namespace
 
 void run_poll(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
-              std::shared_ptr<void> life) {
+              std::shared_ptr<void> life, std::shared_ptr<void> ip_slot) {
   std::string_view target = req.target();
   auto qpos = target.find('?');
   auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
@@ -216,7 +236,7 @@ void run_poll(shared_state& s, worker& w, beast::tcp_stream stream, beast::flat_
   if (st == shared_state::lease_status::disconnect) disconnect = advice;
   bool open = st == shared_state::lease_status::created;
   std::make_shared<poll_request>(s, w, std::move(stream), std::move(buffer), std::move(req), std::move(life),
-                                 std::move(p), std::move(client), open, std::move(disconnect), now)->run();
+                                 std::move(ip_slot), std::move(p), std::move(client), open, std::move(disconnect), now)->run();
 }
 
 }  // namespace pushwire::server

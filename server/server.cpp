@@ -241,21 +241,25 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (!s_.cfg.websocket) return reply(req, error_reply(code::bad_frame, "websocket transport is disabled"));
       if (!origin_allowed(s_, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
       if (s_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "websocket")) return;
       stream_.expires_never();
-      return run_ws_session(s_, w_, std::move(stream_), std::move(req), std::move(life_));
+      return run_ws_session(s_, w_, std::move(stream_), std::move(req), with_slot());
     }
     if (path == "/sse" && req.method() == http::verb::get) {
       if (!s_.cfg.sse) return reply(req, error_reply(code::bad_frame, "sse transport is disabled"));
       if (!origin_allowed(s_, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
       if (s_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "sse")) return;
       stream_.expires_never();
-      return run_sse_session(s_, w_, std::move(stream_), std::move(req), std::move(life_));
+      return run_sse_session(s_, w_, std::move(stream_), std::move(req), with_slot());
     }
     if (path == "/poll" && req.method() == http::verb::get) {
       if (!s_.cfg.polling) return reply(req, error_reply(code::bad_frame, "polling transport is disabled"));
       if (s_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "polling")) return;
       stream_.expires_never();
-      return run_poll(s_, w_, std::move(stream_), std::move(buffer_), std::move(req), std::move(life_));
+      return run_poll(s_, w_, std::move(stream_), std::move(buffer_), std::move(req), std::move(life_),
+                      std::move(ip_slot_));
     }
     if (path == "/cmd") {
       if (!s_.cfg.sse && !s_.cfg.polling) return reply(req, error_reply(code::bad_frame, "one-way transports are disabled"));
@@ -288,6 +292,23 @@ class http_session : public std::enable_shared_from_this<http_session> {
     reply(req, serve_static(s_, path));
   }
 
+  // --max-connections-per-ip: takes a slot for a WebSocket, SSE stream or long-poll from `remote`
+  // (into ip_slot_), or answers 503 with error 4015, logs and counts the refusal.
+  bool take_ip_slot(const request& req, const std::string& remote, std::string_view transport) {
+    if (s_.acquire_ip_slot(remote, ip_slot_)) return true;
+    s_.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    log::warn("connection refused",
+              {{"reason", "too many connections from this address"}, {"remote", remote},
+               {"transport", std::string(transport)}, {"limit", std::to_string(s_.cfg.max_connections_per_ip)}});
+    reply(req, error_reply(code::too_many_connections, "too many connections from this address"), true);
+    return false;
+  }
+  // The connection-limit slot and the per-address slot, held together by a streaming transport.
+  std::shared_ptr<void> with_slot() {
+    if (!ip_slot_) return std::move(life_);
+    return std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(std::move(life_), std::move(ip_slot_));
+  }
+
   void reply(const request& req, const http_reply& r, bool close_after = false) {
     auto res = std::make_shared<http::response<http::string_body>>(make_response(s_, req, r));
     if (close_after) res->keep_alive(false);
@@ -315,6 +336,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   bool first_;
   std::shared_ptr<void> life_;   // the connection-limit slot, passed on with the stream
+  std::shared_ptr<void> ip_slot_;   // the per-address slot of the transport being started
 };
 
 
@@ -346,10 +368,52 @@ struct server::impl {
   unsigned short port = 0;
   unsigned next_worker = 0;
   int spare_fd = -1;
+  std::unique_ptr<net::steady_timer> backoff;   // accept retry after a failing accept()
+  std::uint64_t last_refused_log_ms = 0, refused_unlogged = 0;   // acceptor thread only
   std::mutex mu;
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
   std::thread drain_thread;
+
+  // A refused connection: what already arrived of its request is read (so closing does not reset
+  // the connection and lose the answer), then 503 with error 4015, then close. Never blocks.
+  static void refuse(tcp::socket& sock) {
+    static const std::string msg = [] {
+      std::string body = error_json(code::too_many_connections, "too many connections");
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    beast::error_code ec;
+    sock.non_blocking(true, ec);
+    char sink[4096];
+    sock.read_some(net::buffer(sink), ec);
+    sock.write_some(net::buffer(msg), ec);
+    sock.shutdown(tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+  }
+
+  // One log line per second at most while connections are refused at accept (a flood must not
+  // flood the log too); `refused` counts those since the last line.
+  void log_refused(std::string_view reason) {
+    shared.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    ++refused_unlogged;
+    auto now = steady_ms();
+    if (last_refused_log_ms != 0 && now < last_refused_log_ms + 1000) return;
+    last_refused_log_ms = now;
+    log::warn("connection refused", {{"reason", std::string(reason)}, {"refused", std::to_string(refused_unlogged)},
+                                     {"connections", std::to_string(shared.connections.load())},
+                                     {"max_connections", std::to_string(shared.max_connections)}});
+    refused_unlogged = 0;
+  }
+
+  // Accepts again after `ms` (a failing accept() is never retried in a busy loop).
+  void accept_later(unsigned ms) {
+    backoff->expires_after(std::chrono::milliseconds(ms));
+    backoff->async_wait([this](beast::error_code ec) {
+      if (ec || !acceptor->is_open()) return;
+      do_accept();
+    });
+  }
 
   void do_accept() {
     auto& target = *workers[next_worker];
@@ -357,44 +421,53 @@ struct server::impl {
     acceptor->async_accept(target.ioc, [this, &target](beast::error_code ec, tcp::socket sock) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       if (ec == net::error::no_descriptors || ec.value() == EMFILE || ec.value() == ENFILE) {
-        // Free the spare, accept and close the waiting connection, then take the spare back: the
-        // peer learns at once instead of the loop spinning on a pending accept.
+        // At the descriptor cap (DECISIONS §11): free the spare, accept the waiting connection and
+        // refuse it, then take the spare back. The peer learns at once, and the pending connection
+        // is consumed, so the loop does not spin on a listening socket that stays readable.
         if (spare_fd >= 0) { ::close(spare_fd); spare_fd = -1; }
         beast::error_code ec2;
         acceptor->non_blocking(true, ec2);
         tcp::socket extra(acceptor->get_executor());
         acceptor->accept(extra, ec2);
-        if (!ec2) {
-          static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-          extra.non_blocking(true, ec2);
-          extra.write_some(net::buffer(msg, sizeof msg - 1), ec2);
-          extra.close(ec2);
-        }
+        bool took = !ec2;
+        if (took) refuse(extra);
         acceptor->non_blocking(false, ec2);
         spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        shared.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
-        return do_accept();
-      }
-      if (!ec) {
-        if (shared.connections.load() >= shared.max_connections || shared.draining) {
-          shared.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
-          static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-          beast::error_code ec2;
-          sock.non_blocking(true, ec2);
-          sock.write_some(net::buffer(msg, sizeof msg - 1), ec2);
-          sock.close(ec2);
-        } else {
-          shared.connections.fetch_add(1);
-          shared.met.connections_total.fetch_add(1, std::memory_order_relaxed);
-          net::post(target.ioc, [this, &target, s = std::move(sock)]() mutable {
-            beast::error_code ec3;
-            s.set_option(tcp::no_delay(true), ec3);
-            std::shared_ptr<void> counter = std::make_shared<conn_counter>(shared);
-            beast::tcp_stream stream(std::move(s));
-            std::make_shared<http_session>(shared, target, std::move(stream), beast::flat_buffer{}, true,
-                                           std::move(counter))->run();
+        log_refused(ec.value() == ENFILE ? "system descriptor cap (ENFILE)" : "descriptor cap (EMFILE)");
+        // accept() fails with EMFILE even when no connection is pending (the descriptor comes
+        // first): then wait until one is, instead of spinning. Without a spare (another thread
+        // took the descriptor), wait a little.
+        if (spare_fd < 0) return accept_later(50);
+        if (!took) {
+          return acceptor->async_wait(tcp::acceptor::wait_read, [this](beast::error_code ec3) {
+            if (ec3 || !acceptor->is_open()) return;
+            do_accept();
           });
         }
+        return do_accept();
+      }
+      if (ec) {
+        // A connection aborted before accept is routine; anything else (ENOBUFS, ENOMEM, ...) may
+        // persist: back off.
+        if (ec == net::error::connection_aborted) return do_accept();
+        log::warn("accept failed", {{"error", ec.message()}});
+        return accept_later(50);
+      }
+      if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (shared.connections.load() >= shared.max_connections || shared.draining) {
+        refuse(sock);
+        log_refused(shared.draining ? "draining" : "max connections");
+      } else {
+        shared.connections.fetch_add(1);
+        shared.met.connections_total.fetch_add(1, std::memory_order_relaxed);
+        net::post(target.ioc, [this, &target, s = std::move(sock)]() mutable {
+          beast::error_code ec3;
+          s.set_option(tcp::no_delay(true), ec3);
+          std::shared_ptr<void> counter = std::make_shared<conn_counter>(shared);
+          beast::tcp_stream stream(std::move(s));
+          std::make_shared<http_session>(shared, target, std::move(stream), beast::flat_buffer{}, true,
+                                         std::move(counter))->run();
+        });
       }
       do_accept();
     });
@@ -492,6 +565,7 @@ bool server::start(std::string& error) {
   if (ec) { error = "cannot listen on " + s.cfg.address + ":" + std::to_string(s.cfg.port) + ": " + ec.message(); return false; }
   im.port = im.acceptor->local_endpoint().port();
   im.spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  im.backoff = std::make_unique<net::steady_timer>(im.workers[0]->ioc);
 
   if (!s.cfg.port_file.empty()) {
     std::string tmp = s.cfg.port_file + ".tmp";
@@ -519,7 +593,11 @@ void server::shutdown() {
   }
   auto& s = im.shared;
   s.draining = true;
-  net::post(im.workers[0]->ioc, [&im] { beast::error_code ec; im.acceptor->close(ec); });
+  net::post(im.workers[0]->ioc, [&im] {
+    beast::error_code ec;
+    im.acceptor->close(ec);
+    im.backoff->cancel();
+  });
   disconnect_target t;
   t.all = true;
   t.code = code::shutting_down;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -78,6 +79,13 @@ struct shared_state {
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> connections{0};
   std::size_t max_connections = 0;
+  // Connections per remote address (--max-connections-per-ip; docs/protocol.md "Limits"): WebSocket
+  // sessions, SSE streams and long-polls from their start until answered. On success `slot` holds
+  // the count until it is destroyed (null while the limit is off); false = over the limit.
+  bool acquire_ip_slot(const std::string& ip, std::shared_ptr<void>& slot);
+  std::size_t ip_connections(const std::string& ip);
+  std::mutex ip_mu;
+  std::unordered_map<std::string, std::size_t> ip_conns;
   std::atomic<std::uint64_t> next_client{1};
   // Disconnects matching connections on every worker; returns how many matched. Set by the server.
   std::function<std::size_t(const disconnect_target&)> disconnect;
@@ -102,7 +110,12 @@ struct shared_state {
     std::uint64_t expires_ms = 0;
     std::vector<std::string> presence;        // channels where this lease is a presence member
     std::optional<disconnect_target> marked;  // disconnect to deliver on the next poll
+    std::vector<std::string> watched;         // channels its last poll named
+    std::deque<message_ptr> queued;           // join/leave of watched channels for the next poll
+    std::uint64_t parked = 0;                 // serial of the parked poll `wake` answers; 0 = none
+    std::function<void()> wake;               // posts to the parked poll's thread (never runs it inline)
   };
+  static constexpr std::size_t max_queued_presence = 64;   // per lease; the oldest goes first
   enum class lease_status : std::uint8_t { created, renewed, disconnect, full };
   // Opening poll (`open` or `id` unknown, expired or another user's): creates a lease with a fresh
   // id (written to `id`); otherwise renews it, or takes it out when it is marked (`advice` filled).
@@ -110,6 +123,17 @@ struct shared_state {
                              disconnect_target& advice);
   // Records the lease's presence channels now; leaves the ones it no longer polls.
   void lease_presence(const std::string& id, std::vector<std::string> channels);
+  // The channels a poll of this lease names: their join/leave frames (other members' only) are
+  // queued on the lease, bounded, so a polling client sees presence changes between its polls.
+  // Frames of channels it no longer names are dropped.
+  void lease_watch(const std::string& id, std::vector<std::string> channels);
+  // Parks poll `serial` of the lease: returns the queued frames at once (and does not park) when
+  // there are any; else stores `wake`, called (once, under the lease lock) when a frame is queued.
+  std::vector<message_ptr> lease_park(const std::string& id, std::uint64_t serial, std::function<void()> wake);
+  // The poll is being answered: takes the queued frames and forgets its `wake`.
+  std::vector<message_ptr> lease_unpark(const std::string& id, std::uint64_t serial);
+  // The engine's presence listener.
+  void lease_presence_event(const message_ptr& m);
   // Removes a lease (disconnect delivered) and leaves its presence.
   void remove_lease(const std::string& id);
   // Marks the leases a disconnect addresses; returns how many.
@@ -119,6 +143,8 @@ struct shared_state {
   std::size_t lease_count();
   std::mutex lease_mu;
   std::unordered_map<std::string, poll_lease> leases;
+  std::unordered_map<std::string, std::vector<std::string>> lease_watchers;   // channel -> lease ids
+  std::atomic<std::uint64_t> next_poll_serial{1};
 
   // /demo/publish rate limiting: per address, a one-second window.
   std::mutex demo_mu;

@@ -66,12 +66,16 @@ class collect_shell : public shell_base {
   // Presence changes of this member itself are not news to it (a long-poll must never be woken
   // by its own join): join/leave frames for `self_member` are dropped.
   std::string self_member;
+  // Long-polls take join/leave from their lease's queue instead (shared_state::lease_watch), which
+  // also holds the ones between polls: the copies fanned out to the hub are dropped.
+  bool presence_from_lease = false;
 
  protected:
   void enqueue(message_ptr m) override {
-    if (!self_member.empty() && m->kind == message_kind::control &&
+    if (m->kind == message_kind::control &&
         (m->frame.starts_with("{\"type\":\"join\"") || m->frame.starts_with("{\"type\":\"leave\"")) &&
-        m->frame.ends_with(",\"client\":\"" + self_member + "\"}}\n"))
+        (presence_from_lease ||
+         (!self_member.empty() && m->frame.ends_with(",\"client\":\"" + self_member + "\"}}\n"))))
       return;
     frames.push_back(std::move(m));
     if (on_frame) on_frame();
