@@ -49,7 +49,10 @@ class flushable {
 // thread in a thread-private queue until the running handler returns, so a publication from another
 // thread could overtake it, and the subscriber's duplicate filter then dropped the earlier one.)
 // One wake-up handler drains everything queued so far and dispatches it as one batch; connections
-// defer their writes to the end of the batch (`to_flush`), which coalesces frames per write.
+// defer their writes to the end of the batch (`to_flush`), which coalesces frames per write. The
+// writes then go out in slices of `flush_slice` connections, one handler each: between slices the
+// thread takes in new publishes, so a connection still waiting for its slice sends them in the same
+// write. That is what lets even one publish in flight batch (the kernel's send path costs per call).
 struct worker final : fanout_sink {
   // Declaration order matters for destruction: the io_context (and with it every pending handler
   // and connection) goes before the hub and the connection set it refers to.
@@ -59,8 +62,11 @@ struct worker final : fanout_sink {
   std::mutex inbox_mu;
   std::vector<message_ptr> inbox;        // guarded by inbox_mu
   std::vector<message_ptr> batch;        // this thread only; capacity reused between batches
-  std::vector<flushable*> to_flush;      // this thread only
+  std::vector<std::shared_ptr<flushable>> to_flush;   // this thread only (owning: slices span handlers)
+  std::size_t flushed = 0;               // this thread only: to_flush[0, flushed) done
+  bool flush_posted = false;             // this thread only: a flush_slice handler is queued
   bool dispatching = false;              // this thread only: inside dispatch_inbox()
+  static constexpr std::size_t flush_slice = 32;
   net::io_context ioc{1};
   net::steady_timer tick_timer{ioc};
   std::thread thread;
@@ -84,17 +90,28 @@ struct worker final : fanout_sink {
     for (auto& m : batch) hub.dispatch(m);
     batch.clear();
     dispatching = false;
-    // Connections are destroyed only by later handlers, so these pointers are still valid here.
-    for (auto* c : to_flush) c->flush();
-    to_flush.clear();
+    if (!flush_posted) flush_some();
   }
 
-  // Starts `write` now, or at the end of the batch being dispatched.
-  void write_soon(flushable* c, bool& scheduled) {
+  void flush_some() {
+    flush_posted = false;
+    std::size_t end = std::min(to_flush.size(), flushed + flush_slice);
+    for (; flushed < end; ++flushed) to_flush[flushed]->flush();
+    if (flushed < to_flush.size()) {
+      flush_posted = true;
+      net::post(ioc, [this] { flush_some(); });
+    } else {
+      to_flush.clear();
+      flushed = 0;
+    }
+  }
+
+  // Starts the connection's write now, or in a flush slice after the batch being dispatched.
+  void write_soon(std::shared_ptr<flushable> c, bool& scheduled) {
     if (!dispatching) return c->flush();
     if (scheduled) return;
     scheduled = true;
-    to_flush.push_back(c);
+    to_flush.push_back(std::move(c));
   }
 };
 

@@ -98,7 +98,7 @@ class sse_session final : public conn_base, public shell_base, public flushable,
     else if (queued_bytes_ - replay_bytes_ + n > shared_.cfg.queue_bytes) return slow_consumer();
     queued_bytes_ += n;
     pending_.push_back(std::move(m));
-    if (!writing_) w_.write_soon(this, flush_scheduled_);
+    if (!writing_) w_.write_soon(shared_from_this(), flush_scheduled_);
   }
 
   void slow_consumer() {
