@@ -454,22 +454,43 @@ struct server::impl {
         return accept_later(50);
       }
       if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (shared.connections.load() >= shared.max_connections || shared.draining) {
-        refuse(sock);
-        log_refused(shared.draining ? "draining" : "max connections");
-      } else {
-        shared.connections.fetch_add(1);
-        shared.met.connections_total.fetch_add(1, std::memory_order_relaxed);
-        net::post(target.ioc, [this, &target, s = std::move(sock)]() mutable {
-          beast::error_code ec3;
-          s.set_option(tcp::no_delay(true), ec3);
-          std::shared_ptr<void> counter = std::make_shared<conn_counter>(shared);
-          beast::tcp_stream stream(std::move(s));
-          std::make_shared<http_session>(shared, target, std::move(stream), beast::flat_buffer{}, true,
-                                         std::move(counter))->run();
-        });
+      take(std::move(sock), target);
+      // A reconnect storm fills the listen backlog faster than one accept per handler drains it
+      // (the overflow turns into SYN retransmits, seconds late): take what else is already
+      // waiting, without blocking, up to a bound that keeps this thread's other work going.
+      beast::error_code ec2;
+      acceptor->non_blocking(true, ec2);
+      for (int i = 0; i < max_accepts_per_wakeup && !ec2; ++i) {
+        auto& w = *workers[next_worker];
+        tcp::socket more(w.ioc);
+        acceptor->accept(more, ec2);
+        if (ec2) break;   // would_block (nothing waiting) or an error the async path handles
+        next_worker = (next_worker + 1) % workers.size();
+        take(std::move(more), w);
       }
+      acceptor->non_blocking(false, ec2);
       do_accept();
+    });
+  }
+
+  static constexpr int max_accepts_per_wakeup = 64;
+
+  // An accepted socket: refused at the limits, else handed to its worker's HTTP reader.
+  void take(tcp::socket sock, worker& target) {
+    if (shared.connections.load() >= shared.max_connections || shared.draining) {
+      refuse(sock);
+      log_refused(shared.draining ? "draining" : "max connections");
+      return;
+    }
+    shared.connections.fetch_add(1);
+    shared.met.connections_total.fetch_add(1, std::memory_order_relaxed);
+    net::post(target.ioc, [this, &target, s = std::move(sock)]() mutable {
+      beast::error_code ec3;
+      s.set_option(tcp::no_delay(true), ec3);
+      std::shared_ptr<void> counter = std::make_shared<conn_counter>(shared);
+      beast::tcp_stream stream(std::move(s));
+      std::make_shared<http_session>(shared, target, std::move(stream), beast::flat_buffer{}, true,
+                                     std::move(counter))->run();
     });
   }
 
