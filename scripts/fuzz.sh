@@ -12,10 +12,13 @@ if [ ! -x "$out/scanner_fuzz" ] || [ -n "$(find $srcs protocol/*.hpp -newer "$ou
   clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. \
     $srcs -lboost_json -o "$out/scanner_fuzz"
 fi
-work="$out/corpus"
-mkdir -p "$work"
+# New inputs go to a corpus under build-fuzz/ (libFuzzer writes into the first directory), never
+# into the seeds in tests/fuzz/corpus; crash files go there too.
 if [ $# -ge 1 ]; then
-  "$out/scanner_fuzz" -max_total_time="$1" -max_len=4096 "$work" tests/fuzz/corpus
+  mkdir -p "$out/corpus"
+  "$out/scanner_fuzz" -max_total_time="$1" -max_len=4096 -artifact_prefix="$out/" "$out/corpus" tests/fuzz/corpus
 else
-  "$out/scanner_fuzz" -seed=1 -runs=200000 -max_len=1024 tests/fuzz/corpus 2>&1 | tail -n 3
+  # The fixed run starts from the seeds alone each time, so it is the same run every time.
+  rm -rf "$out/run" && mkdir -p "$out/run"
+  "$out/scanner_fuzz" -seed=1 -runs=200000 -max_len=1024 -artifact_prefix="$out/" "$out/run" tests/fuzz/corpus 2>&1 | tail -n 3
 fi

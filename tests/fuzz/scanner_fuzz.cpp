@@ -4,6 +4,7 @@
 // of inputs, and `bash scripts/fuzz.sh 600` fuzzes for ten minutes.
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,12 @@ namespace {
   std::fprintf(stderr, "scanner and Boost.JSON disagree (%s) on: %.*s\n", what, static_cast<int>(input.size()),
                input.data());
   std::abort();
+}
+
+// Boost.JSON reads some numbers (e.g. 0e839) as NaN, which never equals itself.
+bool same_value(const json::value& a, const json::value& b) {
+  if (a.is_double() && b.is_double() && std::isnan(a.get_double()) && std::isnan(b.get_double())) return true;
+  return a == b;
 }
 
 }  // namespace
@@ -44,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto it = obj.find(m.key);
       if (it == obj.end()) disagree(text, "member key");
       json::value v = json::parse(m.raw, ec);
-      if (ec || v != it->value()) disagree(text, "member value");
+      if (ec || !same_value(v, it->value())) disagree(text, "member value");
     }
   }
   command c;

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -43,7 +44,10 @@ void check_agreement(const std::string& text) {
     json::error_code ec;
     json::value v = json::parse(m.raw, ec);
     ASSERT_FALSE(ec) << m.raw;
-    EXPECT_EQ(v, it->value()) << m.raw;
+    // Boost.JSON reads some numbers (e.g. 0e839) as NaN, which never equals itself.
+    bool both_nan = v.is_double() && it->value().is_double() && std::isnan(v.get_double()) &&
+                    std::isnan(it->value().get_double());
+    if (!both_nan) EXPECT_EQ(v, it->value()) << m.raw;
     if (m.kind == json_kind::string) {
       EXPECT_EQ(decode_string(m.raw), std::string(it->value().as_string()));
     }
@@ -88,7 +92,7 @@ TEST(ScannerOracle, AgreesOnHandPickedInputs) {
                         "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xf4\x90\x80\x80\"}",
                         "{\"a\":nul}", "{\"a\":[1,2,]}", "{,}", "{\"a\":1,}", "[1]", "\"s\"", "1", "{\"a\":1} ",
                         "{\"a\":1}\n", "\t{\"a\":1}", "{\"a\":1e2147483647}", "{\"a\":1e2147483648}",
-                        "{\"a\":1e-2147483648}", "{\"a\":123456789012345678901234e2147483647}", "{\"a\":1e0000000000000002}",
+                        "{\"a\":1e-2147483648}", "{\"a\":123456789012345678901234e2147483647}", "{\"a\":1e0000000000000002}", "{\"a\":0e839}",
                         "{\"a\":12345678901234567890123.5e-2147483640}", "{\"a\":0.000000000000000000000000001e-2147483630}",
                         "{\"a\":18446744073709551615e2147483647}", "{\"a\":18446744073709551616e2147483647}", "{\"a\":1}x", "{\"a\":\"\x7f\"}", "{\"a\":\"\x1f\"}"}) {
     check_agreement(s);
