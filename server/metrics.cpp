@@ -113,7 +113,7 @@ std::string metrics::render_prometheus() const {
   simple(out, "pushwire_parked_polls", "gauge", "Long-poll requests currently held open.", load(parked_polls));
 
   family(out, "pushwire_publish_to_write_seconds", "histogram",
-         "Time from a publish to its write on a subscriber's connection.");
+         "Per subscriber write: time from the publish of its oldest frame to the completed write.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < latency_histogram::bucket_count; ++i) {
     cumulative += publish_to_write.bucket(i);

@@ -37,7 +37,6 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     auto now = now_;
     // The presence member is the lease: same id, same expiry (the engine renews it on every poll).
     shell_.lease() = now + s_.cfg.effective_lease_ms();
-    shell_.self_member = shell_.session().client();
     shell_.presence_from_lease = true;
     protocol::command c{.kind = protocol::command_kind::connect};
     c.token = p_.token;

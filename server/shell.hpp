@@ -63,19 +63,15 @@ class collect_shell : public shell_base {
   std::function<void()> on_frame;            // a frame arrived (long-poll: answer now)
   std::uint64_t& lease() { return presence_lease_until_; }
   std::string& presence_client() { return presence_client_; }
-  // Presence changes of this member itself are not news to it (a long-poll must never be woken
-  // by its own join): join/leave frames for `self_member` are dropped.
-  std::string self_member;
   // Long-polls take join/leave from their lease's queue instead (shared_state::lease_watch), which
-  // also holds the ones between polls: the copies fanned out to the hub are dropped.
+  // also holds the ones between polls and never the lease's own (a poll must not be woken by its
+  // own join): the copies fanned out to the hub are dropped.
   bool presence_from_lease = false;
 
  protected:
   void enqueue(message_ptr m) override {
-    if (m->kind == message_kind::control &&
-        (m->frame.starts_with("{\"type\":\"join\"") || m->frame.starts_with("{\"type\":\"leave\"")) &&
-        (presence_from_lease ||
-         (!self_member.empty() && m->frame.ends_with(",\"client\":\"" + self_member + "\"}}\n"))))
+    if (presence_from_lease && m->kind == message_kind::control &&
+        (m->frame.starts_with("{\"type\":\"join\"") || m->frame.starts_with("{\"type\":\"leave\"")))
       return;
     frames.push_back(std::move(m));
     if (on_frame) on_frame();

@@ -169,11 +169,10 @@ class sse_session final : public conn_base, public shell_base, public flushable,
   void on_write(beast::error_code ec, std::size_t n) {
     writing_ = false;
     shared_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
-    auto now_ns = steady_ns();
+    observe_write_latency(shared_.met, inflight_);
     for (auto& m : inflight_) {
       queued_bytes_ -= m->sse.size() + (m->sse_id ? 64 : 0);
       replay_bytes_ -= std::min(replay_bytes_, m->sse.size() + (m->sse_id ? 64 : 0));
-      if (m->published_ns) shared_.met.publish_to_write.observe((now_ns - m->published_ns) / 1000);
     }
     inflight_.clear();
     if (ec) return finish();
