@@ -47,7 +47,9 @@ void check_agreement(const std::string& text) {
     // Boost.JSON reads some numbers (e.g. 0e839) as NaN, which never equals itself.
     bool both_nan = v.is_double() && it->value().is_double() && std::isnan(v.get_double()) &&
                     std::isnan(it->value().get_double());
-    if (!both_nan) EXPECT_EQ(v, it->value()) << m.raw;
+    if (!both_nan) {
+      EXPECT_EQ(v, it->value()) << m.raw;
+    }
     if (m.kind == json_kind::string) {
       EXPECT_EQ(decode_string(m.raw), std::string(it->value().as_string()));
     }
