@@ -780,6 +780,33 @@ TEST_F(Server, WsPingFrameAfterSilence) {
   EXPECT_EQ(f.error_code, code::ok) << f.reason;
 }
 
+// Dead-peer detection: a connection that sends no byte at all for --dead-peer-timeout-ms is cut; a
+// WebSocket ping at half the timeout asks for one, so a live client (its library answers pings) stays.
+TEST_F(Server, WsDeadPeerIsCutLiveClientAnswersPingsAndStays) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.ping_interval_ms = 100;
+  cfg.dead_peer_timeout_ms = 400;
+  start(cfg);
+  ws_client live(port), dead(port);
+  ASSERT_EQ(live.connect().kind, frame_kind::connected);
+  ASSERT_EQ(dead.connect().kind, frame_kind::connected);
+  // `live` keeps reading (Beast answers the server's pings while it reads) for three timeouts.
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+  while (std::chrono::steady_clock::now() < until) {
+    auto f = live.next();
+    ASSERT_EQ(f.error_code, code::ok) << f.reason;
+  }
+  // `dead` read nothing meanwhile, so it never answered: its buffered frames end in the cut.
+  auto t0 = std::chrono::steady_clock::now();
+  pp::frame f;
+  for (int i = 0; i < 100 && f.error_code == code::ok; ++i) f = dead.next();
+  EXPECT_EQ(f.error_code, code::internal_error) << "still open";
+  EXPECT_NE(dead.last_error, beast::error_code(net::error::would_block)) << dead.last_error.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(live.next().error_code, code::ok);
+}
+
 TEST_F(Server, DemoPublishAndDropOnlyInDemoMode) {
   // Without --demo: no /demo/publish, and `drop` is refused.
   EXPECT_NE(http_call(port, http::verb::post, "/demo/publish", R"({"channel":"demo:x","data":1})").status, 200u);
