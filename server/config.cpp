@@ -115,6 +115,8 @@ const std::vector<option>& options() {
     o.push_back(num("queue-bytes", &config::queue_bytes, "send queue bound per connection; over it: 4008 slow consumer"));
     o.push_back(num("slow-consumer-grace-ms", &config::slow_consumer_grace_ms,
                     "a slow consumer's stuck write may finish this long, to send it 4008; then the socket is cut"));
+    o.push_back(num("write-coalesce-us", &config::write_coalesce_us,
+                    "fan-out writes per connection start at most this often under load (frames share a write); 0 = at once"));
     o.push_back(num("header-limit", &config::header_limit, "HTTP header bytes (431 over it)"));
     o.push_back(num("body-limit", &config::body_limit, "HTTP body bytes (413 over it)"));
     o.push_back(num("handshake-timeout-ms", &config::handshake_timeout_ms, "WebSocket open -> connect command"));

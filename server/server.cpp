@@ -569,6 +569,7 @@ bool server::start(std::string& error) {
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<worker>();
     w->index = i;
+    w->coalesce_ns = s.cfg.write_coalesce_us * 1000;
     sinks.push_back(w.get());
     im.workers.push_back(std::move(w));
   }

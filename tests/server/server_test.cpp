@@ -807,6 +807,32 @@ TEST_F(Server, WsDeadPeerIsCutLiveClientAnswersPingsAndStays) {
   EXPECT_EQ(live.next().error_code, code::ok);
 }
 
+// Write coalescing: the first publish after a quiet window is written at once; what arrives within
+// the window (--write-coalesce-us, long here) goes out together in one WebSocket message, in order.
+TEST_F(Server, WriteCoalescingSendsABurstInOneWrite) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.write_coalesce_us = 500'000;
+  start(cfg);
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"co"})");
+  ASSERT_EQ(c.next_non_ping().kind, frame_kind::subscribed);
+  api_client api(port);
+  ASSERT_EQ(api.post("/api/publish", R"({"channel":"co","data":0})").status, 200u);
+  auto f = c.next_non_ping();
+  ASSERT_EQ(f.kind, frame_kind::message);
+  int before = c.messages;
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_EQ(api.post("/api/publish", R"({"channel":"co","data":)" + std::to_string(i) + "}").status, 200u);
+  for (int i = 1; i <= 3; ++i) {
+    f = c.next_non_ping();
+    ASSERT_EQ(f.kind, frame_kind::message);
+    EXPECT_EQ(f.data, std::to_string(i));
+  }
+  EXPECT_EQ(c.messages, before + 1) << "the burst was not coalesced";
+}
+
 TEST_F(Server, DemoPublishAndDropOnlyInDemoMode) {
   // Without --demo: no /demo/publish, and `drop` is refused.
   EXPECT_NE(http_call(port, http::verb::post, "/demo/publish", R"({"channel":"demo:x","data":1})").status, 200u);
