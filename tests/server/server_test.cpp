@@ -385,6 +385,42 @@ TEST_F(Server, SlowConsumerIsDisconnectedOthersKeepReceiving) {
   }
 }
 
+// The data path writes with its own sendmsg while Beast answers the client's pings: a pong must
+// never land inside a data frame, even when the kernel takes a write only in part (the client reads
+// nothing until 6 MB, more than the kernel's buffers hold, are queued for it, pinging after every
+// publish), and a pong does not wait behind the whole queue (Beast reads nothing until it is out).
+TEST_F(Server, WsPongsNeverSplitAPartlyWrittenFrame) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.queue_bytes = 16 << 20;
+  cfg.max_message_bytes = 30000;
+  cfg.history_size = 400;
+  start(cfg);
+  ws_client c(port);
+  c.connect();
+  c.send(R"({"cmd":"subscribe","id":2,"channel":"pp"})");
+  ASSERT_EQ(c.next_non_ping().kind, frame_kind::subscribed);
+  int pongs = 0;
+  c.stream().control_callback([&](websocket::frame_type t, beast::string_view) {
+    if (t == websocket::frame_type::pong) ++pongs;
+  });
+  int rcvbuf = 65536;
+  setsockopt(c.stream().next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  api_client api(port);
+  const int n = 300;
+  std::string pad(20000, 'x');
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(api.post("/api/publish", R"({"channel":"pp","data":{"n":)" + std::to_string(i) + R"(,"p":")" + pad + "\"}}").status, 200u);
+    c.stream().ping({});
+  }
+  for (int i = 0; i < n; ++i) {
+    auto f = c.next_non_ping();
+    ASSERT_EQ(f.kind, frame_kind::message) << i << ": " << f.reason.substr(0, 200);
+    ASSERT_TRUE(f.data.starts_with("{\"n\":" + std::to_string(i) + ",")) << f.data.substr(0, 40);
+  }
+  EXPECT_GT(pongs, 0);
+}
+
 // ---- SSE ----
 
 TEST_F(Server, SseSubscribeReceiveAndResumeViaLastEventId) {
