@@ -5,6 +5,7 @@
 // and bench/results/<run>/summary.json (+ bench/results/latest -> <run>).
 //
 //   bench/compare.sh [--quick] [--only name,name] [--servers pushwire,nchan,node] [--rounds N]
+//   bench/compare.sh [--quick] --summarize bench/results/<run>   (ratios and summary.json again, no run)
 //
 // --quick: 1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 minutes).
 // Without it: every scenario of docs/performance.md (< 15 minutes). Each run of the load generator
@@ -13,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { statSync, copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, unlinkSync, mkdtempSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +28,7 @@ const only = opt('--only', '') ? opt('--only').split(',') : null;
 const serversWanted = opt('--servers', 'pushwire,nchan,node').split(',');
 // Extra load-generator flags for every run, e.g. --loadgen-args "--read-interval-us 0".
 const lgExtra = opt('--loadgen-args', '').split(' ').filter(Boolean);
+const resummarize = opt('--summarize', '');
 
 // The newest of the candidates (an explicit environment variable always wins).
 const pick = (env, ...c) => {
@@ -44,13 +46,16 @@ if (!serverBin || !loadgen) {
   process.exit(2);
 }
 
-const runId = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19) + (quick ? '-quick' : '') + (lgExtra.length ? '-lgargs' : '');
-const outDir = join(here, 'results', runId);
+const runId = resummarize ? basename(resolve(resummarize))
+  : new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19) + (quick ? '-quick' : '') + (lgExtra.length ? '-lgargs' : '');
+const outDir = resummarize ? resolve(resummarize) : join(here, 'results', runId);
 mkdirSync(outDir, { recursive: true });
 // Snapshot the server binary: a colleague's rebuild during the run must not change what is measured.
 const serverSnap = join(outDir, 'pushwire-server');
-copyFileSync(serverBin, serverSnap);
-chmodSync(serverSnap, 0o755);
+if (!resummarize) {
+  copyFileSync(serverBin, serverSnap);
+  chmodSync(serverSnap, 0o755);
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
 const apiKey = 'bench-' + Math.random().toString(36).slice(2);
@@ -217,7 +222,18 @@ const results = {};
 const log = (s) => process.stdout.write(s + '\n');
 log(`Pushwire benchmark ${quick ? '(quick) ' : ''}run ${runId}: server ${serverBin}, ${cpus().length} cores; results in ${outDir}`);
 log(`server binary ${serverBin} (${statSync(serverBin).mtime.toISOString()}), load generator ${loadgen}`);
+// --summarize: the reports of an earlier run, one per round (`.rN` when it had several).
+const loadRun = (sc) => {
+  results[sc.name] = {};
+  for (const kind of sc.servers.filter((s) => serversWanted.includes(s))) {
+    const read = (f) => { try { return JSON.parse(readFileSync(join(outDir, f), 'utf8')); } catch { return null; } };
+    let rs = [read(`${sc.name}.${kind}.json`)].filter(Boolean);
+    if (!rs.length) for (let r; (r = read(`${sc.name}.${kind}.r${rs.length}.json`)); ) rs.push(r);
+    if (rs.length) results[sc.name][kind] = rs;
+  }
+};
 for (const sc of scenarios) {
+  if (resummarize) { loadRun(sc); continue; }
   results[sc.name] = {};
   for (let round = 0; round < rounds; ++round) {
     for (const kind of sc.servers.filter((s) => serversWanted.includes(s))) {
@@ -254,7 +270,12 @@ function fmt(r) {
 }
 
 // --- ratios ---------------------------------------------------------------------------------------------------
-const median = (xs) => { const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)] : NaN; };
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const h = Math.floor(v.length / 2);
+  return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+};
 const summary = { run: runId, quick, loadgen_args: lgExtra, machine: { cores: cpus().length, model: cpus()[0]?.model, shared: true }, server: serverBin, scenarios: {} };
 log('\nRatios (> 1 = Pushwire better; medians over rounds):');
 log('scenario               peer      deliveries/s  cpu/delivery  p99 latency  rss/conn');
@@ -294,7 +315,11 @@ for (const sc of scenarios) {
   }
 }
 summary.elapsed_s = (Date.now() - t0) / 1000;
+if (resummarize) {
+  try { summary.elapsed_s = JSON.parse(readFileSync(join(outDir, 'summary.json'), 'utf8')).elapsed_s; } catch {}
+}
 writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+if (resummarize) process.exit(0);
 const latest = join(here, 'results', only || lgExtra.length ? 'latest-partial' : quick ? 'latest-quick' : 'latest');
 try { unlinkSync(latest); } catch {}
 try { symlinkSync(runId, latest); } catch {}
