@@ -2,8 +2,10 @@
 // channels and positions (Last-Event-ID wins over since=), the shell feeds connect + one subscribe
 // per channel into the protocol session, and every event goes out from shared buffers. The
 // per-connection `id:` lines (the resume token of all the stream's channels) are written into one
-// small buffer and interleaved with the shared events in the same gather write (DECISIONS §4).
+// small buffer and interleaved with the shared events in the same gather write (DECISIONS §4),
+// sent with a direct non-blocking sendmsg (server/gather_send.hpp).
 #include "protocol/frame_codec.hpp"
+#include "server/gather_send.hpp"
 #include "server/net.hpp"
 #include "server/shell.hpp"
 
@@ -21,7 +23,7 @@ class sse_session final : public conn_base, public shell_base, public flushable,
   sse_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now,
               stream_params params)
       : shell_base(s, w.hub, w.index, s.new_client_id(), now, s.policy),
-        w_(w), stream_(std::move(stream)), life_(std::move(life)), params_(std::move(params)),
+        w_(w), stream_(stream.release_socket()), life_(std::move(life)), params_(std::move(params)),
         positions_(params_.since), last_send_(now) {}
 
   ~sse_session() override { finish(); }
@@ -83,6 +85,8 @@ class sse_session final : public conn_base, public shell_base, public flushable,
   void on_header(beast::error_code ec, std::size_t n) {
     writing_ = false;
     shared_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+    sr_.reset();   // memory per idle connection: the response is out
+    res_ = {};
     if (ec) return finish();
     // The client never sends anything; a read completing means it went away.
     stream_.async_read_some(net::buffer(probe_), [self = shared_from_this()](beast::error_code, std::size_t) {
@@ -163,7 +167,18 @@ class sse_session final : public conn_base, public shell_base, public flushable,
       bufs_.emplace_back(m->sse.data(), m->sse.size());
     }
     last_send_ = steady_ms();
-    net::async_write(stream_, bufs_, beast::bind_front_handler(&sse_session::on_write, shared_from_this()));
+    written_ = 0;
+    send_some();
+  }
+
+  void send_some() {
+    if (finished_) return on_write(net::error::operation_aborted, written_);
+    beast::error_code ec;
+    if (gather_send(stream_.native_handle(), bufs_, written_, ec) || ec) return on_write(ec, written_);
+    stream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->on_write(ec, self->written_);
+      self->send_some();
+    });
   }
 
   void on_write(beast::error_code ec, std::size_t n) {
@@ -190,19 +205,20 @@ class sse_session final : public conn_base, public shell_base, public flushable,
       shared_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
     }
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    stream_.shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close(ec);
   }
 
   worker& w_;
-  beast::tcp_stream stream_;
+  tcp::socket stream_;
   std::shared_ptr<void> life_;
   stream_params params_;
   std::vector<std::optional<protocol::position>> positions_;
   http::response<http::empty_body> res_;
   std::optional<http::response_serializer<http::empty_body>> sr_;
   std::vector<message_ptr> pending_, inflight_;
-  std::vector<net::const_buffer> bufs_;
+  std::vector<net::const_buffer> bufs_;   // the write in flight
+  std::size_t written_ = 0;               // bytes of it sent
   std::string ids_;
   std::vector<std::size_t> id_ends_;
   std::size_t queued_bytes_ = 0;

@@ -4,17 +4,16 @@
 // new frames wait in `pending_`; when it completes, everything pending (up to 64 frames) goes out as
 // ONE WebSocket message, a gather write of the shared buffers (DECISIONS §2): this connection's
 // 2-10 byte frame header, then the frames, in one non-blocking sendmsg (server/ws_socket.hpp says
-// why not through Beast). Only what the kernel does not take at once waits for writability. The queue is bounded
-// in bytes; overflow closes the connection with 4008 (the client resumes from its last position).
+// why not through Beast). Only what the kernel does not take at once waits for writability. The
+// queue is bounded in bytes; overflow closes the connection with 4008 (the client resumes from its
+// last position).
 //
 // Memory per idle connection (the 10k-connection benchmark; measured with heaptrack): the stream sits
 // directly on the socket (no tcp_stream and its timers under it), an idle read waits with a 64-byte
 // buffer instead of Beast's default 1.5 KB, and the dead-peer check runs in the housekeeping tick
 // rather than as one armed Beast timer per connection.
 #include "protocol/frame_codec.hpp"
-#include <sys/socket.h>
-#include <sys/uio.h>
-
+#include "server/gather_send.hpp"
 #include "server/net.hpp"
 #include "server/shell.hpp"
 #include "server/ws_socket.hpp"
@@ -25,7 +24,7 @@ using protocol::code;
 
 namespace {
 
-constexpr std::size_t max_frames_per_write = 64;   // plus the header: one iovec array on the stack
+constexpr std::size_t max_frames_per_write = 64;
 
 class ws_session final : public conn_base, public shell_base, public flushable,
                          public std::enable_shared_from_this<ws_session> {
@@ -197,7 +196,9 @@ class ws_session final : public conn_base, public shell_base, public flushable,
       header_[h++] = 127;
       for (int shift = 56; shift >= 0; shift -= 8) header_[h++] = static_cast<unsigned char>(payload >> shift);
     }
-    header_len_ = h;
+    bufs_.clear();
+    bufs_.emplace_back(header_, h);
+    for (auto& m : inflight_) bufs_.emplace_back(m->frame.data(), m->frame.size());
     written_ = 0;
     last_send_ = steady_ms();
     send_some();
@@ -213,33 +214,9 @@ class ws_session final : public conn_base, public shell_base, public flushable,
       layer.begin_raw();
     }
     if (finished_) return end_write(net::error::operation_aborted);
-    iovec iov[max_frames_per_write + 1];
-    std::size_t n = 0, skip = written_;
-    auto add = [&](const void* p, std::size_t len) {
-      if (skip >= len) { skip -= len; return; }
-      iov[n++] = iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, len - skip};
-      skip = 0;
-    };
-    add(header_, header_len_);
-    std::size_t total = header_len_;
-    for (auto& m : inflight_) {
-      add(m->frame.data(), m->frame.size());
-      total += m->frame.size();
-    }
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = n;
-    for (;;) {
-      ssize_t r = ::sendmsg(layer.socket().native_handle(), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (r >= 0) {
-        written_ += static_cast<std::size_t>(r);
-        if (written_ == total) return end_write({});
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return end_write(beast::error_code(errno, boost::system::system_category()));
-    }
+    beast::error_code ec;
+    if (gather_send(layer.socket().native_handle(), bufs_, written_, ec)) return end_write({});
+    if (ec) return end_write(ec);
     layer.socket().async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return self->end_write(ec);
       self->send_some();
@@ -303,7 +280,8 @@ class ws_session final : public conn_base, public shell_base, public flushable,
   beast::flat_buffer rbuf_;
   std::vector<message_ptr> pending_, inflight_;
   unsigned char header_[10];
-  std::size_t header_len_ = 0, written_ = 0;   // of the message in flight: header + frames
+  std::vector<net::const_buffer> bufs_;   // the message in flight: header + frames
+  std::size_t written_ = 0;               // bytes of it sent
   std::size_t queued_bytes_ = 0;
   std::uint64_t last_send_, last_recv_;
   std::uint64_t pinged_for_ = 0;   // last_recv_ when the last dead-peer probe went out

@@ -423,6 +423,35 @@ TEST_F(Server, WsPongsNeverSplitAPartlyWrittenFrame) {
 
 // ---- SSE ----
 
+// The SSE write path resumes a write the kernel took only in part: 6 MB (more than the kernel's
+// buffers hold) queued for a client that reads nothing meanwhile arrive whole and in order.
+TEST_F(Server, SseLargeBacklogArrivesWholeAfterPartialWrites) {
+  TearDown();
+  auto cfg = base_config();
+  cfg.queue_bytes = 16 << 20;
+  cfg.max_message_bytes = 30000;
+  cfg.history_size = 400;
+  start(cfg);
+  sse_client s(port, "/sse?channels=big");
+  ASSERT_EQ(s.status, 200u);
+  ASSERT_NE(s.next_non_ping().data.find("connected"), std::string::npos);
+  ASSERT_NE(s.next_non_ping().data.find("subscribed"), std::string::npos);
+  int rcvbuf = 65536;
+  setsockopt(s.socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  api_client api(port);
+  const int n = 300;
+  std::string pad(20000, 'x');
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(api.post("/api/publish", R"({"channel":"big","data":{"n":)" + std::to_string(i) + R"(,"p":")" + pad + "\"}}").status, 200u);
+  for (int i = 0; i < n; ++i) {
+    auto e = s.next_non_ping();
+    ASSERT_FALSE(e.timeout) << i;
+    auto f = parse(e.data);
+    ASSERT_EQ(f.kind, frame_kind::message) << e.data.substr(0, 80);
+    ASSERT_EQ(f.data, R"({"n":)" + std::to_string(i) + R"(,"p":")" + pad + "\"}");
+  }
+}
+
 TEST_F(Server, SseSubscribeReceiveAndResumeViaLastEventId) {
   std::string last_id;
   {
