@@ -44,17 +44,20 @@ class ws_socket {
   void async_write_some(const Buffers& b, Handler&& h) {
     if (raw_busy_) {
       ++beast_waiting_;
+      ++waiters_;
       gate_.async_wait([this, b, h = std::forward<Handler>(h)](boost::system::error_code) mutable {
         --beast_waiting_;
+        --waiters_;
         async_write_some(b, std::move(h));
       });
       return;
     }
     beast_busy_ = true;
-    s_.async_write_some(b, [this, h = std::forward<Handler>(h)](boost::system::error_code ec, std::size_t n) mutable {
+    s_.async_write_some(b, [this, h = std::forward<Handler>(h)](boost::system::error_code ec,
+                                                                std::size_t n) mutable {
       beast_busy_ = false;
       std::move(h)(ec, n);
-      if (!beast_busy_) gate_.cancel();   // Beast's write is over: wake a waiting data write
+      if (!beast_busy_) wake();   // Beast's write is over: wake a waiting data write
     });
   }
 
@@ -64,20 +67,29 @@ class ws_socket {
   bool beast_busy() const { return beast_busy_ || beast_waiting_; }
   template <class Handler>
   void wait_turn(Handler&& h) {
-    gate_.async_wait(std::forward<Handler>(h));
+    ++waiters_;
+    gate_.async_wait([this, h = std::forward<Handler>(h)](boost::system::error_code ec) mutable {
+      --waiters_;
+      std::move(h)(ec);
+    });
   }
   // The data path owns the socket from begin_raw() to end_raw().
   void begin_raw() { raw_busy_ = true; }
   void end_raw() {
     raw_busy_ = false;
-    gate_.cancel();
+    wake();
   }
 
  private:
   socket_type s_;
   boost::asio::steady_timer gate_;
+  // Cancelling a timer takes the reactor's lock: only when someone waits (not once per write).
+  void wake() {
+    if (waiters_) gate_.cancel();
+  }
+
   bool beast_busy_ = false, raw_busy_ = false;
-  int beast_waiting_ = 0;
+  int beast_waiting_ = 0, waiters_ = 0;
 };
 
 // Beast finds these by argument-dependent lookup when it closes the WebSocket.
