@@ -14,6 +14,7 @@
 
 #include "server/local_hub.hpp"
 #include "server/shared.hpp"
+#include "server/shell.hpp"
 
 namespace pushwire::server {
 
@@ -31,6 +32,19 @@ class conn_base {
   virtual void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) = 0;
   virtual const std::string& client_id() const = 0;
   virtual const std::string& user_id() const = 0;
+};
+
+// A streaming transport (WebSocket, SSE): a connection driven by its protocol session, which
+// answers server disconnects and identity the same way for both.
+class session_conn : public conn_base, public shell_base {
+ public:
+  using shell_base::shell_base;
+  void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
+    session_.disconnect(t.code, t.reason, t.reconnect, after_ms);
+    drain(steady_ms());
+  }
+  const std::string& client_id() const override { return session_.client(); }
+  const std::string& user_id() const override { return session_.user(); }
 };
 
 // A connection whose first write waits until the current fan-out batch is dispatched, so that
@@ -70,8 +84,7 @@ struct worker final : fanout_sink {
   // The rest: this thread only.
   std::vector<message_ptr> batch;        // capacity reused between batches
   std::vector<std::shared_ptr<flushable>> to_flush, next_flush;   // owning: a pass spans handlers
-  std::size_t flushed = 0;               // to_flush[0, flushed) written
-  bool passing = false;                  // a pass over to_flush is under way
+  std::size_t flushed = 0;               // to_flush[0, flushed) written; non-empty: a pass is on
   bool pass_timer_armed = false;
   bool dispatching = false;              // inside dispatch_inbox()
   std::uint64_t last_pass_ns = 0;        // start of the latest pass
@@ -107,7 +120,7 @@ struct worker final : fanout_sink {
   }
 
   void maybe_start_pass() {
-    if (passing || pass_timer_armed || next_flush.empty()) return;
+    if (!to_flush.empty() || pass_timer_armed || next_flush.empty()) return;
     auto now = steady_ns();
     if (coalesce_ns && now < last_pass_ns + coalesce_ns) {
       pass_timer_armed = true;
@@ -119,7 +132,6 @@ struct worker final : fanout_sink {
       return;
     }
     last_pass_ns = now;
-    passing = true;
     to_flush.swap(next_flush);
     flush_some();
   }
@@ -131,7 +143,6 @@ struct worker final : fanout_sink {
     if (flushed < to_flush.size()) return net::post(ioc, [this] { flush_some(); });
     to_flush.clear();
     flushed = 0;
-    passing = false;
     maybe_start_pass();
   }
 

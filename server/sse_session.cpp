@@ -17,12 +17,12 @@ namespace {
 
 constexpr std::size_t max_buffers_per_write = 64;
 
-class sse_session final : public conn_base, public shell_base, public flushable,
+class sse_session final : public session_conn, public flushable,
                           public std::enable_shared_from_this<sse_session> {
  public:
   sse_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now,
               stream_params params)
-      : shell_base(s, w.hub, w.index, s.new_client_id(), now, s.policy),
+      : session_conn(s, w.hub, w.index, s.new_client_id(), now, s.policy),
         w_(w), stream_(stream.release_socket()), life_(std::move(life)), params_(std::move(params)),
         positions_(params_.since), last_send_(now) {}
 
@@ -74,12 +74,6 @@ class sse_session final : public conn_base, public shell_base, public flushable,
       enqueue(ping);
     }
   }
-  void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
-    session_.disconnect(t.code, t.reason, t.reconnect, after_ms);
-    drain(steady_ms());
-  }
-  const std::string& client_id() const override { return session_.client(); }
-  const std::string& user_id() const override { return session_.user(); }
 
  private:
   void on_header(beast::error_code ec, std::size_t n) {

@@ -26,11 +26,11 @@ namespace {
 
 constexpr std::size_t max_frames_per_write = 64;
 
-class ws_session final : public conn_base, public shell_base, public flushable,
+class ws_session final : public session_conn, public flushable,
                          public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(shared_state& s, worker& w, beast::tcp_stream stream, std::shared_ptr<void> life, std::uint64_t now)
-      : shell_base(s, w.hub, w.index, s.new_client_id(), now, s.policy),
+      : session_conn(s, w.hub, w.index, s.new_client_id(), now, s.policy),
         w_(w), ws_(ws_socket(stream.release_socket())), life_(std::move(life)), last_send_(now), last_recv_(now) {}
 
   ~ws_session() override { finish(); }
@@ -75,12 +75,6 @@ class ws_session final : public conn_base, public shell_base, public flushable,
     }
   }
 
-  void server_disconnect(const disconnect_target& t, std::uint64_t after_ms) override {
-    session_.disconnect(t.code, t.reason, t.reconnect, after_ms);
-    drain(steady_ms());
-  }
-  const std::string& client_id() const override { return session_.client(); }
-  const std::string& user_id() const override { return session_.user(); }
 
  private:
   void on_accept(beast::error_code ec) {
