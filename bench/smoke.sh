@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Bench smoke test (a few seconds): the real server on a free port, 50 WebSocket + 50 SSE
 # subscribers, 200 messages closed loop; the load generator exits non-zero on any lost, duplicated
-# or out-of-order delivery. Usage: smoke.sh SERVER_BINARY LOADGEN_BINARY
+# or out-of-order delivery. It also checks the generator's read policy against its documentation:
+# with no --read-interval-us, subscribers read as soon as their sockets are readable (a browser's
+# behaviour), so result.json must say "read_interval_us":0.
+# Usage: smoke.sh SERVER_BINARY LOADGEN_BINARY
 set -euo pipefail
 server=${1:?server binary}; loadgen=${2:?loadgen binary}
 dir=$(mktemp -d); key=smoke-$RANDOM$RANDOM
@@ -17,3 +20,10 @@ if ! timeout 20 "$loadgen" --target pushwire --port "$port" --api-key "$key" --s
     --drain-ms 3000 --timeout 15 --label smoke --json "$dir/result.json"; then
   echo "bench smoke FAILED; server log:" >&2; tail -20 "$dir/server.log" >&2; exit 1
 fi
+# The default read policy: read when readable (0), not the late reader.
+if ! grep -q '"read_interval_us":0[,}]' "$dir/result.json"; then
+  echo "bench smoke FAILED: the default subscriber read interval is not 0 (read when readable):" \
+    "$(grep -o '"read_interval_us":[^,}]*' "$dir/result.json" || echo 'no read_interval_us in result.json')" >&2
+  exit 1
+fi
+echo "bench smoke: ok (default read_interval_us 0: subscribers read as soon as readable)"
