@@ -6,10 +6,17 @@
 //
 //   bench/compare.sh [--quick] [--only name,name] [--servers pushwire,nchan,node] [--rounds N]
 //   bench/compare.sh [--quick] --summarize bench/results/<run>   (ratios and summary.json again, no run)
+//   node bench/compare.mjs [--quick] [--only ..] --list   (the scenarios and their arguments, no run)
 //
 // --quick: 1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 minutes).
 // Without it: every scenario of docs/performance.md (< 15 minutes). Each run of the load generator
 // is bounded in time and count; servers listen on free loopback ports and are stopped after each run.
+//
+// Read policy: every scenario reads subscriber sockets as soon as they are readable, as a browser
+// does (the load generator's default, --read-interval-us 0). Only the lateread-* scenarios use the
+// "late reader" (--read-interval-us 50000: frames pile up for up to 50 ms between reads), under their
+// own names. The interval each run actually used is taken from the generator's JSON and shown in the
+// table and in summary.json, so an override through --loadgen-args shows too.
 import { spawn, spawnSync } from 'node:child_process';
 import { statSync, copyFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, unlinkSync, mkdtempSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -21,14 +28,27 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 const argv = process.argv.slice(2);
 const flag = (n) => argv.includes(n);
+if (flag('--help') || flag('-h')) {
+  console.log(`usage: bench/compare.sh [--quick] [--only prefix[,..]] [--servers pushwire,nchan,node] [--rounds N]
+                        [--loadgen-args "FLAGS"] [--summarize bench/results/<run>] [--list]
+  --quick          1,000 subscribers, websocket and SSE, closed loop, once per server
+  --only P[,..]    only the scenarios whose names start with one of these prefixes
+  --loadgen-args   extra load-generator flags for every run (they come last, so they win),
+                   e.g. "--read-interval-us 50000" for the late reader everywhere
+  --summarize DIR  ratios and summary.json of an earlier run again, no run
+  --list           print the scenarios (name, group, servers, read interval, arguments), no run
+Subscribers read as soon as their sockets are readable (read interval 0) except in lateread-*.`);
+  process.exit(0);
+}
 const opt = (n, d) => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : d; };
 const quick = flag('--quick');
 const rounds = Number(opt('--rounds', '1'));
 const only = opt('--only', '') ? opt('--only').split(',') : null;
 const serversWanted = opt('--servers', 'pushwire,nchan,node').split(',');
-// Extra load-generator flags for every run, e.g. --loadgen-args "--read-interval-us 0".
+// Extra load-generator flags for every run, e.g. --loadgen-args "--read-interval-us 50000".
 const lgExtra = opt('--loadgen-args', '').split(' ').filter(Boolean);
 const resummarize = opt('--summarize', '');
+const listOnly = flag('--list');  // no binaries needed, nothing written
 
 // The newest of the candidates (an explicit environment variable always wins).
 const pick = (env, ...c) => {
@@ -41,7 +61,7 @@ const serverBin = pick(process.env.PUSHWIRE_SERVER, join(root, 'build/server/pus
   join(root, 'build-h-bench/server/pushwire-server'), join(root, 'build-h-server/server/pushwire-server'));
 const loadgen = pick(process.env.PUSHWIRE_LOADGEN, join(root, 'build/bench/pushwire-loadgen'),
   join(root, 'build-h-bench/bench/pushwire-loadgen'));
-if (!serverBin || !loadgen) {
+if (!listOnly && (!serverBin || !loadgen)) {
   console.error('need the server and load generator built: cmake --build build --target pushwire-server pushwire-loadgen');
   process.exit(2);
 }
@@ -49,10 +69,10 @@ if (!serverBin || !loadgen) {
 const runId = resummarize ? basename(resolve(resummarize))
   : new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19) + (quick ? '-quick' : '') + (lgExtra.length ? '-lgargs' : '');
 const outDir = resummarize ? resolve(resummarize) : join(here, 'results', runId);
-mkdirSync(outDir, { recursive: true });
+if (!listOnly) mkdirSync(outDir, { recursive: true });
 // Snapshot the server binary: a colleague's rebuild during the run must not change what is measured.
 const serverSnap = join(outDir, 'pushwire-server');
-if (!resummarize) {
+if (!resummarize && !listOnly) {
   copyFileSync(serverBin, serverSnap);
   chmodSync(serverSnap, 0o755);
 }
@@ -167,10 +187,19 @@ const mem = (name, tp) => ({
     '--connect-rate', '10000', '--idle-ms', '2000', '--timeout', '90'],
 });
 
+// The late reader: the fanout-*-1k-closed runs with subscriber sockets read at most every 50 ms
+// while publishing, so frames pile up between reads. Not what a browser does; kept under its own
+// name so it is never mistaken for the default figures.
+const late = (name, tp) => {
+  const s = fan(name, tp, 1000, 500, 1, ['pushwire', 'nchan']);
+  return { ...s, group: 'lateread', args: [...s.args, '--read-interval-us', '50000'] };
+};
+
 const quickScenarios = [fan('fanout-ws-1k-closed', 'ws', 1000, 500, 1), fan('fanout-sse-1k-closed', 'sse', 1000, 500, 1)];
 const fullScenarios = [
   ...quickScenarios,
   fan('fanout-ws-1k-k8', 'ws', 1000, 800, 8), fan('fanout-sse-1k-k8', 'sse', 1000, 800, 8),
+  late('lateread-ws-1k-closed', 'ws'), late('lateread-sse-1k-closed', 'sse'),
   fan('fanout-ws-10k-closed', 'ws', 10000, 60, 1), fan('fanout-ws-10k-k8', 'ws', 10000, 100, 8),
   fan('fanout-sse-10k-closed', 'sse', 10000, 60, 1), fan('fanout-sse-10k-k8', 'sse', 10000, 100, 8),
   { ...fan('poll-1k', 'poll', 1000, 300, 1, ['pushwire', 'nchan']), group: 'poll' },
@@ -188,6 +217,19 @@ const fullScenarios = [
 ];
 let scenarios = quick ? quickScenarios : fullScenarios;
 if (only) scenarios = scenarios.filter((s) => only.some((o) => s.name.startsWith(o)));
+// The read interval a scenario asks for (the last --read-interval-us wins, as in the generator;
+// --loadgen-args come last); 0 = the generator's default. The table shows what the runs reported.
+const argReadUs = (args) => {
+  let v = 0;
+  for (let i = 0; i + 1 < args.length; ++i) if (args[i] === '--read-interval-us') v = Number(args[i + 1]);
+  return v;
+};
+const plannedReadUs = (sc) => argReadUs([...(sc.args ?? []), ...lgExtra]);
+if (listOnly) {
+  for (const sc of scenarios)
+    console.log(`${sc.name.padEnd(24)} ${sc.group.padEnd(9)} ${sc.servers.join(',').padEnd(19)} read ${String(plannedReadUs(sc)).padStart(5)} us  ${sc.special ? `(${sc.special})` : [...sc.args, ...lgExtra].join(' ')}`);
+  process.exit(0);
+}
 
 // Slow reader: the same 1,000-subscriber 16 KB run without and with one stalled reader.
 async function slowReader(srv, base) {
@@ -260,7 +302,7 @@ for (const sc of scenarios) {
 }
 function fmt(r) {
   const p = (x, d = 0) => (x === undefined || x === null ? '-' : Number(x).toFixed(d));
-  let s = `dlv/s ${p(r.deliveries_per_s)} cpu ${p(r.server_cpu_us_per_delivery, 2)}us/dlv p99 ${p(r.latency_us?.p99 / 1000, 1)}ms ` +
+  let s = `read ${p(r.read_interval_us)}us dlv/s ${p(r.deliveries_per_s)} cpu ${p(r.server_cpu_us_per_delivery, 2)}us/dlv p99 ${p(r.latency_us?.p99 / 1000, 1)}ms ` +
     `rss/conn ${p(r.rss_per_conn_bytes)}B lost/dup/ooo ${r.lost}/${r.duplicated}/${r.out_of_order} lg-cpu ${p(r.loadgen_cpu_us_per_delivery, 2)}us` +
     `${r.cpu_saturated ? ' (saturated)' : ''}`;
   if (r.storm) s += ` storm back ${r.storm.back}/${r.storm.dropped} return p50/max ${p(r.storm.return_ms.p50)}/${p(r.storm.return_ms.max)}ms catch-up max ${p(r.storm.catchup_ms.max)}ms`;
@@ -276,9 +318,17 @@ const median = (xs) => {
   const h = Math.floor(v.length / 2);
   return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
 };
+// The subscriber read interval the runs reported (the generator's JSON, so a --loadgen-args override
+// shows): one number when every run agrees, else the distinct values (null for a run that did not
+// report one, e.g. an old result); null when no run reported one.
+const readUs = (rs) => {
+  const v = [...new Set(rs.map((r) => (Number.isFinite(r.read_interval_us) ? r.read_interval_us : null)))].sort((a, b) => a - b);
+  return v.length === 0 || (v.length === 1 && v[0] === null) ? null : v.length === 1 ? v[0] : v;
+};
+const showReadUs = (x) => (x === null || x === undefined ? '?' : Array.isArray(x) ? x.map((v) => v ?? '?').join('/') : String(x));
 const summary = { run: runId, quick, loadgen_args: lgExtra, machine: { cores: cpus().length, model: cpus()[0]?.model, shared: true }, server: serverBin, scenarios: {} };
-log('\nRatios (> 1 = Pushwire better; medians over rounds):');
-log('scenario               peer      deliveries/s  cpu/delivery  p99 latency  rss/conn');
+log('\nRatios (> 1 = Pushwire better; medians over rounds; read µs = subscriber read interval, 0 = read when readable):');
+log('scenario               peer      read µs  deliveries/s  cpu/delivery  p99 latency  rss/conn');
 for (const sc of scenarios) {
   const res = results[sc.name];
   const m = {};
@@ -292,11 +342,17 @@ for (const sc of scenarios) {
       ok: rs.every((r) => r.ok),
       saturated: rs.some((r) => r.cpu_saturated),
       loadgen_cpu_us_per_delivery: median(rs.map((r) => r.loadgen_cpu_us_per_delivery)),
+      read_interval_us: readUs(rs),
     };
   }
-  summary.scenarios[sc.name] = { group: sc.group, transport: sc.transport, subscribers: sc.subs, servers: m, ratios: {} };
+  const scRead = readUs(Object.values(res).flat());
+  summary.scenarios[sc.name] = { group: sc.group, transport: sc.transport, subscribers: sc.subs, read_interval_us: scRead, servers: m, ratios: {} };
+  if (scRead !== null && showReadUs(scRead) !== String(plannedReadUs(sc)))
+    log(`${sc.name}: the runs report read interval ${showReadUs(scRead)} µs, the scenario asks for ${plannedReadUs(sc)} µs`);
   const pw = m.pushwire;
   if (!pw) continue;
+  // Pushwire-only scenarios (no ratio) still get a row, so their read interval is in the table.
+  if (Object.keys(m).length === 1) log(`${sc.name.padEnd(22)} ${'-'.padEnd(8)} ${showReadUs(pw.read_interval_us).padStart(7)}  (no peer)`);
   for (const peer of Object.keys(m).filter((k) => k !== 'pushwire')) {
     const q = m[peer];
     const ratio = {
@@ -310,7 +366,8 @@ for (const sc of scenarios) {
     const f = (x) => (Number.isFinite(x) ? x.toFixed(2).padStart(12) : '           -');
     const showRss = sc.group === 'memory';
     const showLat = sc.group === 'latency' || sc.group === 'storm';
-    log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
+    const rd = showReadUs(readUs([...res.pushwire, ...res[peer]]));
+    log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${rd.padStart(7)}  ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
       (sc.group === 'storm' ? `  catch-up ${f(ratio.catchup)}` : ''));
   }
 }

@@ -3,7 +3,9 @@
 #   bench/compare.sh            full comparison (< 15 minutes)
 #   bench/compare.sh --quick    1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 min)
 # Other flags: --only scenario-prefix[,..]  --servers pushwire,nchan,node  --rounds N
-#              --loadgen-args "--read-interval-us 0"   (extra flags for every load-generator run)
+#              --loadgen-args "--read-interval-us 50000"   (extra flags for every load-generator run)
+#              --list   (the scenarios, no run)
+# Subscribers read as soon as their sockets are readable (read interval 0), except lateread-*.
 # Needs the server and the load generator built (cmake --build build); installs the peers itself.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -17,23 +17,28 @@ const rounds = (sc, sv) => {
   for (let r; (r = load(sc, `${sv}.r${out.length}`)); ) out.push(r);
   return out;
 };
-console.log(`Run \`${sum.run}\`${sum.quick ? ' (quick)' : ''}, ${sum.machine.cores} cores (${sum.machine.model}), shared machine; ${f(sum.elapsed_s)} s.\n`);
-console.log('| scenario | server | deliveries/s | server CPU µs/delivery | latency p50 / p99 / max ms | RSS/conn B | lost / dup / ooo | generator CPU µs/delivery | idle CPU left | ratio dlv/s | ratio CPU |');
-console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-for (const [name, sc] of Object.entries(sum.scenarios)) {
-  for (const sv of Object.keys(sc.servers)) {
+// Subscriber read interval of a run (µs): 0 = read as soon as readable (as a browser does), > 0 =
+// the late reader (lateread-* scenarios, or a --loadgen-args override). '?' when the run did not say.
+const readUs = (r) => (Number.isFinite(r?.read_interval_us) ? String(r.read_interval_us) : '?');
+const lgArgs = (sum.loadgen_args ?? []).length ? `; extra load-generator flags \`${sum.loadgen_args.join(' ')}\`` : '';
+console.log(`Run \`${sum.run}\`${sum.quick ? ' (quick)' : ''}, ${sum.machine?.cores ?? '?'} cores (${sum.machine?.model ?? '?'}), shared machine; ${f(sum.elapsed_s)} s${lgArgs}. ` +
+  'read µs = how often the generator read subscriber sockets while publishing (0 = as soon as readable, as a browser does; > 0 = the late reader, which lets frames pile up).\n');
+console.log('| scenario | group | server | read µs | deliveries/s | server CPU µs/delivery | latency p50 / p99 / max ms | RSS/conn B | lost / dup / ooo | generator CPU µs/delivery | idle CPU left | ratio dlv/s | ratio CPU |');
+console.log('|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+for (const [name, sc] of Object.entries(sum.scenarios ?? {})) {
+  for (const sv of Object.keys(sc.servers ?? {})) {
     const rs = rounds(name, sv);
     rs.forEach((r, i) => {
       // The ratio columns are the medians over rounds (summary.json), on the last round's row.
       const ra = i === rs.length - 1 ? sc.ratios?.[sv] : null;
       const l = r.latency_us ?? {};
-      console.log(`| ${name} | ${sv}${rs.length > 1 ? ` r${i + 1}` : ''} | ${f(r.deliveries_per_s)} | ${f(r.server_cpu_us_per_delivery, 2)} | ${f(l.p50 / 1000, 1)} / ${f(l.p99 / 1000, 1)} / ${f(l.max / 1000, 1)} | ${f(r.rss_per_conn_bytes)} | ${r.lost} / ${r.duplicated} / ${r.out_of_order}${r.ok ? '' : ' **FAIL**'} | ${f(r.loadgen_cpu_us_per_delivery, 2)} | ${f((r.machine_idle_frac ?? 0) * 100)}%${r.cpu_saturated ? ' ⚠' : ''} | ${ra ? f(ra.deliveries_per_s, 2) : ''} | ${ra ? f(ra.cpu_per_delivery, 2) : ''} |`);
+      console.log(`| ${name} | ${sc.group ?? '–'} | ${sv}${rs.length > 1 ? ` r${i + 1}` : ''} | ${readUs(r)} | ${f(r.deliveries_per_s)} | ${f(r.server_cpu_us_per_delivery, 2)} | ${f(l.p50 / 1000, 1)} / ${f(l.p99 / 1000, 1)} / ${f(l.max / 1000, 1)} | ${f(r.rss_per_conn_bytes)} | ${r.lost} / ${r.duplicated} / ${r.out_of_order}${r.ok ? '' : ' **FAIL**'} | ${f(r.loadgen_cpu_us_per_delivery, 2)} | ${f((r.machine_idle_frac ?? 0) * 100)}%${r.cpu_saturated ? ' ⚠' : ''} | ${ra ? f(ra.deliveries_per_s, 2) : ''} | ${ra ? f(ra.cpu_per_delivery, 2) : ''} |`);
     });
   }
 }
 const extra = [];
-for (const [name, sc] of Object.entries(sum.scenarios)) {
-  for (const sv of Object.keys(sc.servers)) {
+for (const [name, sc] of Object.entries(sum.scenarios ?? {})) {
+  for (const sv of Object.keys(sc.servers ?? {})) {
     const rs = rounds(name, sv);
     rs.forEach((r, i) => {
       const who = `${name} / ${sv}${rs.length > 1 ? ` r${i + 1}` : ''}`;
