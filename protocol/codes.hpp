@@ -38,6 +38,8 @@ enum class code : std::uint16_t {
   not_connected = 4017,        // command before `connect`, or client not connected
   internal_error = 4018,
   too_many_requests_in_flight = 4019,
+  too_many_channels = 4020,    // the server's channel cap is reached: no new channel now
+  presence_full = 4021,        // the channel's presence member cap is reached
   // client-side transition reasons (100-199)
   connect_called = 100,
   transport_opened = 101,

@@ -339,4 +339,14 @@ void encode_frame(const frame& fr, std::string& out) {
   w.finish();
 }
 
+void encode_message(std::string_view channel, const position& pos, std::string_view data, std::string& out) {
+  out.reserve(out.size() + data.size() + channel.size() + pos.epoch.size() + 64);
+  writer w(out);
+  w.str("type", frame_name(frame_kind::message));
+  w.str("channel", channel);
+  w.flat_position(pos);
+  w.raw("data", data, "null");
+  w.finish();
+}
+
 }  // namespace pushwire::protocol

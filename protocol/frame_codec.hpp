@@ -24,6 +24,9 @@ bool decode_frame(std::string_view text, frame& out, decode_error& err, const co
 
 void encode_command(const command& c, std::string& out);
 void encode_frame(const frame& f, std::string& out);
+// The `message` frame straight from its parts: the server encodes each publication once per node
+// and building a `frame` first would copy the payload once more. Same bytes as encode_frame.
+void encode_message(std::string_view channel, const position& pos, std::string_view data, std::string& out);
 inline std::string encode(const command& c) { std::string s; encode_command(c, s); return s; }
 inline std::string encode(const frame& f) { std::string s; encode_frame(f, s); return s; }
 

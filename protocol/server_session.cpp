@@ -296,6 +296,9 @@ std::optional<std::uint64_t> server_session::next_deadline() const {
 
 void server_session::send_frame(const frame& f) {
   session_action a{.kind = session_action_kind::send};
+  a.sent = f.kind;
+  a.channel = f.channel;
+  a.recovered = f.recovered;
   encode_frame(f, a.text);
   actions_.push_back(std::move(a));
 }

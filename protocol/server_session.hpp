@@ -87,8 +87,10 @@ enum class session_action_kind : std::uint8_t { send, subscribe, unsubscribe, pu
 struct session_action {
   session_action_kind kind = session_action_kind::send;
   std::string text;                     // send
+  frame_kind sent = frame_kind::ping;   // send: the kind of the (first) frame in `text`
   std::uint64_t request = 0;            // engine requests: echo in handle_result
-  std::string channel;
+  std::string channel;                  // requests; send: the frame's channel
+  std::optional<bool> recovered;        // send: a `subscribed` frame's `recovered`
   std::optional<position> since;        // subscribe, history
   std::string data;                     // publish: raw JSON payload
   std::uint64_t limit = 0;              // history

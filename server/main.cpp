@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include "server/log.hpp"
-#include "server/server.hpp"
+#include "server/ops/log.hpp"
+#include "server/app/server.hpp"
 
 extern char** environ;
 

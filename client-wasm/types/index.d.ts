@@ -204,6 +204,8 @@ export const Code: Readonly<{
   notConnected: 4017;
   internalError: 4018;
   tooManyRequestsInFlight: 4019;
+  tooManyChannels: 4020;
+  presenceFull: 4021;
   connectCalled: 100;
   transportOpened: 101;
   transportClosed: 102;

@@ -258,3 +258,15 @@ TEST(FrameCodec, RawPayloadsStayOnOneLine) {
   std::string cmd = encode(command{.kind = command_kind::publish, .channel = "a", .data = "[1,\n2]"});
   EXPECT_EQ(cmd.find('\n'), cmd.size() - 1);
 }
+
+TEST(FrameCodec, EncodeMessageMatchesTheMessageFrame) {
+  for (std::string data : {"{\"a\":[1,2]}", "\"line\\nbreak\"", "", "7", "{\"x\":\n1}"}) {
+    frame f{.kind = frame_kind::message};
+    f.channel = "news:\xc3\xa9t\xc3\xa9";
+    f.pos = position{"k3j9x", 42};
+    f.data = data;
+    std::string direct;
+    encode_message(f.channel, f.pos, data, direct);
+    EXPECT_EQ(direct, encode(f)) << data;
+  }
+}

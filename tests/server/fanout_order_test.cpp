@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "server/server.hpp"
+#include "server/app/server.hpp"
 #include "test_client.hpp"
 
 namespace ps = pushwire::server;

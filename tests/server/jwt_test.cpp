@@ -1,4 +1,4 @@
-#include "server/jwt.hpp"
+#include "server/ops/jwt.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "server/log.hpp"
+#include "server/ops/log.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

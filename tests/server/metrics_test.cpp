@@ -1,4 +1,4 @@
-#include "server/metrics.hpp"
+#include "server/ops/metrics.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>

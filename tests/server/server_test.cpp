@@ -13,8 +13,8 @@
 #include <sstream>
 #include <thread>
 
-#include "server/jwt.hpp"
-#include "server/server.hpp"
+#include "server/ops/jwt.hpp"
+#include "server/app/server.hpp"
 #include "test_client.hpp"
 
 using namespace test;

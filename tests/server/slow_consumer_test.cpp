@@ -5,7 +5,7 @@
 
 #include <sys/socket.h>
 
-#include "server/server.hpp"
+#include "server/app/server.hpp"
 #include "test_client.hpp"
 
 namespace ps = pushwire::server;

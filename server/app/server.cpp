@@ -1,0 +1,163 @@
+#include "server/app/server.hpp"
+
+#include <sys/resource.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <random>
+
+#include "server/app/listener.hpp"
+#include "server/node/node.hpp"
+#include "server/ops/log.hpp"
+#include "server/transport/worker.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+
+struct server::impl {
+  impl(config c, const clock& clk) : n(std::move(c), clk), listen(n, workers) {}
+
+  node n;
+  std::vector<std::unique_ptr<worker>> workers;
+  listener listen;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, stopping = false, stopped = false;
+
+  // The housekeeping tick: every connection's deadlines (heartbeats, dead peers, slow-consumer
+  // grace, handshake timeouts), and on the first thread the node's sweeps.
+  void arm_tick(worker& w) {
+    w.tick_timer.expires_after(std::chrono::milliseconds(n.cfg.housekeeping_ms));
+    w.tick_timer.async_wait([this, &w](beast::error_code ec) {
+      if (ec) return;
+      auto now = n.clk.now_ms();
+      std::vector<conn_base*> snapshot(w.conns.begin(), w.conns.end());
+      for (auto* c : snapshot)
+        if (w.conns.contains(c)) c->tick(now);
+      if (w.index == 0) {
+        n.leases.sweep(now);   // first: an expired lease leaves its presence itself
+        n.the_hub().sweep();
+      }
+      arm_tick(w);
+    });
+  }
+
+  // A server disconnect from the broker (this node's API, shutdown, or another node): every
+  // matching connection on every I/O thread is told, each with its own jitter.
+  void on_disconnect(const disconnect_order& d) {
+    n.leases.mark(d);   // polling clients: the next poll gets the disconnect frame at once
+    for (auto& w : workers) {
+      net::post(w->ioc, [this, d, wp = w.get()] {
+        std::vector<conn_base*> snapshot(wp->conns.begin(), wp->conns.end());
+        for (auto* c : snapshot) {
+          if (!wp->conns.contains(c)) continue;
+          if (d.matches(c->client_id(), c->user_id())) c->server_disconnect(d, d.after_ms + n.jitter(d.jitter_ms));
+        }
+      });
+    }
+  }
+};
+
+namespace {
+steady_clock_source default_clock;
+}
+
+server::server(config cfg, const clock* clk) : impl_(std::make_unique<impl>(std::move(cfg), clk ? *clk : default_clock)) {}
+
+server::~server() {
+  shutdown();
+  wait();
+}
+
+unsigned short server::port() const { return impl_->listen.port(); }
+const std::string& server::api_key() const { return impl_->n.api_key; }
+pushwire::server::metrics& server::stats() { return impl_->n.met; }
+
+bool server::start(std::string& error) {
+  auto& im = *impl_;
+  auto& n = im.n;
+  log::level lvl;
+  if (log::parse_level(n.cfg.log_level, lvl)) log::set_level(lvl);
+  if (n.cfg.api_key.empty()) {
+    std::random_device rd;
+    static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    for (int i = 0; i < 32; ++i) n.api_key += digits[rd() % 36];
+    log::warn("generated api key", {{"api_key", n.api_key}});
+  } else {
+    n.api_key = n.cfg.api_key;
+  }
+  rlimit rl{};
+  std::size_t cap = 20000;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) cap = rl.rlim_cur;
+  n.max_connections = n.cfg.max_connections ? n.cfg.max_connections : (cap > 128 ? cap - 64 : cap / 2);
+
+  unsigned threads = n.cfg.threads ? n.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<fanout_sink*> sinks;
+  for (unsigned i = 0; i < threads; ++i) {
+    auto w = std::make_unique<worker>();
+    w->index = i;
+    w->coalesce_ns = n.cfg.write_coalesce_us * 1000;
+    w->clk = &n.clk;
+    sinks.push_back(w.get());
+    im.workers.push_back(std::move(w));
+  }
+  n.the_hub().set_sinks(sinks);
+  n.the_hub().set_disconnect_listener([&im](const disconnect_order& d) { im.on_disconnect(d); });
+
+  if (!im.listen.listen(n.cfg.address, n.cfg.port, error)) return false;
+  if (!n.cfg.port_file.empty()) {
+    std::string tmp = n.cfg.port_file + ".tmp";
+    { std::ofstream out(tmp); out << im.listen.port() << "\n"; }
+    std::rename(tmp.c_str(), n.cfg.port_file.c_str());
+  }
+  log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())}});
+
+  im.listen.start();
+  for (auto& w : im.workers) {
+    im.arm_tick(*w);
+    w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
+  }
+  std::lock_guard lk(im.mu);
+  im.started = true;
+  return true;
+}
+
+void server::shutdown() {
+  auto& im = *impl_;
+  {
+    std::lock_guard lk(im.mu);
+    if (!im.started || im.stopping) return;
+    im.stopping = true;
+  }
+  auto& n = im.n;
+  n.draining = true;
+  im.listen.stop();
+  disconnect_order d;
+  d.all = true;
+  d.code = code::shutting_down;
+  d.reason = "server shutting down";
+  d.reconnect = true;
+  d.jitter_ms = n.cfg.reconnect_jitter_ms;
+  n.disconnect(d);
+  // Drain: wait until every connection is gone or the deadline passes. The drain is real time even
+  // under a manual clock (it bounds how long a process takes to stop).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(n.cfg.shutdown_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline && n.registry.size() > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));   // a drain poll, not synchronisation
+  for (auto& w : im.workers) w->ioc.stop();
+  for (auto& w : im.workers)
+    if (w->thread.joinable()) w->thread.join();
+  std::lock_guard lk(im.mu);
+  im.stopped = true;
+  im.cv.notify_all();
+}
+
+void server::wait() {
+  auto& im = *impl_;
+  std::unique_lock lk(im.mu);
+  if (!im.started) return;
+  im.cv.wait(lk, [&] { return im.stopped; });
+}
+
+}  // namespace pushwire::server

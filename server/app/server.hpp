@@ -1,0 +1,39 @@
+// The Pushwire server: construct from a config, start() binds and runs the I/O threads, shutdown()
+// drains gracefully (disconnect frames with reconnect advice, then stop), wait() joins.
+// (server.cpp: lifecycle, housekeeping, disconnect fan-out; listener.cpp: accepting.)
+// No networking header here: tests and main include it cheaply.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "server/hub/clock.hpp"
+#include "server/ops/config.hpp"
+#include "server/ops/metrics.hpp"
+
+namespace pushwire::server {
+
+class server {
+ public:
+  // `clk` (tests: a manual clock) must outlive the server; null = the steady clock.
+  explicit server(config cfg, const clock* clk = nullptr);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds, prints the "listening" line, writes the port file, starts the threads.
+  bool start(std::string& error);
+  unsigned short port() const;
+  const std::string& api_key() const;
+  pushwire::server::metrics& stats();
+  // Graceful: stop accepting, send every client `disconnect` 4009 with jittered `after`, drain until
+  // every connection closed or the shutdown timeout passed, then stop the threads. Idempotent.
+  void shutdown();
+  // Blocks until the threads ended (after shutdown()).
+  void wait();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pushwire::server

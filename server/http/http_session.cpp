@@ -1,0 +1,248 @@
+// The HTTP reader and router: reads one request at a time on a keep-alive connection, hands the
+// streaming transports their connection, and answers everything else through the handlers.
+#include "server/http/http_session.hpp"
+
+#include "server/http/cors.hpp"
+#include "server/http/handlers.hpp"
+#include "server/http/query.hpp"
+#include "server/http/responses.hpp"
+#include "server/http/static_files.hpp"
+#include "server/ops/log.hpp"
+#include "server/transport/transports.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+
+http::response<http::string_body> make_response(node& n, const request& req, const http_reply& r) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
+  res.set(http::field::server, "pushwire");
+  res.set(http::field::content_type, r.content_type);
+  for (auto& [k, v] : r.headers) res.set(k, v);
+  add_cors(n.cfg, req, res.base());
+  res.body() = r.body;
+  res.keep_alive(req.keep_alive());
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+http_in to_http_in(const request& req, std::string remote) {
+  http_in in;
+  in.method = std::string(req.method_string());
+  std::string_view target = req.target();
+  auto qpos = target.find('?');
+  in.path = std::string(target.substr(0, qpos));
+  if (qpos != std::string_view::npos) in.query = parse_query(target.substr(qpos + 1));
+  in.body = req.body();
+  auto auth = req[http::field::authorization];
+  if (auth.size() > 7 && (auth.starts_with("Bearer ") || auth.starts_with("bearer "))) in.authorization = std::string(auth.substr(7));
+  in.origin = std::string(req[http::field::origin]);
+  in.remote = std::move(remote);
+  in.content_type = std::string(req[http::field::content_type]);
+  return in;
+}
+
+// Counts live TCP connections for the connection limit (decremented when the last owner goes).
+
+
+class http_session : public std::enable_shared_from_this<http_session> {
+ public:
+  http_session(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, bool first,
+               std::shared_ptr<void> life)
+      : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)) {}
+
+  void run() { do_read(); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(n_.cfg.header_limit));
+    parser_->body_limit(n_.cfg.body_limit);
+    stream_.expires_after(std::chrono::milliseconds(first_ ? n_.cfg.request_timeout_ms : n_.cfg.idle_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted || ec == beast::error::timeout ||
+        ec == net::error::connection_reset || ec == net::error::eof) {
+      return close();
+    }
+    if (ec) {
+      unsigned status = ec == http::error::header_limit ? 431 : ec == http::error::body_limit ? 413 : 400;
+      code c = status == 413 ? code::message_too_big : code::bad_frame;
+      std::string body = error_json(c, ec.message());
+      std::string raw = "HTTP/1.1 " + std::to_string(status) + (status == 431 ? " Request Header Fields Too Large" : status == 413 ? " Payload Too Large" : " Bad Request") +
+                        "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      auto self = shared_from_this();
+      auto buf = std::make_shared<std::string>(std::move(raw));
+      stream_.expires_after(std::chrono::seconds(2));
+      net::async_write(stream_, net::buffer(*buf), [self, buf](beast::error_code, std::size_t) { self->close(); });
+      return;
+    }
+    first_ = true;   // the next request must also complete within the request timeout once it starts
+    request req = parser_->release();
+    route(std::move(req));
+  }
+
+  void route(request req) {
+    std::string_view target = req.target();
+    std::string_view path = target.substr(0, target.find('?'));
+    std::string remote;
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+
+    if (req.method() == http::verb::options) {
+      http_reply r;
+      r.status = 204;
+      r.content_type = "text/plain";
+      r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID");
+      r.headers.emplace_back("Access-Control-Max-Age", "600");
+      if (!origin_allowed(n_.cfg, req[http::field::origin])) r.headers.clear();
+      return reply(req, r);
+    }
+    if (path == "/ws" && websocket::is_upgrade(req)) {
+      if (!n_.cfg.websocket) return reply(req, error_reply(code::bad_frame, "websocket transport is disabled"));
+      if (!origin_allowed(n_.cfg, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
+      if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "websocket")) return;
+      stream_.expires_never();
+      return run_ws_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+    }
+    if (path == "/sse" && req.method() == http::verb::get) {
+      if (!n_.cfg.sse) return reply(req, error_reply(code::bad_frame, "sse transport is disabled"));
+      if (!origin_allowed(n_.cfg, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
+      if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "sse")) return;
+      stream_.expires_never();
+      return run_sse_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+    }
+    if (path == "/poll" && req.method() == http::verb::get) {
+      if (!n_.cfg.polling) return reply(req, error_reply(code::bad_frame, "polling transport is disabled"));
+      if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "polling")) return;
+      stream_.expires_never();
+      return run_poll(n_, w_, std::move(stream_), std::move(buffer_), std::move(req), std::move(life_),
+                      std::move(ip_slot_));
+    }
+    if (path == "/cmd") {
+      if (!n_.cfg.sse && !n_.cfg.polling) return reply(req, error_reply(code::bad_frame, "one-way transports are disabled"));
+      auto in = to_http_in(req, remote);
+      return handle_cmd(n_, in, w_.subscribers, w_.index, answer(std::move(req)));
+    }
+    if (path.starts_with("/api/")) {
+      auto in = to_http_in(req, remote);
+      return handle_api(n_, in, answer(std::move(req)));
+    }
+    if (path == "/demo/publish" && n_.cfg.demo) {
+      auto in = to_http_in(req, remote);
+      return handle_demo_publish(n_, in, answer(std::move(req)));
+    }
+    if (path == "/healthz") {
+      http_reply r;
+      r.content_type = "text/plain";
+      r.status = n_.draining ? 503 : 200;
+      r.body = n_.draining ? "draining\n" : "ok\n";
+      return reply(req, r);
+    }
+    if (path == "/metrics") {
+      n_.met.channels.store(n_.the_hub().stats().channels, std::memory_order_relaxed);
+      n_.met.connections_polling.store(n_.leases.size(), std::memory_order_relaxed);
+      http_reply r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = n_.met.render_prometheus();
+      return reply(req, r);
+    }
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      http_reply r;
+      r.status = 405;
+      r.content_type = "text/plain";
+      r.body = "method not allowed\n";
+      return reply(req, r);
+    }
+    reply(req, serve_static(n_.cfg, path));
+  }
+
+  // --max-connections-per-ip: takes a slot for a WebSocket, SSE stream or long-poll from `remote`
+  // (into ip_slot_), or answers 503 with error 4015, logs and counts the refusal.
+  bool take_ip_slot(const request& req, const std::string& remote, std::string_view transport) {
+    if (n_.ips.acquire(remote, ip_slot_)) return true;
+    n_.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
+    log::warn("connection refused",
+              {{"reason", "too many connections from this address"}, {"remote", remote},
+               {"transport", std::string(transport)}, {"limit", std::to_string(n_.cfg.max_connections_per_ip)}});
+    reply(req, error_reply(code::too_many_connections, "too many connections from this address"), true);
+    return false;
+  }
+  // The connection-limit slot and the per-address slot, held together by a streaming transport.
+  std::shared_ptr<void> with_slot() {
+    if (!ip_slot_) return std::move(life_);
+    return std::make_shared<std::pair<std::shared_ptr<void>, std::shared_ptr<void>>>(std::move(life_), std::move(ip_slot_));
+  }
+
+  // A handler's answer may come later (a store behind the network): it is written on this
+  // connection's thread, and keeps the request alive until then.
+  http_respond answer(request req) {
+    auto r = std::make_shared<request>(std::move(req));
+    return [self = shared_from_this(), r](http_reply rep) {
+      net::dispatch(self->w_.ioc, [self, r, rep = std::move(rep)] { self->reply(*r, rep); });
+    };
+  }
+
+  void reply(const request& req, const http_reply& r, bool close_after = false) {
+    auto res = std::make_shared<http::response<http::string_body>>(make_response(n_, req, r));
+    if (close_after) res->keep_alive(false);
+    if (req.method() == http::verb::head) res->body().clear();
+    bool keep = res->keep_alive();
+    stream_.expires_after(std::chrono::milliseconds(n_.cfg.request_timeout_ms));
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t n) {
+      self->n_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      if (ec || !keep) return self->close();
+      self->first_ = false;
+      self->do_read();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  node& n_;
+  worker& w_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool first_;
+  std::shared_ptr<void> life_;   // the connection-limit slot, passed on with the stream
+  std::shared_ptr<void> ip_slot_;   // the per-address slot of the transport being started
+};
+
+
+}  // namespace
+
+void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life) {
+  std::make_shared<http_session>(n, w, beast::tcp_stream(std::move(sock)), beast::flat_buffer{}, true, std::move(life))->run();
+}
+
+void continue_http(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<void> life) {
+  std::make_shared<http_session>(n, w, std::move(stream), std::move(buffer), false, std::move(life))->run();
+}
+
+void write_error_and_close(node& n, beast::tcp_stream stream, const request& req, code c, std::string_view reason) {
+  auto st = std::make_shared<beast::tcp_stream>(std::move(stream));
+  auto res = std::make_shared<http::response<http::string_body>>(make_response(n, req, error_reply(c, reason)));
+  res->keep_alive(false);
+  st->expires_after(std::chrono::seconds(5));
+  http::async_write(*st, *res, [st, res](beast::error_code, std::size_t) {
+    beast::error_code ec;
+    st->socket().shutdown(tcp::socket::shutdown_send, ec);
+    st->close();
+  });
+}
+
+}  // namespace pushwire::server

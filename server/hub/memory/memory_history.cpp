@@ -1,0 +1,163 @@
+#include "server/hub/memory/memory_history.hpp"
+
+#include "protocol/channel_name.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+using protocol::position;
+
+memory_history::memory_history(memory_history_config cfg)
+    : cfg_(std::move(cfg)), epoch_counter_(cfg_.epoch_seed) {
+  if (!cfg_.namespaces.contains("")) cfg_.namespaces.emplace("", history_policy{});
+}
+
+std::pair<std::shared_ptr<memory_history::channel>, std::unique_lock<std::mutex>> memory_history::open(
+    std::string_view name, std::uint64_t now_ms) {
+  for (;;) {
+    std::shared_ptr<channel> c;
+    {
+      std::lock_guard lk(map_mu_);
+      auto key = std::string(name);
+      auto it = channels_.find(key);
+      if (it != channels_.end()) {
+        c = it->second;
+      } else {
+        if (channels_.size() >= cfg_.max_channels) return {};
+        c = std::make_shared<channel>();
+        c->name = key;
+        c->epoch = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
+        auto ns = cfg_.namespaces.find(protocol::channel_namespace(name));
+        c->policy = ns != cfg_.namespaces.end() ? ns->second : history_policy{};
+        c->last_active_ms = now_ms;
+        channels_.emplace(std::move(key), c);
+      }
+    }
+    std::unique_lock lk(c->mu);
+    if (!c->dead) return {std::move(c), std::move(lk)};
+  }
+}
+
+void memory_history::trim(channel& c, std::uint64_t now_ms) {
+  auto drop_front = [&] {
+    bytes_.fetch_sub(c.kept.front().pub->accounted_bytes(), std::memory_order_relaxed);
+    c.kept.pop_front();
+  };
+  while (!c.kept.empty() && c.kept.size() > c.policy.size) drop_front();
+  while (!c.kept.empty() && c.kept.front().at_ms + c.policy.ttl_ms <= now_ms) drop_front();
+  // Over the global byte bound: this channel gives up its oldest entries (keeps its newest).
+  while (c.kept.size() > 1 && bytes_.load(std::memory_order_relaxed) > cfg_.total_bytes) drop_front();
+}
+
+void memory_history::append(std::string_view name, std::string data, std::uint64_t published_ns,
+                            std::uint64_t now_ms, std::function<void(append_result)> done) {
+  auto [c, lk] = open(name, now_ms);
+  if (!c) return done({code::too_many_channels, "the server's channel limit is reached", nullptr});
+  auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
+  c->last_active_ms = now_ms;
+  if (c->policy.size > 0) {
+    bytes_.fetch_add(pub->accounted_bytes(), std::memory_order_relaxed);
+    c->kept.push_back(entry{now_ms, pub});
+    trim(*c, now_ms);
+  }
+  done({code::ok, {}, std::move(pub)});   // under the lock: the order of completions is the order of offsets
+}
+
+void memory_history::resume(std::string_view name, const std::optional<position>& since, std::uint64_t now_ms,
+                            std::function<void(resume_result)> done) {
+  resume_result r;
+  {
+    auto [c, lk] = open(name, now_ms);
+    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}, {}});
+    trim(*c, now_ms);
+    c->last_active_ms = now_ms;
+    r.top = position{c->epoch, c->offset};
+    if (since) {
+      bool ok = false;
+      if (since->epoch == c->epoch && since->offset <= c->offset) {
+        if (since->offset == c->offset) {
+          ok = true;
+        } else if (!c->kept.empty() && c->kept.front().pub->pos.offset <= since->offset + 1) {
+          ok = true;
+          for (auto& e : c->kept)
+            if (e.pub->pos.offset > since->offset) r.missed.push_back(e.pub);
+        }
+      }
+      r.recovered = ok;
+    }
+  }
+  done(std::move(r));
+}
+
+void memory_history::read(std::string_view name, const std::optional<position>& since, std::size_t limit,
+                          std::uint64_t now_ms, std::function<void(history_result)> done) {
+  history_result r;
+  {
+    auto [c, lk] = open(name, now_ms);
+    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
+    trim(*c, now_ms);
+    r.top = position{c->epoch, c->offset};
+    if (since) {
+      if (since->epoch == c->epoch) {   // another epoch is another run of history: nothing of it is "after"
+        for (auto& e : c->kept) {
+          if (e.pub->pos.offset <= since->offset) continue;
+          if (limit && r.publications.size() >= limit) break;
+          r.publications.push_back(e.pub);
+        }
+      }
+    } else {
+      std::size_t n = c->kept.size();
+      std::size_t first = limit && n > limit ? n - limit : 0;
+      for (std::size_t i = first; i < n; ++i) r.publications.push_back(c->kept[i].pub);
+    }
+  }
+  done(std::move(r));
+}
+
+std::vector<std::shared_ptr<memory_history::channel>> memory_history::snapshot() {
+  std::lock_guard lk(map_mu_);
+  std::vector<std::shared_ptr<channel>> all;
+  all.reserve(channels_.size());
+  for (auto& [k, c] : channels_) all.push_back(c);
+  return all;
+}
+
+std::vector<channel_info> memory_history::channels() {
+  std::vector<channel_info> out;
+  for (auto& c : snapshot()) {
+    std::lock_guard lk(c->mu);
+    if (!c->dead) out.push_back(channel_info{c->name, position{c->epoch, c->offset}, 0});
+  }
+  return out;
+}
+
+history_stats memory_history::stats() {
+  std::lock_guard lk(map_mu_);
+  return history_stats{channels_.size(), bytes_.load(std::memory_order_relaxed)};
+}
+
+void memory_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
+  std::vector<std::string> idle;
+  for (auto& c : snapshot()) {
+    std::lock_guard lk(c->mu);
+    trim(*c, now_ms);
+    std::uint64_t idle_ms = cfg_.channel_idle_ms ? cfg_.channel_idle_ms : c->policy.ttl_ms;
+    if (c->kept.empty() && c->last_active_ms + idle_ms <= now_ms) idle.push_back(c->name);
+  }
+  for (auto& name : idle) {
+    if (in_use(name)) continue;
+    std::lock_guard lk(map_mu_);
+    auto it = channels_.find(name);
+    if (it == channels_.end()) continue;
+    auto c = it->second;
+    std::lock_guard lk2(c->mu);
+    // Re-checked under both locks: a publish or subscribe may have come in since.
+    std::uint64_t idle_ms = cfg_.channel_idle_ms ? cfg_.channel_idle_ms : c->policy.ttl_ms;
+    if (c->kept.empty() && c->last_active_ms + idle_ms <= now_ms) {
+      c->dead = true;
+      channels_.erase(it);
+    }
+  }
+}
+
+}  // namespace pushwire::server

@@ -1,0 +1,117 @@
+#include "server/node/node.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include "server/hub/memory/memory_broker.hpp"
+#include "server/hub/memory/memory_history.hpp"
+#include "server/hub/memory/memory_idempotency.hpp"
+#include "server/hub/memory/memory_presence.hpp"
+#include "server/ops/jwt.hpp"
+
+namespace pushwire::server {
+
+namespace {
+
+protocol::session_policy make_policy(const config& c) {
+  protocol::session_policy p;
+  p.allow_anonymous = c.anonymous;
+  p.allow_drop = c.demo;
+  p.max_subscriptions = c.max_subscriptions;
+  p.max_message_bytes = c.max_message_bytes;
+  p.ping_ms = c.ping_interval_ms;
+  p.handshake_timeout_ms = c.handshake_timeout_ms;
+  p.max_batch = c.max_batch;
+  p.max_token_bytes = c.max_token_bytes;
+  p.namespaces.push_back(protocol::namespace_policy{});
+  for (auto& [name, n] : c.namespaces) {
+    protocol::namespace_policy np{name, n.client_publish, n.presence, n.anonymous_presence, n.private_channels};
+    if (name.empty()) p.namespaces[0] = np;
+    else p.namespaces.push_back(np);
+  }
+  return p;
+}
+
+std::uint64_t wall_seconds() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+unsigned io_threads(const config& c) {
+  return c.threads ? c.threads : std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+node::node(config c, const clock& clock_source)
+    : cfg_(std::move(c)),
+      history_([&] {
+        auto h = cfg_.history_cfg();
+        // Epochs differ between runs of the process: its start time and the wall clock.
+        h.epoch_seed = clock_source.now_ns() ^ (wall_seconds() << 20);
+        return std::make_unique<memory_history>(std::move(h));
+      }()),
+      broker_(std::make_unique<memory_broker>()),
+      presence_(std::make_unique<memory_presence>(cfg_.max_presence_members)),
+      idempotency_(std::make_unique<memory_idempotency>(cfg_.idempotency_keys, cfg_.idempotency_ttl_ms)),
+      hub_(std::make_unique<hub>(hub_stores{*history_, *broker_, *presence_, *idempotency_}, clock_source,
+                                 io_threads(cfg_))),
+      clk(clock_source),
+      policy(make_policy(cfg_)),
+      leases(poll_leases::limits{cfg_.max_poll_leases, cfg_.effective_lease_ms(), 64}, *hub_,
+             [this] { return new_client_id(); }, met.connections_polling),
+      ips(cfg_.max_connections_per_ip),
+      demo(cfg_.demo_rate_per_s),
+      rng_(clock_source.now_ns() ^ 0x5bd1e995u) {
+  hub_->set_event_listener([this](const channel_event_ptr& e) { leases.on_event(e); });
+  if (!cfg_.token_secret.empty()) {
+    verifier = [secret = cfg_.token_secret](std::string_view token, std::uint64_t) {
+      auto r = verify_jwt(token, secret, static_cast<std::int64_t>(wall_seconds()));
+      protocol::verified_token v;
+      v.error = r.error;
+      v.reason = r.reason;
+      v.user = r.claims.user;
+      v.channels = r.claims.channels;
+      v.restricts_channels = r.claims.restricts_channels;
+      return v;
+    };
+  }
+}
+
+node::~node() {
+  hub_->set_event_listener(nullptr);
+  hub_->set_disconnect_listener(nullptr);
+}
+
+protocol::stream_policy node::stream_policy(bool reads) const {
+  protocol::stream_policy p;
+  p.queue_bytes = cfg_.queue_bytes;
+  p.slow_grace_ms = cfg_.slow_consumer_grace_ms;
+  p.ping_ms = cfg_.ping_interval_ms;
+  p.dead_peer_ms = reads ? cfg_.effective_dead_peer_ms() : 0;
+  return p;
+}
+
+bool node::valid_client_id(std::string_view id) {
+  if (id.size() < 2 || id.size() > 20 || id[0] != 'c') return false;
+  for (char ch : id.substr(1))
+    if (ch < '0' || ch > '9') return false;
+  return true;
+}
+
+std::uint64_t node::jitter(std::uint64_t max) {
+  if (max == 0) return 0;
+  std::lock_guard lk(rng_mu_);
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  return rng_ % (max + 1);
+}
+
+std::size_t node::disconnect(const disconnect_order& d) {
+  std::size_t n = registry.count_matching(d) + leases.mark(d);
+  hub_->disconnect(d);
+  return n;
+}
+
+}  // namespace pushwire::server

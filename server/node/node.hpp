@@ -1,0 +1,79 @@
+// Everything node-wide that the transports and handlers share, without any networking header: the
+// configuration and clock, the hub over its stores, metrics, the protocol policies and token
+// verifier, and the node-local tables (connections, long-poll leases, per-address slots). Each table
+// keeps its lock private.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "protocol/server_session.hpp"
+#include "protocol/server_stream.hpp"
+#include "server/hub/clock.hpp"
+#include "server/hub/hub.hpp"
+#include "server/node/connection_registry.hpp"
+#include "server/node/demo_rate.hpp"
+#include "server/node/ip_slots.hpp"
+#include "server/node/poll_leases.hpp"
+#include "server/ops/config.hpp"
+#include "server/ops/metrics.hpp"
+
+namespace pushwire::server {
+
+class node {
+  // First, so they exist before the tables that refer to the hub (members initialise in this order).
+  const config cfg_;
+  std::unique_ptr<history_store> history_;
+  std::unique_ptr<broker> broker_;
+  std::unique_ptr<presence_store> presence_;
+  std::unique_ptr<idempotency_store> idempotency_;
+  std::unique_ptr<hub> hub_;
+
+ public:
+  node(config c, const clock& clk);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  const config& cfg = cfg_;
+  const clock& clk;
+  pushwire::server::metrics met;
+  const protocol::session_policy policy;     // every transport's protocol session
+  protocol::token_verifier verifier;          // empty: tokens are refused
+  std::string api_key;
+  std::atomic<bool> draining{false};
+  std::atomic<std::size_t> connections{0};   // open TCP connections (the connection limit)
+  std::size_t max_connections = 0;
+
+  hub& the_hub() { return *hub_; }
+  connection_registry registry;
+  poll_leases leases;
+  ip_slots ips;
+  demo_rate demo;
+
+  // The stream policy of a transport: WebSocket reads, so it has a dead-peer deadline.
+  protocol::stream_policy stream_policy(bool reads) const;
+  std::string new_client_id() {
+    std::string id = "c";   // (not "c" + to_string: g++ 12 warns falsely, -Wrestrict, PR 105651)
+    id += std::to_string(next_client_.fetch_add(1));
+    return id;
+  }
+  // Whether `id` has the form of a server-issued client id ("c" + 1-19 digits).
+  static bool valid_client_id(std::string_view id);
+  std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], any thread
+
+  // A server disconnect (API, shutdown): marks this node's leases and hands it to the broker, which
+  // brings it to every node's listener. Returns how many of this node's connections it addresses.
+  std::size_t disconnect(const disconnect_order& d);
+
+ private:
+  std::atomic<std::uint64_t> next_client_{1};
+  std::mutex rng_mu_;
+  std::uint64_t rng_;
+};
+
+}  // namespace pushwire::server

@@ -1,0 +1,295 @@
+#include "server/ops/config.hpp"
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+namespace pushwire::server {
+namespace {
+
+struct option {
+  std::string name;   // flag name without "--", with '-' separators
+  std::string help;
+  bool is_bool;
+  std::function<bool(config&, std::string_view)> set;
+  std::function<std::string(const config&)> get;
+};
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+  return r.ec == std::errc{} && r.ptr == s.data() + s.size() && !s.empty();
+}
+bool parse_bool(std::string_view s, bool& out) {
+  if (s == "1" || s == "true" || s == "yes" || s == "on" || s.empty()) { out = true; return true; }
+  if (s == "0" || s == "false" || s == "no" || s == "off") { out = false; return true; }
+  return false;
+}
+std::vector<std::string> split_list(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    auto c = s.find(',');
+    auto item = s.substr(0, c);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (c == std::string_view::npos) break;
+    s.remove_prefix(c + 1);
+  }
+  return out;
+}
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (auto& s : v) { if (!out.empty()) out += ','; out += s; }
+  return out;
+}
+
+template <class T>
+option num(std::string name, T config::*field, std::string help) {
+  return option{std::move(name), std::move(help), false,
+                [field](config& c, std::string_view v) {
+                  std::uint64_t x;
+                  if (!parse_u64(v, x)) return false;
+                  c.*field = static_cast<T>(x);
+                  return true;
+                },
+                [field](const config& c) { return std::to_string(c.*field); }};
+}
+option str(std::string name, std::string config::*field, std::string help) {
+  return option{std::move(name), std::move(help), false,
+                [field](config& c, std::string_view v) { c.*field = std::string(v); return true; },
+                [field](const config& c) { return c.*field; }};
+}
+option flag(std::string name, bool config::*field, std::string help) {
+  return option{std::move(name), std::move(help), true,
+                [field](config& c, std::string_view v) { return parse_bool(v, c.*field); },
+                [field](const config& c) { return std::string(c.*field ? "true" : "false"); }};
+}
+
+const std::vector<option>& options() {
+  static const std::vector<option> opts = [] {
+    std::vector<option> o;
+    o.push_back(str("config", &config::config_file, "JSON config file (flags > env > file > defaults)"));
+    o.push_back(num("port", &config::port, "TCP port; 0 = any free port"));
+    o.push_back(str("address", &config::address, "listen address; 0.0.0.0 to expose it"));
+    o.push_back(option{"transports", "enabled transports: websocket,sse,polling", false,
+                       [](config& c, std::string_view v) {
+                         c.websocket = c.sse = c.polling = false;
+                         for (auto& t : split_list(v)) {
+                           if (t == "websocket" || t == "ws") c.websocket = true;
+                           else if (t == "sse") c.sse = true;
+                           else if (t == "polling" || t == "poll") c.polling = true;
+                           else return false;
+                         }
+                         return true;
+                       },
+                       [](const config& c) {
+                         std::vector<std::string> v;
+                         if (c.websocket) v.push_back("websocket");
+                         if (c.sse) v.push_back("sse");
+                         if (c.polling) v.push_back("polling");
+                         return join(v);
+                       }});
+    o.push_back(flag("demo", &config::demo, "demo mode: `demo` namespace, /demo/publish, drop, localhost CORS"));
+    o.push_back(str("log-level", &config::log_level, "debug, info, warn, error, off"));
+    o.push_back(str("api-key", &config::api_key, "key for /api/*; empty = generate one and print it"));
+    o.push_back(str("token-secret", &config::token_secret, "HS256 secret for connection tokens; empty = tokens refused"));
+    o.push_back(option{"no-anonymous", "refuse connections without a token", true,
+                       [](config& c, std::string_view v) { bool b; if (!parse_bool(v, b)) return false; c.anonymous = !b; return true; },
+                       [](const config& c) { return std::string(c.anonymous ? "false" : "true"); }});
+    o.push_back(flag("anonymous", &config::anonymous, "allow connections without a token"));
+    o.push_back(str("web-root", &config::web_root, "directory served at /"));
+    o.push_back(str("client-root", &config::client_root, "client package root; /pushwire/<f> from dist/ or src/"));
+    o.push_back(str("port-file", &config::port_file, "write the bound port to this file"));
+    o.push_back(num("threads", &config::threads, "I/O threads; 0 = one per core"));
+    o.push_back(option{"allowed-origins", "origins allowed for CORS and WS/SSE (comma list, * = any)", false,
+                       [](config& c, std::string_view v) { c.allowed_origins = split_list(v); return true; },
+                       [](const config& c) { return join(c.allowed_origins); }});
+    o.push_back(num("max-connections", &config::max_connections, "0 = RLIMIT_NOFILE minus 64 (descriptors for files, logs, the spare)"));
+    o.push_back(num("max-connections-per-ip", &config::max_connections_per_ip,
+                    "WebSocket, SSE and parked long-polls per remote address (503, 4015 over it); 0 = off: "
+                    "clients behind one proxy or NAT share an address"));
+    o.push_back(num("max-message-bytes", &config::max_message_bytes, "payload of one message; N passes, N+1 refused"));
+    o.push_back(num("max-subscriptions", &config::max_subscriptions, "subscriptions per connection"));
+    o.push_back(num("queue-bytes", &config::queue_bytes, "send queue bound per connection; over it: 4008 slow consumer"));
+    o.push_back(num("slow-consumer-grace-ms", &config::slow_consumer_grace_ms,
+                    "a slow consumer's stuck write may finish this long, to send it 4008; then the socket is cut"));
+    o.push_back(num("write-coalesce-us", &config::write_coalesce_us,
+                    "fan-out writes per connection start at most this often under load (frames share a write); 0 = at once"));
+    o.push_back(num("header-limit", &config::header_limit, "HTTP header bytes (431 over it)"));
+    o.push_back(num("body-limit", &config::body_limit, "HTTP body bytes (413 over it)"));
+    o.push_back(num("handshake-timeout-ms", &config::handshake_timeout_ms, "WebSocket open -> connect command"));
+    o.push_back(num("request-timeout-ms", &config::request_timeout_ms, "time to receive one complete HTTP request"));
+    o.push_back(num("idle-timeout-ms", &config::idle_timeout_ms, "keep-alive HTTP connection without a request"));
+    o.push_back(num("ping-interval-ms", &config::ping_interval_ms, "heartbeat frames on WebSocket and SSE"));
+    o.push_back(num("dead-peer-timeout-ms", &config::dead_peer_timeout_ms, "WebSocket silent this long is closed; 0 = 2 x ping"));
+    o.push_back(num("poll-hold-ms", &config::poll_hold_ms, "long-poll hold time"));
+    o.push_back(num("max-parked-polls", &config::max_parked_polls, "parked long-polls in total"));
+    o.push_back(num("max-poll-leases", &config::max_poll_leases, "live long-poll clients (leases) in total"));
+    o.push_back(num("max-batch", &config::max_batch, "commands per batch, messages per publish_batch"));
+    o.push_back(num("max-token-bytes", &config::max_token_bytes, "connection token length"));
+    o.push_back(num("max-stream-channels", &config::max_stream_channels, "channels per SSE stream or long-poll"));
+    o.push_back(num("max-channels", &config::max_channels, "channels in total"));
+    o.push_back(num("history-size", &config::history_size, "history per channel (default namespace)"));
+    o.push_back(num("history-ttl-ms", &config::history_ttl_ms, "history age (default namespace)"));
+    o.push_back(num("history-total-bytes", &config::history_total_bytes, "history of all channels together"));
+    o.push_back(num("max-presence-members", &config::max_presence_members, "presence members per channel"));
+    o.push_back(num("channel-idle-ms", &config::channel_idle_ms,
+                    "forget a channel unused this long (new epoch); 0 = its history TTL"));
+    o.push_back(num("idempotency-keys", &config::idempotency_keys, "remembered API idempotency keys"));
+    o.push_back(num("idempotency-ttl-ms", &config::idempotency_ttl_ms, "how long an idempotency key is remembered"));
+    o.push_back(num("presence-lease-ms", &config::presence_lease_ms, "presence lease of one-way clients; 0 = poll hold + 10 s"));
+    o.push_back(num("sse-retry-ms", &config::sse_retry_ms, "SSE retry: field, jittered 50-150 %"));
+    o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
+    o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
+    o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));
+    o.push_back(num("demo-rate-per-s", &config::demo_rate_per_s, "/demo/publish requests per second per address"));
+    return o;
+  }();
+  return opts;
+}
+
+const option* find_option(std::string_view name) {
+  std::string n(name);
+  for (auto& ch : n) if (ch == '_') ch = '-';
+  for (auto& o : options())
+    if (o.name == n) return &o;
+  return nullptr;
+}
+
+bool read_namespaces(const boost::json::object& obj, config& c, std::string& err) {
+  for (auto& [k, v] : obj) {
+    auto* o = v.if_object();
+    if (!o) { err = "namespace " + std::string(k) + " must be an object"; return false; }
+    namespace_config n;
+    for (auto& [fk, fv] : *o) {
+      auto u = [&](auto& field) {
+        if (auto* i = fv.if_int64(); i && *i >= 0) { field = static_cast<std::remove_reference_t<decltype(field)>>(*i); return true; }
+        if (auto* i = fv.if_uint64()) { field = static_cast<std::remove_reference_t<decltype(field)>>(*i); return true; }
+        return false;
+      };
+      auto b = [&](bool& field) { if (auto* x = fv.if_bool()) { field = *x; return true; } return false; };
+      bool ok = fk == "history_size" ? u(n.history_size)
+              : fk == "history_ttl_ms" ? u(n.history_ttl_ms)
+              : fk == "presence" ? b(n.presence)
+              : fk == "client_publish" ? b(n.client_publish)
+              : fk == "anonymous_presence" ? b(n.anonymous_presence)
+              : fk == "private" ? b(n.private_channels)
+              : false;
+      if (!ok) { err = "namespace " + std::string(k) + ": bad field " + std::string(fk); return false; }
+    }
+    c.namespaces[std::string(k)] = n;
+  }
+  return true;
+}
+
+bool read_file(const std::string& path, config& c, std::string& err) {
+  std::ifstream in(path);
+  if (!in) { err = "cannot read config file " + path; return false; }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  boost::system::error_code ec;
+  auto v = boost::json::parse(ss.str(), ec);
+  if (ec || !v.is_object()) { err = "config file " + path + " is not a JSON object"; return false; }
+  for (auto& [k, val] : v.as_object()) {
+    if (k == "namespaces") {
+      auto* o = val.if_object();
+      if (!o) { err = "namespaces must be an object"; return false; }
+      if (!read_namespaces(*o, c, err)) return false;
+      continue;
+    }
+    auto* opt = find_option(k);
+    if (!opt || opt->name == "config") { err = "unknown config key " + std::string(k); return false; }
+    std::string text;
+    if (auto* s = val.if_string()) text = std::string(*s);
+    else if (auto* b = val.if_bool()) text = *b ? "true" : "false";
+    else if (auto* i = val.if_int64()) text = std::to_string(*i);
+    else if (auto* u = val.if_uint64()) text = std::to_string(*u);
+    else if (auto* a = val.if_array()) {
+      for (auto& e : *a) if (auto* s = e.if_string()) { if (!text.empty()) text += ','; text += std::string(*s); }
+    } else { err = "bad value for " + std::string(k); return false; }
+    if (!opt->set(c, text)) { err = "bad value for " + std::string(k); return false; }
+  }
+  return true;
+}
+
+std::string env_name(const std::string& flag) {
+  std::string out = "PUSHWIRE_";
+  for (char ch : flag) out += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+}  // namespace
+
+memory_history_config config::history_cfg() const {
+  memory_history_config h;
+  h.max_channels = max_channels;
+  h.total_bytes = history_total_bytes;
+  h.channel_idle_ms = channel_idle_ms;
+  h.namespaces[""] = history_policy{history_size, history_ttl_ms};
+  for (auto& [name, n] : namespaces) h.namespaces[name] = history_policy{n.history_size, n.history_ttl_ms};
+  return h;
+}
+
+config_result parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env) {
+  config_result r;
+  // Flags first into a list, so the file named by --config (or the env) is read before they apply.
+  std::vector<std::pair<const option*, std::string>> flags;
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") { r.help = true; return r; }
+    if (!a.starts_with("--")) { r.ok = false; r.error = "unexpected argument " + std::string(a); return r; }
+    a.remove_prefix(2);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = a.find('='); eq != std::string_view::npos) { value = std::string(a.substr(eq + 1)); a = a.substr(0, eq); has_value = true; }
+    auto* opt = find_option(a);
+    if (!opt) { r.ok = false; r.error = "unknown flag --" + std::string(a); return r; }
+    if (!has_value && !opt->is_bool) {
+      if (i + 1 >= argc) { r.ok = false; r.error = "--" + opt->name + " needs a value"; return r; }
+      value = argv[++i];
+    }
+    if (opt->name == "config") file = value;
+    flags.emplace_back(opt, value);
+  }
+  if (file.empty())
+    if (auto it = env.find("PUSHWIRE_CONFIG"); it != env.end()) file = it->second;
+  if (!file.empty() && !read_file(file, r.cfg, r.error)) { r.ok = false; return r; }
+  r.cfg.config_file = file;
+  for (auto& o : options()) {
+    if (o.name == "config") continue;
+    if (auto it = env.find(env_name(o.name)); it != env.end() && !o.set(r.cfg, it->second)) {
+      r.ok = false; r.error = "bad value in " + env_name(o.name); return r;
+    }
+  }
+  for (auto& [opt, v] : flags)
+    if (!opt->set(r.cfg, v)) { r.ok = false; r.error = "bad value for --" + opt->name; return r; }
+  if (r.cfg.port < 0 || r.cfg.port > 65535) { r.ok = false; r.error = "bad port"; return r; }
+  if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
+    r.cfg.namespaces["demo"] = namespace_config{100, 300000, true, true, true, false};
+  return r;
+}
+
+std::string help_text() {
+  config d;
+  std::string out = "Usage: pushwire-server [flags]\n"
+                    "Flags override PUSHWIRE_<FLAG> environment variables, which override the --config file.\n\n";
+  for (auto& o : options()) {
+    std::string line = "  --" + o.name + (o.is_bool ? "" : " V");
+    if (line.size() < 30) line.resize(30, ' ');
+    line += o.help;
+    line += " (default: ";
+    std::string dv = o.get(d);
+    line += dv.empty() ? "none" : dv;
+    line += ")\n";
+    out += line;
+  }
+  out += "\nNamespaces are configured in the config file:\n"
+         "  {\"namespaces\":{\"demo\":{\"history_size\":100,\"history_ttl_ms\":300000,\"presence\":true,\n"
+         "   \"client_publish\":true,\"anonymous_presence\":true,\"private\":false}}}\n";
+  return out;
+}
+
+}  // namespace pushwire::server

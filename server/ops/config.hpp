@@ -1,0 +1,97 @@
+// Server configuration: defaults < JSON config file < environment (PUSHWIRE_<FLAG>) < flags.
+// Every limit has its default and the one-line reason next to it (DECISIONS §11, §12); --help
+// prints the same table.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "server/hub/memory/memory_history.hpp"
+
+namespace pushwire::server {
+
+struct namespace_config {
+  std::size_t history_size = 100;          // enough for a short reconnect on a busy channel
+  std::uint64_t history_ttl_ms = 300000;   // 5 min: a laptop lid or a train tunnel
+  bool presence = false;
+  bool client_publish = false;
+  bool anonymous_presence = false;
+  bool private_channels = false;
+};
+
+struct config {
+  std::string config_file;
+  int port = 8080;
+  std::string address = "127.0.0.1";       // not exposed unless asked (0.0.0.0)
+  bool websocket = true, sse = true, polling = true;
+  bool demo = false;
+  std::string log_level = "info";
+  std::string api_key;                     // empty: generated and printed at start-up
+  std::string token_secret;                // HS256 secret for connection tokens; empty: tokens refused
+  bool anonymous = true;
+  std::string web_root;
+  std::string client_root;
+  std::string port_file;
+  unsigned threads = 0;                    // 0 = one I/O thread per core
+  std::vector<std::string> allowed_origins;  // CORS and WS/SSE Origin check; "*" = any
+
+  std::size_t max_connections = 0;         // 0 = RLIMIT_NOFILE minus a reserve of 64 for files/logs
+  std::size_t max_connections_per_ip = 0;  // 0 = off: clients behind one proxy or NAT share an address
+  std::size_t max_message_bytes = 65536;   // one payload; big enough for rich JSON, small for fan-out
+  std::size_t max_subscriptions = 128;     // per connection; bounds per-connection state
+  std::size_t queue_bytes = 1 << 20;       // per connection: seconds of a busy stream; beyond it resume
+  // A slow consumer whose write is stuck gets this long for it to finish, so that it can still be
+  // told 4008 in a close frame; then its socket is cut. Its queue is dropped at once either way.
+  std::uint64_t slow_consumer_grace_ms = 1000;
+  // Fan-out writes to one connection start at most this often while publishes keep arriving, so
+  // frames that arrive together share one write (the kernel's send path costs per call); after a
+  // quiet window a publish is written at once. 1 ms is far below what a person notices.
+  std::uint64_t write_coalesce_us = 1000;
+  std::size_t header_limit = 8192;         // like nginx's default large header buffer
+  std::size_t body_limit = 1 << 20;        // API batches; single messages are bounded separately
+  std::uint64_t handshake_timeout_ms = 10000;  // connect command after the WebSocket opens
+  std::uint64_t request_timeout_ms = 10000;    // one complete HTTP request (slowloris)
+  std::uint64_t idle_timeout_ms = 60000;       // keep-alive HTTP connection with no request
+  std::uint64_t ping_interval_ms = 25000;      // under common 30-60 s proxy idle timeouts
+  std::uint64_t dead_peer_timeout_ms = 0;      // 0 = 2 x ping interval: no byte from the peer at all
+  std::uint64_t poll_hold_ms = 25000;          // long-poll hold; under proxy timeouts like the ping
+  std::size_t max_parked_polls = 10000;        // parked long-polls in total
+  std::size_t max_poll_leases = 100000;        // live long-poll clients (leases, ~200 bytes each)
+  std::size_t max_batch = 100;                 // commands per batch, messages per publish_batch
+  std::size_t max_token_bytes = 4096;          // a JWT with hundreds of grants still fits
+  std::size_t max_stream_channels = 64;        // channels per SSE stream / long-poll: bounded URLs
+  std::size_t max_channels = 100000;           // channels in total: bounds memory against name spraying
+  std::size_t history_size = 100;              // default namespace
+  std::uint64_t history_ttl_ms = 300000;       // default namespace
+  std::size_t history_total_bytes = 256u << 20;  // all history together
+  std::size_t max_presence_members = 1000;     // per channel: a member list stays one small reply
+  std::uint64_t channel_idle_ms = 0;           // 0 = the namespace's history TTL: idle as long as history lasts
+  std::size_t idempotency_keys = 100000;       // remembered API publish keys
+  std::uint64_t idempotency_ttl_ms = 300000;   // longer than a sane backend retry loop
+  std::uint64_t presence_lease_ms = 0;         // one-way clients; 0 = poll hold + 10 s
+  std::uint64_t sse_retry_ms = 2000;           // EventSource retry, jittered 50-150 %
+  std::uint64_t reconnect_jitter_ms = 2000;    // spread of `after` in server disconnects
+  std::uint64_t shutdown_timeout_ms = 5000;    // drain deadline on SIGTERM
+  std::uint64_t housekeeping_ms = 250;         // timer tick for deadlines, pings, sweeps
+  std::uint64_t demo_rate_per_s = 20;          // /demo/publish per client address
+
+  std::map<std::string, namespace_config> namespaces;
+
+  memory_history_config history_cfg() const;
+  std::uint64_t effective_dead_peer_ms() const { return dead_peer_timeout_ms ? dead_peer_timeout_ms : 2 * ping_interval_ms; }
+  std::uint64_t effective_lease_ms() const { return presence_lease_ms ? presence_lease_ms : poll_hold_ms + 10000; }
+};
+
+struct config_result {
+  bool ok = true;
+  bool help = false;       // --help: print help_text() and exit 0
+  std::string error;
+  config cfg;
+};
+
+// `env` holds the environment (e.g. from environ); tests pass their own.
+config_result parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env);
+std::string help_text();
+
+}  // namespace pushwire::server

@@ -1,0 +1,268 @@
+#include "server/transport/shell.hpp"
+
+#include <deque>
+#include <thread>
+
+#include "protocol/frame_codec.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+using protocol::session_action_kind;
+
+namespace {
+// Marks a hub request in progress: completions that arrive inside it are inline.
+struct in_request {
+  int& depth;
+  explicit in_request(int& d) : depth(d) { ++depth; }
+  ~in_request() { --depth; }
+};
+}  // namespace
+
+shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp)
+    : node_(n), subs_(subs), io_thread_(io_thread),
+      session_(n.policy, n.verifier, protocol::session_info{client, true}, n.clk.now_ms()),
+      stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)), owner_(std::this_thread::get_id()) {}
+
+shell::~shell() {
+  *alive_ = false;
+  release();
+}
+
+template <class Result>
+std::function<void(Result)> shell::complete(std::function<void(Result)> fn) {
+  return [this, alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)](Result r) mutable {
+    // Inline (inside the request, on this connection's thread): at once, in order.
+    if (std::this_thread::get_id() == owner_ && requesting_ > 0) return fn(std::move(r));
+    // Later, maybe on another thread: hop to this connection's thread; run only if it still lives.
+    later([alive, fn = std::move(fn), r = std::move(r)]() mutable {
+      auto a = alive.lock();
+      if (a && *a) fn(std::move(r));
+    });
+  };
+}
+
+void shell::deliver(const outgoing& o) {
+  if (auto* p = std::get_if<publication_ptr>(&o)) {
+    switch (stream_.admit((*p)->channel, (*p)->pos)) {
+      case protocol::admit_verdict::send:
+        node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+        return offer(o, false);
+      case protocol::admit_verdict::hold:
+        if (auto it = channels_.find((*p)->channel); it != channels_.end()) it->second.held.push_back(*p);
+        return;
+      case protocol::admit_verdict::duplicate:
+      case protocol::admit_verdict::unknown:
+        return;
+    }
+  }
+  if (auto* e = std::get_if<channel_event_ptr>(&o); e && channels_.contains((*e)->channel)) offer(o, false);
+}
+
+void shell::offer(const outgoing& o, bool replay) {
+  bool was_open = stream_.state() == protocol::stream_state::open;
+  if (stream_.queue(wire_size(o), replay)) return push(o, replay);
+  // Refused: closing, or the slow-consumer decision was just taken (then the grace deadline is
+  // armed and a notice may be due).
+  if (was_open) node_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+  stream_.handle_timeout(node_.clk.now_ms());
+  drain(node_.clk.now_ms());
+}
+
+void shell::send_control(std::shared_ptr<control_frame> c) {
+  if (stream_.state() == protocol::stream_state::cut) return;
+  // Replies are never refused for the bound: they answer what the client asked, and are small.
+  stream_.queue_notice(wire_size(control_ptr(c)));
+  push(control_ptr(std::move(c)), false);
+}
+
+void shell::on_stream_action(protocol::stream_action a) {
+  switch (a) {
+    case protocol::stream_action::send_ping:
+      if (stream_.queue(wire_size(ping_frame()), false)) push(ping_frame(), false);
+      return;
+    case protocol::stream_action::send_notice: {
+      protocol::frame f{.kind = protocol::frame_kind::disconnect};
+      f.error_code = code::slow_consumer;
+      f.reason = "send queue over its byte bound; resume from the last position";
+      f.reconnect = true;
+      send_control(make_control(protocol::encode(f)));
+      close_requested(code::slow_consumer, f.reason);
+      return;
+    }
+    case protocol::stream_action::probe:
+    case protocol::stream_action::cut:
+      return;
+  }
+}
+
+void shell::drain(std::uint64_t now) {
+  for (;;) {
+    if (auto a = session_.poll_action()) {
+      execute(*a, now);
+      continue;
+    }
+    if (auto s = stream_.poll_action()) {
+      on_stream_action(*s);
+      continue;
+    }
+    return;
+  }
+}
+
+void shell::execute(protocol::session_action& a, std::uint64_t now) {
+  auto& h = node_.the_hub();
+  protocol::engine_reply reply{.request = a.request};
+  auto answer = [this, now](protocol::engine_reply r) {
+    session_.handle_result(r, now);
+    drain(now);
+  };
+  in_request scope(requesting_);
+  switch (a.kind) {
+    case session_action_kind::send: {
+      auto c = make_control(std::move(a.text));
+      c->informational = a.sent == protocol::frame_kind::connected;
+      send_control(std::move(c));
+      return;
+    }
+    case session_action_kind::subscribe: {
+      stream_.subscribing(a.channel);
+      channels_[a.channel];
+      subs_.add(a.channel, this);
+      node_.met.subscriptions.fetch_add(1, std::memory_order_relaxed);
+      auto ch = a.channel;
+      auto since = a.since;
+      h.subscribe(ch, io_thread_, since, complete<resume_result>([this, a = std::move(a), now](resume_result r) mutable {
+        on_resumed(std::move(a), std::move(r), now);
+      }));
+      return;
+    }
+    case session_action_kind::unsubscribe:
+      leave_channel(a.channel, true);
+      return answer(reply);
+    case session_action_kind::publish:
+      h.publish(a.channel, std::move(a.data), {}, complete<publish_result>([this, reply, answer](publish_result r) mutable {
+        reply.error = r.error;
+        reply.reason = r.reason;
+        reply.pos = r.pos;
+        if (r.error == code::ok) node_.met.messages_published.fetch_add(1, std::memory_order_relaxed);
+        answer(reply);
+      }));
+      return;
+    case session_action_kind::history:
+      h.history(a.channel, a.since, a.limit ? a.limit : 100,
+                complete<history_result>([reply, answer](history_result r) mutable {
+                  reply.error = r.error;
+                  reply.reason = r.reason;
+                  reply.pos = r.top;
+                  reply.data = publications_json(r.publications);
+                  answer(reply);
+                }));
+      return;
+    case session_action_kind::presence:
+      h.presence(a.channel, complete<std::vector<member>>([reply, answer](std::vector<member> m) mutable {
+        reply.data = members_json(m);
+        answer(reply);
+      }));
+      return;
+    case session_action_kind::close:
+      stream_.close();
+      close_requested(a.close_code, a.reason);
+      return;
+  }
+}
+
+void shell::leave_channel(const std::string& channel, bool leave_presence) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  subs_.remove(channel, this);
+  node_.the_hub().unsubscribe(channel, io_thread_);
+  if (it->second.presence && leave_presence) node_.the_hub().presence_leave(channel, presence_client_);
+  channels_.erase(it);
+  stream_.unsubscribed(channel);
+  node_.met.subscriptions.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_t now) {
+  if (!channels_.contains(a.channel)) return;   // unsubscribed meanwhile
+  if (r.error != code::ok || !a.join_presence) return finish_subscribe(std::move(a), std::move(r), now);
+  // Presence before the reply: a channel at its member cap refuses the subscribe (4021).
+  in_request scope(requesting_);
+  auto ch = a.channel;
+  node_.the_hub().presence_join(ch, member{session_.user(), presence_client_}, presence_lease_until_,
+                                complete<code>([this, a = std::move(a), r = std::move(r), now](code c) mutable {
+                                  if (c == code::ok) {
+                                    if (auto it = channels_.find(a.channel); it != channels_.end()) it->second.presence = true;
+                                  } else {
+                                    r.error = c;
+                                    r.reason = c == code::presence_full
+                                                   ? "presence of \"" + a.channel + "\" is full (at most " +
+                                                         std::to_string(node_.cfg.max_presence_members) + " members)"
+                                                   : std::string(protocol::code_name(c));
+                                  }
+                                  finish_subscribe(std::move(a), std::move(r), now);
+                                }));
+}
+
+void shell::finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now) {
+  auto it = channels_.find(a.channel);
+  if (it == channels_.end()) return;   // unsubscribed meanwhile
+  protocol::engine_reply reply{.request = a.request};
+  if (r.error != code::ok) {
+    leave_channel(a.channel, true);
+    reply.error = r.error;
+    reply.reason = r.reason;
+    session_.handle_result(reply, now);
+    return drain(now);
+  }
+  bool recovered = r.recovered.value_or(false);
+  if (r.recovered) (recovered ? node_.met.recoveries : node_.met.recoveries_failed).fetch_add(1, std::memory_order_relaxed);
+  // With `recovered:true` the replay follows: the stream's resume point is `since`, not the newest
+  // offset, or a cut before the replay is written would resume past messages never sent.
+  auto start = recovered ? *a.since : r.top;
+  stream_.subscribed(a.channel, start);
+  reply.pos = r.top;
+  reply.recovered = r.recovered;
+  session_.handle_result(reply, now);
+  // The `subscribed` frame (the session's next send) carries the stream position.
+  while (auto act = session_.poll_action()) {
+    if (act->kind == session_action_kind::send && act->sent == protocol::frame_kind::subscribed) {
+      auto c = make_control(std::move(act->text));
+      c->channel = a.channel;
+      c->stream_pos = start;
+      c->informational = recovered;   // long-poll: a cursor that is up to date is no news
+      send_control(std::move(c));
+    } else {
+      execute(*act, now);
+    }
+  }
+  // The replay, then what arrived live meanwhile, merged by offset through the duplicate filter
+  // (nothing else runs on this thread in between).
+  stream_.resumed(a.channel);
+  for (auto& p : r.missed)
+    if (stream_.admit(p->channel, p->pos) == protocol::admit_verdict::send) {
+      node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+      offer(p, true);
+    }
+  if (it = channels_.find(a.channel); it != channels_.end())
+    for (auto held = std::move(it->second.held); auto& p : held) deliver(p);
+  drain(now);
+}
+
+std::vector<std::string> shell::presence_channels() const {
+  std::vector<std::string> out;
+  for (auto& [ch, st] : channels_)
+    if (st.presence) out.push_back(ch);
+  return out;
+}
+
+void shell::release(bool keep_presence) {
+  if (released_) return;
+  released_ = true;
+  while (!channels_.empty()) {
+    std::string ch = channels_.begin()->first;   // a copy: leave_channel erases the key
+    leave_channel(ch, !keep_presence);
+  }
+}
+
+}  // namespace pushwire::server

@@ -1,0 +1,113 @@
+// What every transport shares, without a networking header: it owns the connection's two protocol
+// machines — the session (commands in, replies out) and the stream (positions, duplicates, queue
+// bound, deadlines) — carries out the session's hub requests, and hands admitted items to the
+// transport, which only moves bytes.
+//
+// Subscribe, step by step (hub.hpp states the contract): the stream starts holding the channel's
+// live publications, the hub registers this thread's interest and reads the history; on the
+// result the `subscribed` reply goes out, then the replay, then what was held, each through the
+// stream's duplicate filter. The hub may complete later on another thread: later() brings the
+// completion back to this connection's thread, and nothing runs once the connection is gone.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "protocol/server_session.hpp"
+#include "protocol/server_stream.hpp"
+#include "server/node/node.hpp"
+#include "server/transport/local_subscribers.hpp"
+
+namespace pushwire::server {
+
+class shell : public subscriber {
+ public:
+  shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp);
+  ~shell() override;
+  void deliver(const outgoing& o) override;
+  protocol::server_session& session() { return session_; }
+  const protocol::server_session& session() const { return session_; }
+  protocol::server_stream& stream() { return stream_; }
+
+ protected:
+  // Executes every queued session action and stream action (and those they cause), in order.
+  void drain(std::uint64_t now);
+  // Leaves every channel (and its presence unless `keep_presence`: leased one-way members stay).
+  void release(bool keep_presence = false);
+  std::vector<std::string> presence_channels() const;
+  // The size an item takes in this transport's queue (its wire format).
+  virtual std::size_t wire_size(const outgoing& o) const = 0;
+  // Queue an item the stream accepted (or a notice).
+  virtual void push(outgoing o, bool replay) = 0;
+  virtual void close_requested(protocol::code c, const std::string& reason) = 0;
+  // A stream decision the transport carries out: ping frame, probe (WebSocket ping), slow-consumer
+  // notice, cut. The default queues the ping and the notice and closes; probe and cut are the
+  // transport's.
+  virtual void on_stream_action(protocol::stream_action a);
+  // Runs a hub completion that arrived after the request returned, on this connection's thread.
+  // The default runs it at once (the synchronous /cmd handler, where every completion is inline).
+  virtual void later(std::function<void()> fn) { fn(); }
+  // A control frame from the session (a reply, an error, a disconnect).
+  void send_control(std::shared_ptr<control_frame> c);
+
+  node& node_;
+  local_subscribers& subs_;
+  unsigned io_thread_;
+  protocol::server_session session_;
+  protocol::server_stream stream_;
+  std::uint64_t presence_lease_until_ = 0;   // 0: held while the connection lives
+  std::string presence_client_;              // member id in presence (default: the client id)
+
+ private:
+  struct channel_state {
+    bool presence = false;
+    std::vector<publication_ptr> held;   // live, while the subscribe's read is in flight
+  };
+  void execute(protocol::session_action& a, std::uint64_t now);
+  void on_resumed(protocol::session_action a, resume_result r, std::uint64_t now);
+  void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now);
+  void leave_channel(const std::string& channel, bool leave_presence);
+  void offer(const outgoing& o, bool replay);
+  // Wraps a hub completion: inline while the request is being made, else through later(); never
+  // after this shell is gone.
+  template <class Result>
+  std::function<void(Result)> complete(std::function<void(Result)> fn);
+
+  std::map<std::string, channel_state, std::less<>> channels_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::thread::id owner_;   // the connection's I/O thread
+  int requesting_ = 0;      // > 0 while a hub request is being made (inline completions)
+  bool released_ = false;
+};
+
+// A shell that collects frames (the /cmd handler and long-poll answers).
+class collect_shell : public shell {
+ public:
+  using shell::shell;
+  using shell::drain;
+  using shell::release;
+  using shell::presence_channels;
+  std::vector<outgoing> frames;
+  std::optional<protocol::code> closed;
+  std::function<void()> on_frame;   // a frame arrived (long-poll: answer now)
+  std::uint64_t& lease() { return presence_lease_until_; }
+  std::string& presence_client() { return presence_client_; }
+  // Long-polls take join/leave from their lease's queue instead (poll_leases::watch), which holds
+  // those between polls too and never the lease's own: the fanned-out copies are dropped.
+  bool events_from_lease = false;
+
+ protected:
+  std::size_t wire_size(const outgoing& o) const override { return frame_text(o).size(); }
+  void push(outgoing o, bool) override {
+    if (events_from_lease && std::holds_alternative<channel_event_ptr>(o)) return;
+    frames.push_back(std::move(o));
+    if (on_frame) on_frame();
+  }
+  void close_requested(protocol::code c, const std::string&) override { closed = c; }
+};
+
+}  // namespace pushwire::server

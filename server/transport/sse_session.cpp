@@ -1,0 +1,175 @@
+// Server-Sent Events transport (docs/protocol.md "Server-Sent Events"): the shared stream connection
+// (stream_conn.hpp) with SSE framing. Stateless: the URL names the channels and positions
+// (Last-Event-ID wins over since=), the shell feeds connect + one subscribe per channel into the
+// protocol session, and every event goes out from shared buffers. Each event that moves the
+// stream's position is preceded by this connection's `id:` line — the resume token of all the
+// stream's channels as written so far — from one small per-connection buffer, interleaved with the
+// shared events in the same gather write (DECISIONS §4).
+#include "server/http/cors.hpp"
+#include "server/http/query.hpp"
+#include "server/http/responses.hpp"
+#include "server/transport/stream_conn.hpp"
+#include "server/transport/transports.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+
+namespace {
+
+// Room counted for an event's id line in the queue bound: 64 channels' positions stay far below it
+// per channel on average, and the bound is about memory, not exact bytes.
+constexpr std::size_t id_line_allowance = 64;
+
+class sse_session final : public stream_conn<sse_session> {
+ public:
+  static constexpr std::size_t max_items_per_write = 32;   // two buffers each: id line + event
+
+  sse_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life, stream_params params)
+      : stream_conn(n, w, false), sock_(std::move(sock)), life_(std::move(life)), params_(std::move(params)) {}
+
+  ~sse_session() override { finish(); }
+
+  void run(const request& req) {
+    res_.result(http::status::ok);
+    res_.version(req.version());
+    res_.set(http::field::server, "pushwire");
+    res_.set(http::field::content_type, "text/event-stream");
+    res_.set(http::field::cache_control, "no-cache");
+    res_.set("X-Accel-Buffering", "no");
+    add_cors(node_.cfg, req, res_.base());
+    res_.keep_alive(false);
+    sr_.emplace(res_);
+    w_.conns.insert(this);
+    registered_ = true;
+    node_.met.connections_sse.fetch_add(1, std::memory_order_relaxed);
+    http::async_write_header(sock_, *sr_, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
+
+    // retry: jittered 50-150 % so a plain EventSource comes back quickly but not all at once.
+    auto base = node_.cfg.sse_retry_ms;
+    auto retry = make_control({});
+    retry->sse_only = "retry: " + std::to_string(base / 2 + node_.jitter(base)) + "\n\n";
+    send_control(std::move(retry));
+
+    auto now = node_.clk.now_ms();
+    stream_.declare_channels(params_.channels);
+    protocol::command c{.kind = protocol::command_kind::connect};
+    c.token = params_.token;
+    session_.handle_command(c, now);
+    drain(now);
+    if (session_.state() != protocol::session_state::open) return;
+    node_.registry.add(session_.client(), w_.index, session_.user());
+    for (std::size_t i = 0; i < params_.channels.size(); ++i) {
+      protocol::command sub{.kind = protocol::command_kind::subscribe};
+      sub.channel = params_.channels[i];
+      sub.since = params_.since[i];
+      session_.handle_command(sub, now);
+      drain(now);
+    }
+  }
+
+  // --- stream_conn's transport hooks ---
+  std::size_t item_size(const outgoing& o) const {
+    return sse_text(o).size() + (mark_of(o).pos ? id_line_allowance : 0);
+  }
+
+  void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs) {
+    // Every id line first (the string must not reallocate once buffers point into it).
+    ids_.clear();
+    id_ends_.clear();
+    for (auto& q : items) {
+      auto m = mark_of(q.item);
+      if (!m.pos) continue;
+      stream_.wrote_position(m.channel, *m.pos, m.publication);
+      ids_ += "id: ";
+      ids_ += stream_.token();
+      ids_ += '\n';
+      id_ends_.push_back(ids_.size());
+    }
+    std::size_t id_start = 0, k = 0;
+    for (auto& q : items) {
+      if (mark_of(q.item).pos) {
+        bufs.emplace_back(ids_.data() + id_start, id_ends_[k] - id_start);
+        id_start = id_ends_[k++];
+      }
+      auto& t = sse_text(q.item);
+      bufs.emplace_back(t.data(), t.size());
+    }
+  }
+  bool socket_busy() const { return false; }
+  template <class Handler>
+  void wait_turn(Handler&&) {}
+  void begin_raw() {}
+  void end_raw() {}
+  tcp::socket& socket() { return sock_; }
+  void close_transport() { finish(); }
+  void on_probe() {}
+  void cut() { finish(); }
+
+  void finish() {
+    if (state_ == conn_state::closed) return;
+    state_ = conn_state::closed;
+    session_.shell_closed();
+    release();
+    if (registered_) {
+      w_.conns.erase(this);
+      node_.registry.remove(session_.client());
+      node_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
+    }
+    beast::error_code ec;
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+  }
+
+ private:
+  void on_header(beast::error_code ec, std::size_t n) {
+    node_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
+    sr_.reset();   // memory per idle connection: the response is out
+    res_ = {};
+    if (ec) return finish();
+    // The client never sends anything; a read completing means it went away.
+    sock_.async_read_some(net::buffer(probe_), [self = shared_from_this()](beast::error_code, std::size_t) {
+      self->finish();
+    });
+    opened();
+  }
+
+  tcp::socket sock_;
+  std::shared_ptr<void> life_;
+  stream_params params_;
+  http::response<http::empty_body> res_;
+  std::optional<http::response_serializer<http::empty_body>> sr_;
+  std::string ids_;
+  std::vector<std::size_t> id_ends_;
+  char probe_[1];
+  bool registered_ = false;
+};
+
+}  // namespace
+
+void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life) {
+  std::string_view target = req.target();
+  auto qpos = target.find('?');
+  auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
+  std::string since = q["since"];
+  if (auto h = req["Last-Event-ID"]; !h.empty()) since = std::string(h);
+  std::string token = q["token"];
+  if (auto a = req[http::field::authorization]; token.empty() && a.starts_with("Bearer ")) token = std::string(a.substr(7));
+  stream_params p;
+  code c;
+  std::string reason;
+  if (!parse_stream_params(n.cfg.max_stream_channels, q["channels"], since, token, p, c, reason))
+    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, c, reason);
+  // A bad token or channel gets an HTTP status before the stream starts, so EventSource reports an
+  // error instead of reconnecting forever.
+  if (token.empty() && !n.cfg.anonymous)
+    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "a token is required");
+  if (!token.empty()) {
+    auto v = n.verifier ? n.verifier(token, n.clk.now_ms())
+                        : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
+    if (v.error != code::ok) return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, v.error, v.reason);
+  }
+  std::make_shared<sse_session>(n, w, std::move(sock), std::move(life), std::move(p))->run(req);
+}
+
+}  // namespace pushwire::server

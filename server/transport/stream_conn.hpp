@@ -1,0 +1,182 @@
+// The connection template WebSocket and SSE share: a shell (protocol session + stream machine) over
+// a socket, with the write path that makes fan-out cheap. The transport (`Derived`) adds only its
+// framing and its own lifecycle steps:
+//   std::size_t wire_size(const outgoing&) const      bytes an item takes in its format
+//   void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs)
+//                                                     the buffers of one write (shared item buffers
+//                                                     plus the transport's own small ones)
+//   bool socket_busy() / void wait_turn(handler) / void begin_raw() / void end_raw()
+//                                                     who else writes on the socket (Beast's pongs)
+//   void close_transport()                            after the queue drained in `closing`
+//   void on_probe()                                   a dead-peer probe (WebSocket ping)
+//
+// Write path: items are shared, immutable buffers (server/wire/outgoing.hpp). While a write is in
+// flight new items wait in `pending_`; when it completes, everything pending (up to the buffer
+// limit) goes out in ONE gather write, a non-blocking sendmsg of the shared buffers
+// (gather_send.hpp). Only what the kernel does not take at once waits for writability. Every
+// decision about the queue (its byte bound, the slow-consumer notice, the grace before the cut,
+// heartbeats, the dead peer) is the stream machine's (protocol/server_stream.hpp).
+//
+// Lifecycle (conn_state): starting (handshake / response header) -> open -> closing (the queue
+// drains, then the transport closes) -> closed. `cut` from the stream machine goes straight to
+// closed.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "server/transport/gather_send.hpp"
+#include "server/transport/shell.hpp"
+#include "server/transport/worker.hpp"
+
+namespace pushwire::server {
+
+enum class conn_state : std::uint8_t { starting, open, closing, closed };
+
+struct queued {
+  outgoing item;
+  std::size_t size = 0;   // as counted by the stream machine
+  bool replay = false;
+};
+
+template <class Derived>
+class stream_conn : public shell, public conn_base, public flushable, public std::enable_shared_from_this<Derived> {
+ public:
+  stream_conn(node& n, worker& w, bool reads)
+      : shell(n, w.subscribers, w.index, n.new_client_id(), n.stream_policy(reads)), w_(w) {}
+
+  void tick(std::uint64_t now) override {
+    if (state_ == conn_state::closed) return;
+    stream_.handle_timeout(now);
+    if (auto d = session_.next_deadline(); d && now >= *d) session_.handle_timeout(now);
+    drain(now);
+  }
+  void server_disconnect(const disconnect_order& d, std::uint64_t after_ms) override {
+    session_.disconnect(d.code, d.reason, d.reconnect, after_ms);
+    drain(node_.clk.now_ms());
+  }
+  const std::string& client_id() const override { return session_.client(); }
+  const std::string& user_id() const override { return session_.user(); }
+  conn_state state() const { return state_; }
+
+ protected:
+  Derived& derived() { return static_cast<Derived&>(*this); }
+  std::shared_ptr<Derived> self() { return this->shared_from_this(); }
+
+  std::size_t wire_size(const outgoing& o) const override { return static_cast<const Derived&>(*this).item_size(o); }
+
+  void push(outgoing o, bool replay) override {
+    if (state_ == conn_state::closed) return;
+    pending_.push_back(queued{std::move(o), 0, replay});
+    pending_.back().size = wire_size(pending_.back().item);
+    if (!writing() && state_ != conn_state::starting) w_.write_soon(self(), flush_scheduled_);
+  }
+
+  void later(std::function<void()> fn) override { net::post(w_.ioc, std::move(fn)); }
+
+  void close_requested(protocol::code c, const std::string& reason) override {
+    if (state_ == conn_state::closed || state_ == conn_state::closing) return;
+    close_code_ = c;
+    close_reason_ = reason;
+    state_ = conn_state::closing;
+    if (!writing()) do_write();
+  }
+
+  void on_stream_action(protocol::stream_action a) override {
+    switch (a) {
+      case protocol::stream_action::cut:
+        return derived().cut();
+      case protocol::stream_action::probe:
+        return derived().on_probe();
+      case protocol::stream_action::send_notice:
+        // What waits is dropped at once, so memory stays within the bound; the notice goes next.
+        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
+        pending_.clear();
+        return shell::on_stream_action(a);
+      case protocol::stream_action::send_ping:
+        return shell::on_stream_action(a);
+    }
+  }
+
+  // The transport is ready to write (handshake done / header out).
+  void opened() {
+    if (state_ == conn_state::starting) state_ = conn_state::open;
+    do_write();
+  }
+
+  void flush() override {
+    flush_scheduled_ = false;
+    if (!writing() && state_ != conn_state::closed && state_ != conn_state::starting) do_write();
+  }
+
+  bool writing() const { return stream_.writing(); }
+
+  void do_write() {
+    if (state_ == conn_state::closed) return;
+    if (pending_.empty()) {
+      if (state_ == conn_state::closing) derived().close_transport();
+      return;
+    }
+    inflight_.clear();
+    std::size_t take = std::min(pending_.size(), Derived::max_items_per_write);
+    std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(inflight_));
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take));
+    bufs_.clear();
+    derived().build_write(inflight_, bufs_);
+    written_ = 0;
+    stream_.write_started(node_.clk.now_ms());
+    send_some();
+  }
+
+  // Writes what is left of the write in flight; waits while another writer owns the socket, and
+  // for writability when the kernel takes only part.
+  void send_some() {
+    if (written_ == 0) {
+      if (derived().socket_busy()) return derived().wait_turn([s = self()](beast::error_code) { s->send_some(); });
+      derived().begin_raw();
+    }
+    if (state_ == conn_state::closed) return end_write(net::error::operation_aborted);
+    beast::error_code ec;
+    if (gather_send(derived().socket().native_handle(), bufs_, written_, ec)) return end_write({});
+    if (ec) return end_write(ec);
+    derived().socket().async_wait(tcp::socket::wait_write, [s = self()](beast::error_code ec) {
+      if (ec) return s->end_write(ec);
+      s->send_some();
+    });
+  }
+
+  void end_write(beast::error_code ec) {
+    derived().end_raw();
+    node_.met.bytes_sent.fetch_add(written_, std::memory_order_relaxed);
+    observe_write_latency();
+    std::size_t bytes = 0, replay_bytes = 0;
+    for (auto& q : inflight_) (q.replay ? replay_bytes : bytes) += q.size;
+    auto now = node_.clk.now_ms();
+    if (replay_bytes) stream_.dropped(replay_bytes, true);
+    stream_.write_done(bytes, false, now);
+    inflight_.clear();
+    if (ec) return derived().finish();
+    drain(now);   // a slow-consumer notice decided while the write was stuck goes out now
+    do_write();
+  }
+
+  // One publish->write observation per write, for its oldest publication: the histogram shows how
+  // long the longest-waiting item of each write waited, without a shared atomic update per item.
+  void observe_write_latency() {
+    std::uint64_t oldest = 0;
+    for (auto& q : inflight_)
+      if (auto* p = as_publication(q.item); p && p->published_ns && (!oldest || p->published_ns < oldest))
+        oldest = p->published_ns;
+    if (oldest) node_.met.publish_to_write.observe((node_.clk.now_ns() - oldest) / 1000);
+  }
+
+  worker& w_;
+  conn_state state_ = conn_state::starting;
+  std::vector<queued> pending_, inflight_;
+  std::vector<net::const_buffer> bufs_;   // the write in flight
+  std::size_t written_ = 0;               // bytes of it sent
+  bool flush_scheduled_ = false;          // in the worker's to_flush list
+  protocol::code close_code_ = protocol::code::ok;
+  std::string close_reason_;
+};
+
+}  // namespace pushwire::server

@@ -1,0 +1,16 @@
+// The transports (one file each). Each takes the connection over from the HTTP session.
+// `life` holds the connection-limit slot (and the per-address slot): keep it as long as the socket.
+#pragma once
+#include <memory>
+
+#include "server/transport/worker.hpp"
+
+namespace pushwire::server {
+
+void run_ws_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life);
+void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life);
+// `ip_slot` (--max-connections-per-ip) is held until the poll is answered, `life` with the socket.
+void run_poll(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+              std::shared_ptr<void> life, std::shared_ptr<void> ip_slot);
+
+}  // namespace pushwire::server

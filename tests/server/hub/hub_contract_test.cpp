@@ -1,0 +1,354 @@
+// The hub over its seams, driven with a manual clock and no networking: the contract every store
+// implementation must meet (the memory stores today; a Redis or on-disk store plugs its factory into
+// `implementations` and runs the same tests), and every limit and expiry rule of the hub.
+#include "server/hub/hub.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "server/hub/memory/memory_broker.hpp"
+#include "server/hub/memory/memory_history.hpp"
+#include "server/hub/memory/memory_idempotency.hpp"
+#include "server/hub/memory/memory_presence.hpp"
+
+using namespace pushwire::server;
+using pushwire::protocol::code;
+using pushwire::protocol::position;
+
+namespace {
+
+struct limits {
+  std::size_t history_size = 100;
+  std::uint64_t history_ttl_ms = 60000;
+  std::size_t max_channels = 1000;
+  std::size_t total_bytes = 1 << 20;
+  std::uint64_t channel_idle_ms = 0;
+  std::size_t max_members = 1000;
+  std::size_t idempotency_keys = 1000;
+  std::uint64_t idempotency_ttl_ms = 60000;
+};
+
+// One implementation of the four seams.
+struct stores {
+  std::unique_ptr<history_store> history;
+  std::unique_ptr<broker> brk;
+  std::unique_ptr<presence_store> presence;
+  std::unique_ptr<idempotency_store> idempotency;
+};
+struct implementation {
+  const char* name;
+  std::function<stores(const limits&)> make;
+};
+void PrintTo(const implementation& i, std::ostream* os) { *os << i.name; }
+
+stores memory_stores(const limits& l) {
+  memory_history_config h;
+  h.namespaces[""] = history_policy{l.history_size, l.history_ttl_ms};
+  h.max_channels = l.max_channels;
+  h.total_bytes = l.total_bytes;
+  h.channel_idle_ms = l.channel_idle_ms;
+  h.epoch_seed = 7;
+  return stores{std::make_unique<memory_history>(h), std::make_unique<memory_broker>(),
+                std::make_unique<memory_presence>(l.max_members),
+                std::make_unique<memory_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms)};
+}
+
+// What one I/O thread received, in order.
+struct recording_sink final : fanout_sink {
+  std::mutex mu;
+  std::vector<publication_ptr> pubs;
+  std::vector<channel_event_ptr> events;
+  void post(const publication_ptr& p) override {
+    std::lock_guard lk(mu);
+    pubs.push_back(p);
+  }
+  void post(const channel_event_ptr& e) override {
+    std::lock_guard lk(mu);
+    events.push_back(e);
+  }
+  std::vector<std::uint64_t> offsets(std::string_view channel, std::size_t from = 0) {
+    std::lock_guard lk(mu);
+    std::vector<std::uint64_t> out;
+    for (std::size_t i = from; i < pubs.size(); ++i)
+      if (pubs[i]->channel == channel) out.push_back(pubs[i]->pos.offset);
+    return out;
+  }
+  std::size_t size() {
+    std::lock_guard lk(mu);
+    return pubs.size();
+  }
+};
+
+class HubContract : public ::testing::TestWithParam<implementation> {
+ protected:
+  void make(limits l = {}) {
+    h_.reset();
+    s_ = GetParam().make(l);
+    h_ = std::make_unique<hub>(hub_stores{*s_.history, *s_.brk, *s_.presence, *s_.idempotency}, clk_, 2);
+    h_->set_sinks({&sink0_, &sink1_});
+  }
+  void SetUp() override { make(); }
+
+  // The memory stores complete inline; a remote store completes later: both are waited for.
+  template <class R, class Call>
+  R await(Call&& call) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<R> out;
+    call([&](R r) {
+      std::lock_guard lk(mu);
+      out = std::move(r);
+      cv.notify_all();
+    });
+    std::unique_lock lk(mu);
+    EXPECT_TRUE(cv.wait_for(lk, std::chrono::seconds(5), [&] { return out.has_value(); }));
+    return out.value_or(R{});
+  }
+  publish_result publish(std::string_view ch, std::string data = "1", std::string_view key = {}) {
+    return await<publish_result>([&](auto done) { h_->publish(ch, std::move(data), key, done); });
+  }
+  resume_result subscribe(std::string_view ch, unsigned thread, std::optional<position> since = {}) {
+    return await<resume_result>([&](auto done) { h_->subscribe(ch, thread, since, done); });
+  }
+  history_result history(std::string_view ch, std::optional<position> since = {}, std::size_t limit = 0) {
+    return await<history_result>([&](auto done) { h_->history(ch, since, limit, done); });
+  }
+  code join(std::string_view ch, std::string client, std::uint64_t lease_until = 0) {
+    return await<code>([&](auto done) { h_->presence_join(ch, member{client, client}, lease_until, done); });
+  }
+  std::vector<member> members(std::string_view ch) {
+    return await<std::vector<member>>([&](auto done) { h_->presence(ch, done); });
+  }
+  std::vector<std::uint64_t> offsets(const std::vector<publication_ptr>& v) {
+    std::vector<std::uint64_t> out;
+    for (auto& p : v) out.push_back(p->pos.offset);
+    return out;
+  }
+
+  manual_clock clk_;
+  recording_sink sink0_, sink1_;
+  stores s_;
+  std::unique_ptr<hub> h_;
+};
+
+}  // namespace
+
+TEST_P(HubContract, PublishAssignsConsecutiveOffsetsAndReachesOnlyInterestedThreads) {
+  auto first = publish("a");
+  ASSERT_EQ(first.error, code::ok);
+  EXPECT_EQ(first.pos.offset, 1u);
+  EXPECT_EQ(subscribe("a", 1).top, first.pos);
+  auto second = publish("a", "{\"x\":2}");
+  EXPECT_EQ(second.pos.offset, 2u);
+  EXPECT_EQ(second.pos.epoch, first.pos.epoch);
+  EXPECT_EQ(sink1_.offsets("a"), std::vector<std::uint64_t>{2});
+  EXPECT_EQ(sink0_.size(), 0u);
+  EXPECT_EQ(sink1_.pubs.back()->data, "{\"x\":2}");
+  h_->unsubscribe("a", 1);
+  publish("a");
+  EXPECT_EQ(sink1_.offsets("a"), std::vector<std::uint64_t>{2});
+}
+
+// The exact-resume invariant (hub.hpp): every publication after `since` is in the replay or
+// reaches the subscriber's thread live after subscribe() registered it — also while another thread
+// publishes all the time.
+TEST_P(HubContract, ExactResumeUnderConcurrentPublishes) {
+  constexpr std::uint64_t total = 3000;
+  make(limits{.history_size = total, .total_bytes = 64u << 20});   // every `since` below stays covered
+  std::atomic<bool> go{false};
+  std::jthread publisher([&] {
+    while (!go) std::this_thread::yield();
+    for (std::uint64_t i = 0; i < total; ++i) publish("live");
+  });
+  go = true;
+  int trials = 0;
+  while (sink0_.size() == 0 || trials < 20) {
+    auto h = history("live");
+    if (h.top.offset >= total - 50) break;
+    position since = h.top;   // a position the client "had"
+    std::size_t mark = sink0_.size();
+    auto r = subscribe("live", 0, since);
+    ASSERT_EQ(r.recovered, true);
+    std::set<std::uint64_t> got;
+    for (auto o : offsets(r.missed)) got.insert(o);
+    // Wait until live delivery passed the top the read saw, then check the range is complete.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    std::vector<std::uint64_t> live;
+    do live = sink0_.offsets("live", mark);
+    while ((live.empty() || live.back() < r.top.offset + 1) && std::chrono::steady_clock::now() < deadline &&
+           history("live").top.offset > r.top.offset);
+    for (auto o : live) got.insert(o);
+    for (std::uint64_t o = since.offset + 1; o <= r.top.offset; ++o) ASSERT_TRUE(got.contains(o)) << "lost " << o;
+    h_->unsubscribe("live", 0);
+    ++trials;
+  }
+  publisher.join();
+  EXPECT_GE(trials, 1);
+}
+
+TEST_P(HubContract, EachChannelReachesAThreadInOffsetOrder) {
+  subscribe("order", 0);
+  std::jthread a([&] { for (int i = 0; i < 500; ++i) publish("order"); });
+  std::jthread b([&] { for (int i = 0; i < 500; ++i) publish("order"); });
+  a.join();
+  b.join();
+  auto got = sink0_.offsets("order");
+  ASSERT_EQ(got.size(), 1000u);
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], i + 1);
+}
+
+TEST_P(HubContract, ResumeFromAnotherEpochOrBeyondHistoryIsNotRecovered) {
+  make(limits{.history_size = 3});
+  for (int i = 0; i < 5; ++i) publish("a");
+  auto top = history("a").top;
+  EXPECT_EQ(subscribe("a", 0, position{top.epoch, 1}).recovered, false);   // 2 is gone
+  auto ok = subscribe("a", 1, position{top.epoch, 2});
+  EXPECT_EQ(ok.recovered, true);
+  EXPECT_EQ(offsets(ok.missed), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(subscribe("a", 0, position{"other", 2}).recovered, false);
+  EXPECT_EQ(subscribe("a", 0, position{top.epoch, 9}).recovered, false);   // from the future
+  auto none = subscribe("a", 0);
+  EXPECT_FALSE(none.recovered.has_value());
+  EXPECT_TRUE(none.missed.empty());
+}
+
+TEST_P(HubContract, HistoryKeepsTheNewestByCount) {
+  make(limits{.history_size = 3});
+  for (int i = 0; i < 5; ++i) publish("a");
+  EXPECT_EQ(offsets(history("a").publications), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(offsets(history("a", {}, 2).publications), (std::vector<std::uint64_t>{4, 5}));
+  auto top = history("a").top;
+  EXPECT_EQ(offsets(history("a", position{top.epoch, 3}, 1).publications), (std::vector<std::uint64_t>{4}));
+  EXPECT_TRUE(history("a", position{"elsewhere", 3}).publications.empty());
+}
+
+TEST_P(HubContract, HistoryExpiresByAge) {
+  make(limits{.history_ttl_ms = 1000, .channel_idle_ms = 1'000'000});   // age alone, not idleness
+  publish("a");
+  clk_.advance(600);
+  publish("a");
+  clk_.advance(399);
+  EXPECT_EQ(history("a").publications.size(), 2u);
+  clk_.advance(1);   // the first is 1000 ms old
+  EXPECT_EQ(offsets(history("a").publications), std::vector<std::uint64_t>{2});
+  clk_.advance(600);
+  h_->sweep();
+  EXPECT_TRUE(history("a").publications.empty());
+  EXPECT_EQ(history("a").top.offset, 2u);   // the position stays
+}
+
+TEST_P(HubContract, HistoryTotalBytesDropsTheOldestKeepsEachChannelsNewest) {
+  std::string big(1000, '7');
+  publish("a", big);
+  auto one = h_->stats().bytes;   // what one such publication counts
+  ASSERT_GT(one, big.size());
+  make(limits{.total_bytes = one * 3});
+  for (int i = 0; i < 3; ++i) publish("a", big);
+  EXPECT_EQ(history("a").publications.size(), 3u);
+  publish("a", big);   // over the bound: a's oldest goes
+  EXPECT_EQ(offsets(history("a").publications), (std::vector<std::uint64_t>{2, 3, 4}));
+  for (int i = 0; i < 5; ++i) publish("b", big);
+  EXPECT_GE(history("b").publications.size(), 1u);
+  EXPECT_EQ(history("b").publications.back()->pos.offset, 5u);   // the newest always stays
+  EXPECT_LE(h_->stats().bytes, one * 3 + one);
+}
+
+TEST_P(HubContract, IdleChannelsAreForgottenAndComeBackInANewEpoch) {
+  make(limits{.history_ttl_ms = 100, .channel_idle_ms = 1000});
+  auto e1 = publish("idle").pos.epoch;
+  subscribe("held", 0);
+  join("present", "c1");
+  history("present");
+  clk_.advance(1000);
+  h_->sweep();   // history expired at 100 ms, idle since 1000 ms
+  auto names = [&] {
+    std::set<std::string> out;
+    for (auto& c : h_->channels()) out.insert(c.channel);
+    return out;
+  };
+  EXPECT_FALSE(names().contains("idle"));
+  EXPECT_TRUE(names().contains("held"));      // a subscriber keeps it
+  EXPECT_TRUE(names().contains("present"));   // so does a presence member
+  auto again = publish("idle").pos;
+  EXPECT_NE(again.epoch, e1);
+  EXPECT_EQ(again.offset, 1u);
+}
+
+TEST_P(HubContract, ChannelCapRefusesNewChannelsOnly) {
+  make(limits{.max_channels = 2});
+  EXPECT_EQ(publish("a").error, code::ok);
+  EXPECT_EQ(subscribe("b", 0).error, code::ok);
+  EXPECT_EQ(publish("c").error, code::too_many_channels);
+  EXPECT_EQ(subscribe("c", 0).error, code::too_many_channels);
+  h_->unsubscribe("c", 0);
+  EXPECT_EQ(history("c").error, code::too_many_channels);
+  EXPECT_EQ(publish("a").error, code::ok);   // existing ones go on
+  EXPECT_EQ(h_->stats().channels, 2u);
+}
+
+TEST_P(HubContract, PresenceEventsCapAndLeases) {
+  make(limits{.max_members = 2});
+  std::vector<std::string> seen;
+  h_->set_event_listener([&](const channel_event_ptr& e) {
+    seen.push_back((e->what == channel_event::kind::join ? "+" : "-") + e->who.client);
+  });
+  subscribe("room", 1);
+  EXPECT_EQ(join("room", "c1"), code::ok);
+  EXPECT_EQ(join("room", "c2", clk_.now_ms() + 500), code::ok);
+  EXPECT_EQ(join("room", "c3"), code::presence_full);
+  EXPECT_EQ(join("room", "c1"), code::ok);   // already a member: no second join
+  EXPECT_EQ(members("room").size(), 2u);
+  EXPECT_EQ(join("room", "c2", clk_.now_ms() + 800), code::ok);   // renews the lease
+  clk_.advance(600);
+  h_->sweep();
+  EXPECT_EQ(members("room").size(), 2u);
+  clk_.advance(200);
+  h_->sweep();   // the lease ran out
+  EXPECT_EQ(members("room").size(), 1u);
+  h_->presence_leave("room", "c1");
+  EXPECT_TRUE(members("room").empty());
+  EXPECT_EQ(seen, (std::vector<std::string>{"+c1", "+c2", "-c2", "-c1"}));
+  std::lock_guard lk(sink1_.mu);
+  EXPECT_EQ(sink1_.events.size(), 4u);   // and every event reached the subscribed thread
+  EXPECT_EQ(sink0_.events.size(), 0u);
+}
+
+TEST_P(HubContract, IdempotencyKeysByTtlAndCount) {
+  make(limits{.idempotency_keys = 2, .idempotency_ttl_ms = 1000});
+  auto a = publish("a", "1", "k1");
+  auto again = publish("a", "1", "k1");
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.pos, a.pos);
+  clk_.advance(1000);
+  auto later = publish("a", "1", "k1");   // expired: published anew
+  EXPECT_FALSE(later.duplicate);
+  EXPECT_EQ(later.pos.offset, 2u);
+  publish("a", "1", "k2");
+  publish("a", "1", "k3");   // over the count: the oldest key (k1) goes
+  EXPECT_FALSE(publish("a", "1", "k1").duplicate);
+  EXPECT_TRUE(publish("a", "1", "k3").duplicate);
+  clk_.advance(5000);
+  h_->sweep();
+  EXPECT_FALSE(publish("a", "1", "k3").duplicate);
+}
+
+TEST_P(HubContract, DisconnectOrdersReachTheListener) {
+  std::vector<std::string> got;
+  h_->set_disconnect_listener([&](const disconnect_order& d) { got.push_back(d.user); });
+  disconnect_order d;
+  d.user = "alice";
+  h_->disconnect(d);
+  EXPECT_EQ(got, std::vector<std::string>{"alice"});
+  EXPECT_TRUE(d.matches("c9", "alice"));
+  EXPECT_FALSE(d.matches("c9", "bob"));
+}
+
+// Every store implementation runs the whole contract: add its factory here.
+INSTANTIATE_TEST_SUITE_P(Stores, HubContract, ::testing::Values(implementation{"memory", memory_stores}),
+                         [](const auto& info) { return std::string(info.param.name); });
