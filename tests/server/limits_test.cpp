@@ -326,7 +326,9 @@ TEST_F(Limits, HistoryEntriesExpireAfterTheirTtl) {
   ASSERT_EQ(publish("ttl:x", "1").status, 200u);
   ASSERT_EQ(publish("ttl:x", "2").status, 200u);
   auto first = history_offsets("ttl:x");
-  if (clk::now() - published < ttl) EXPECT_EQ(first, (std::vector<std::uint64_t>{1, 2}));
+  if (clk::now() - published < ttl) {   // else a stalled machine may already have expired them
+    EXPECT_EQ(first, (std::vector<std::uint64_t>{1, 2}));
+  }
   ASSERT_TRUE(eventually([&] { return history_offsets("ttl:x").empty(); })) << "history never expired";
   // Not emptied early: the entries lived their TTL (less the server clock's millisecond rounding).
   EXPECT_GE(clk::now() - published, ttl - 2ms);
