@@ -225,17 +225,4 @@ std::string sign_jwt(const token_claims& claims, std::string_view secret) {
   return signing_input;
 }
 
-bool channel_granted(const token_claims& claims, std::string_view channel) {
-  if (!claims.restricts_channels) return !protocol::is_private_channel(channel);
-  for (const std::string& pattern : claims.channels) {
-    std::string_view p = pattern;
-    if (!p.empty() && p.back() == '*') {
-      if (channel.starts_with(p.substr(0, p.size() - 1))) return true;
-    } else if (p == channel) {
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace pushwire::server

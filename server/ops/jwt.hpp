@@ -41,14 +41,6 @@ jwt_result verify_jwt(std::string_view token, std::string_view secret, std::int6
 // For tests and tools.
 std::string sign_jwt(const token_claims& claims, std::string_view secret);
 
-// Whether the token lets its holder subscribe to `channel`.
-// - Without a `channels` claim every channel is granted except private ones
-//   (protocol::is_private_channel), which always need an explicit grant.
-// - With one, a channel is granted when some entry equals it, or some entry ending in '*' is a
-//   prefix of it ("chat:*", "private-user-42*"; a lone "*" grants everything, private included,
-//   because the issuer wrote it explicitly).
-bool channel_granted(const token_claims& claims, std::string_view channel);
-
 // base64url without padding (RFC 7515 §2). decode refuses padding, characters outside the
 // alphabet, an impossible length and non-zero unused bits, so every byte string has one encoding.
 std::string base64url_encode(std::string_view bytes);

@@ -77,34 +77,6 @@ void append_timestamp(std::string& out) {
   out += 'Z';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-bool secret_param(std::string_view raw_name) {
-  std::string name = percent_decode(raw_name);
-  return iequals(name, "token") || iequals(name, "access_token") || iequals(name, "api_key");
-}
-
 }  // namespace
 
 void set_level(level l) { g_level.store(l, std::memory_order_relaxed); }
@@ -170,33 +142,6 @@ void write(level l, std::string_view msg, field_list fields) {
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-}
-
-std::string redact_query(std::string_view target) {
-  std::size_t q = target.find('?');
-  if (q == std::string_view::npos) return std::string(target);
-  std::size_t end = target.find('#', q);
-  if (end == std::string_view::npos) end = target.size();
-
-  std::string out(target.substr(0, q + 1));
-  std::size_t i = q + 1;
-  while (true) {
-    std::size_t amp = target.find('&', i);
-    if (amp == std::string_view::npos || amp > end) amp = end;
-    std::string_view param = target.substr(i, amp - i);
-    std::size_t eq = param.find('=');
-    if (eq != std::string_view::npos && secret_param(param.substr(0, eq))) {
-      out.append(param.substr(0, eq + 1));
-      out += "REDACTED";
-    } else {
-      out.append(param);
-    }
-    if (amp >= end) break;
-    out += '&';
-    i = amp + 1;
-  }
-  out.append(target.substr(end));
-  return out;
 }
 
 }  // namespace pushwire::server::log

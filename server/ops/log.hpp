@@ -36,9 +36,4 @@ inline void info(std::string_view msg, field_list fields = {}) { write(level::in
 inline void warn(std::string_view msg, field_list fields = {}) { write(level::warn, msg, fields); }
 inline void error(std::string_view msg, field_list fields = {}) { write(level::error, msg, fields); }
 
-// A request target with the values of the query parameters token, access_token and api_key
-// replaced by "REDACTED" (DECISIONS.md §13). Names match case-insensitively and after
-// percent-decoding, so "Token=" and "%74oken=" are redacted too. Everything else is kept verbatim.
-std::string redact_query(std::string_view target);
-
 }  // namespace pushwire::server::log

@@ -10,8 +10,8 @@
 #include <mutex>
 #include <thread>
 
-#include "server/config.hpp"
-#include "server/server.hpp"
+#include "server/ops/config.hpp"
+#include "server/app/server.hpp"
 #include "tests/server/test_client.hpp"
 
 namespace {

@@ -17,9 +17,9 @@
 #include <mutex>
 #include <thread>
 
-#include "server/config.hpp"
+#include "server/ops/config.hpp"
 #include "protocol/json_scan.hpp"
-#include "server/server.hpp"
+#include "server/app/server.hpp"
 #include "tests/server/test_client.hpp"
 
 namespace {

@@ -812,9 +812,12 @@ TEST_F(Server, MetricsCountWhatHappened) {
   c.next_non_ping();
   auto m = http_call(port, http::verb::get, "/metrics");
   EXPECT_EQ(m.status, 200u);
-  EXPECT_NE(m.body.find("websocket"), std::string::npos);
-  EXPECT_GE(srv_->stats().messages_published.load(), 1u);
-  EXPECT_GE(srv_->stats().messages_delivered.load(), 1u);
+  // Each test has a fresh server: the exact figures of one connection, one publish, one delivery.
+  EXPECT_NE(m.body.find("\npushwire_connections{transport=\"websocket\"} 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_messages_published_total 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_messages_delivered_total 1\n"), std::string::npos) << m.body;
+  EXPECT_EQ(srv_->stats().messages_published.load(), 1u);
+  EXPECT_EQ(srv_->stats().messages_delivered.load(), 1u);
   EXPECT_EQ(srv_->stats().connections_websocket.load(), 1u);
 }
 
