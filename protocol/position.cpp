@@ -11,18 +11,21 @@ bool valid_epoch(std::string_view epoch) {
   return true;
 }
 
+void append_token_entry(std::string& out, const position* p, bool first) {
+  if (!first) out += '.';
+  if (!p) {
+    out += '~';
+    return;
+  }
+  out += p->epoch;
+  out += '-';
+  append_uint(out, p->offset);
+}
+
 std::string encode_resume_token(const std::vector<std::optional<position>>& positions) {
   std::string out;
-  for (std::size_t i = 0; i < positions.size(); ++i) {
-    if (i) out += '.';
-    if (!positions[i]) {
-      out += '~';
-      continue;
-    }
-    out += positions[i]->epoch;
-    out += '-';
-    append_uint(out, positions[i]->offset);
-  }
+  for (std::size_t i = 0; i < positions.size(); ++i)
+    append_token_entry(out, positions[i] ? &*positions[i] : nullptr, i == 0);
   return out;
 }
 

@@ -31,6 +31,9 @@ inline constexpr std::size_t max_token_channels = 64;
 bool valid_epoch(std::string_view epoch);
 
 std::string encode_resume_token(const std::vector<std::optional<position>>& positions);
+// Appends one token entry (null = "~"), preceded by "." unless it is the first: for writers that
+// keep their positions in another shape (the server's stream machine, on every SSE event).
+void append_token_entry(std::string& out, const position* p, bool first);
 // nullopt when the token is malformed or holds more than max_token_channels entries.
 std::optional<std::vector<std::optional<position>>> decode_resume_token(std::string_view token);
 

@@ -81,10 +81,14 @@ void server_stream::wrote_position(std::string_view channel, const position& pos
 }
 
 std::string server_stream::token() const {
-  std::vector<std::optional<position>> ps;
-  ps.reserve(declared_);
-  for (std::size_t i = 0; i < declared_; ++i) ps.push_back(channels_[i].written);
-  return encode_resume_token(ps);
+  std::string out;
+  append_token(out);
+  return out;
+}
+
+void server_stream::append_token(std::string& out) const {
+  for (std::size_t i = 0; i < declared_; ++i)
+    append_token_entry(out, channels_[i].written ? &*channels_[i].written : nullptr, i == 0);
 }
 
 void server_stream::over_bound() {

@@ -84,6 +84,7 @@ class server_stream {
   // A publication moves its channel forward only; a `subscribed` reply sets the resume point.
   void wrote_position(std::string_view channel, const position& pos, bool publication);
   std::string token() const;   // every declared channel, in declared order
+  void append_token(std::string& out) const;   // the same, appended (no allocation of its own)
 
   // --- queue and writes ------------------------------------------------------------------------
   // False: not queued (closing, or over the bound: the slow-consumer decision was taken; the shell

@@ -9,9 +9,10 @@
 // owns the encoders and the slot numbers.
 #pragma once
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 
@@ -19,18 +20,29 @@
 
 namespace pushwire::server {
 
-// Lazily filled, immutable once filled, safe to fill from several threads at once.
+// Lazily filled, immutable once filled, safe to fill from several threads at once. Reading a filled
+// slot is one acquire load (this is on every delivery); the first reader of a slot encodes it, and
+// a reader on another thread that comes in meanwhile waits the few microseconds that takes.
 class encoding_cache {
  public:
   static constexpr std::size_t slots = 3;
   template <class Encode>
   const std::string& get(std::size_t slot, Encode&& encode) const {
-    std::call_once(once_[slot], [&] { text_[slot] = encode(); });
+    auto& st = state_[slot];
+    if (st.load(std::memory_order_acquire) == ready) return text_[slot];
+    std::uint8_t expected = empty;
+    if (st.compare_exchange_strong(expected, filling, std::memory_order_acquire)) {
+      text_[slot] = encode();
+      st.store(ready, std::memory_order_release);
+    } else {
+      while (st.load(std::memory_order_acquire) != ready) std::this_thread::yield();
+    }
     return text_[slot];
   }
 
  private:
-  mutable std::array<std::once_flag, slots> once_;
+  enum : std::uint8_t { empty, filling, ready };
+  mutable std::array<std::atomic<std::uint8_t>, slots> state_{};
   mutable std::array<std::string, slots> text_;
 };
 

@@ -24,20 +24,17 @@ shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string c
       session_(n.policy, n.verifier, protocol::session_info{client, true}, n.clk.now_ms()),
       stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)), owner_(std::this_thread::get_id()) {}
 
-shell::~shell() {
-  *alive_ = false;
-  release();
-}
+shell::~shell() { release(); }
 
 template <class Result>
 std::function<void(Result)> shell::complete(std::function<void(Result)> fn) {
-  return [this, alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)](Result r) mutable {
+  return [this, alive = lifetime(), fn = std::move(fn)](Result r) mutable {
     // Inline (inside the request, on this connection's thread): at once, in order.
     if (std::this_thread::get_id() == owner_ && requesting_ > 0) return fn(std::move(r));
     // Later, maybe on another thread: hop to this connection's thread; run only if it still lives.
+    if (alive.expired()) return;
     later([alive, fn = std::move(fn), r = std::move(r)]() mutable {
-      auto a = alive.lock();
-      if (a && *a) fn(std::move(r));
+      if (auto keep = alive.lock()) fn(std::move(r));
     });
   };
 }
@@ -61,7 +58,8 @@ void shell::deliver(const outgoing& o) {
 
 void shell::offer(const outgoing& o, bool replay) {
   bool was_open = stream_.state() == protocol::stream_state::open;
-  if (stream_.queue(wire_size(o), replay)) return push(o, replay);
+  std::size_t size = wire_size(o);
+  if (stream_.queue(size, replay)) return push(o, size, replay);
   // Refused: closing, or the slow-consumer decision was just taken (then the grace deadline is
   // armed and a notice may be due).
   if (was_open) node_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
@@ -72,14 +70,16 @@ void shell::offer(const outgoing& o, bool replay) {
 void shell::send_control(std::shared_ptr<control_frame> c) {
   if (stream_.state() == protocol::stream_state::cut) return;
   // Replies are never refused for the bound: they answer what the client asked, and are small.
-  stream_.queue_notice(wire_size(control_ptr(c)));
-  push(control_ptr(std::move(c)), false);
+  control_ptr item(std::move(c));
+  std::size_t size = wire_size(item);
+  stream_.queue_notice(size);
+  push(std::move(item), size, false);
 }
 
 void shell::on_stream_action(protocol::stream_action a) {
   switch (a) {
     case protocol::stream_action::send_ping:
-      if (stream_.queue(wire_size(ping_frame()), false)) push(ping_frame(), false);
+      if (std::size_t size = wire_size(ping_frame()); stream_.queue(size, false)) push(ping_frame(), size, false);
       return;
     case protocol::stream_action::send_notice: {
       protocol::frame f{.kind = protocol::frame_kind::disconnect};

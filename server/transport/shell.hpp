@@ -41,8 +41,8 @@ class shell : public subscriber {
   std::vector<std::string> presence_channels() const;
   // The size an item takes in this transport's queue (its wire format).
   virtual std::size_t wire_size(const outgoing& o) const = 0;
-  // Queue an item the stream accepted (or a notice).
-  virtual void push(outgoing o, bool replay) = 0;
+  // Queue an item the stream accepted (or a notice); `size` is its wire_size().
+  virtual void push(outgoing o, std::size_t size, bool replay) = 0;
   virtual void close_requested(protocol::code c, const std::string& reason) = 0;
   // A stream decision the transport carries out: ping frame, probe (WebSocket ping), slow-consumer
   // notice, cut. The default queues the ping and the notice and closes; probe and cut are the
@@ -51,6 +51,9 @@ class shell : public subscriber {
   // Runs a hub completion that arrived after the request returned, on this connection's thread.
   // The default runs it at once (the synchronous /cmd handler, where every completion is inline).
   virtual void later(std::function<void()> fn) { fn(); }
+  // What a later completion checks before it runs: the owner of a connection that can outlive a
+  // request (null for a shell that lives on the stack of a synchronous handler).
+  virtual std::weak_ptr<void> lifetime() { return {}; }
   // A control frame from the session (a reply, an error, a disconnect).
   void send_control(std::shared_ptr<control_frame> c);
 
@@ -78,7 +81,6 @@ class shell : public subscriber {
   std::function<void(Result)> complete(std::function<void(Result)> fn);
 
   std::map<std::string, channel_state, std::less<>> channels_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::thread::id owner_;   // the connection's I/O thread
   int requesting_ = 0;      // > 0 while a hub request is being made (inline completions)
   bool released_ = false;
@@ -102,7 +104,7 @@ class collect_shell : public shell {
 
  protected:
   std::size_t wire_size(const outgoing& o) const override { return frame_text(o).size(); }
-  void push(outgoing o, bool) override {
+  void push(outgoing o, std::size_t, bool) override {
     if (events_from_lease && std::holds_alternative<channel_event_ptr>(o)) return;
     frames.push_back(std::move(o));
     if (on_frame) on_frame();

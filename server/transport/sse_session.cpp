@@ -79,10 +79,10 @@ class sse_session final : public stream_conn<sse_session> {
     id_ends_.clear();
     for (auto& q : items) {
       auto m = mark_of(q.item);
-      if (!m.pos) continue;
+      if (!m.pos) continue;   // (no id line: id_ends_ has one entry per marked item)
       stream_.wrote_position(m.channel, *m.pos, m.publication);
       ids_ += "id: ";
-      ids_ += stream_.token();
+      stream_.append_token(ids_);
       ids_ += '\n';
       id_ends_.push_back(ids_.size());
     }
@@ -95,6 +95,10 @@ class sse_session final : public stream_conn<sse_session> {
       auto& t = sse_text(q.item);
       bufs.emplace_back(t.data(), t.size());
     }
+  }
+  void release_write_buffers() {
+    std::string().swap(ids_);
+    std::vector<std::size_t>().swap(id_ends_);
   }
   bool socket_busy() const { return false; }
   template <class Handler>

@@ -46,6 +46,13 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   void tick(std::uint64_t now) override {
     if (state_ == conn_state::closed) return;
+    // Memory per idle connection: the buffers a burst grew go back once the connection is idle.
+    if (!writing() && pending_.empty() && inflight_.capacity()) {
+      std::vector<queued>().swap(inflight_);
+      std::vector<queued>().swap(pending_);
+      std::vector<net::const_buffer>().swap(bufs_);
+      derived().release_write_buffers();
+    }
     stream_.handle_timeout(now);
     if (auto d = session_.next_deadline(); d && now >= *d) session_.handle_timeout(now);
     drain(now);
@@ -64,14 +71,14 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   std::size_t wire_size(const outgoing& o) const override { return static_cast<const Derived&>(*this).item_size(o); }
 
-  void push(outgoing o, bool replay) override {
+  void push(outgoing o, std::size_t size, bool replay) override {
     if (state_ == conn_state::closed) return;
-    pending_.push_back(queued{std::move(o), 0, replay});
-    pending_.back().size = wire_size(pending_.back().item);
+    pending_.push_back(queued{std::move(o), size, replay});
     if (!writing() && state_ != conn_state::starting) w_.write_soon(self(), flush_scheduled_);
   }
 
   void later(std::function<void()> fn) override { net::post(w_.ioc, std::move(fn)); }
+  std::weak_ptr<void> lifetime() override { return this->weak_from_this(); }
 
   void close_requested(protocol::code c, const std::string& reason) override {
     if (state_ == conn_state::closed || state_ == conn_state::closing) return;
@@ -147,26 +154,23 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   void end_write(beast::error_code ec) {
     derived().end_raw();
     node_.met.bytes_sent.fetch_add(written_, std::memory_order_relaxed);
-    observe_write_latency();
+    // One publish->write observation per write, for its oldest publication: the histogram shows
+    // how long the longest-waiting item of each write waited, without a shared atomic per item.
     std::size_t bytes = 0, replay_bytes = 0;
-    for (auto& q : inflight_) (q.replay ? replay_bytes : bytes) += q.size;
+    std::uint64_t oldest = 0;
+    for (auto& q : inflight_) {
+      (q.replay ? replay_bytes : bytes) += q.size;
+      if (auto* p = as_publication(q.item); p && p->published_ns && (!oldest || p->published_ns < oldest))
+        oldest = p->published_ns;
+    }
     auto now = node_.clk.now_ms();
+    if (oldest) node_.met.publish_to_write.observe((node_.clk.now_ns() - oldest) / 1000);
     if (replay_bytes) stream_.dropped(replay_bytes, true);
     stream_.write_done(bytes, false, now);
     inflight_.clear();
     if (ec) return derived().finish();
     drain(now);   // a slow-consumer notice decided while the write was stuck goes out now
     do_write();
-  }
-
-  // One publish->write observation per write, for its oldest publication: the histogram shows how
-  // long the longest-waiting item of each write waited, without a shared atomic update per item.
-  void observe_write_latency() {
-    std::uint64_t oldest = 0;
-    for (auto& q : inflight_)
-      if (auto* p = as_publication(q.item); p && p->published_ns && (!oldest || p->published_ns < oldest))
-        oldest = p->published_ns;
-    if (oldest) node_.met.publish_to_write.observe((node_.clk.now_ns() - oldest) / 1000);
   }
 
   worker& w_;

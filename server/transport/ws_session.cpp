@@ -49,7 +49,7 @@ class ws_session final : public stream_conn<ws_session> {
 
   void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs) {
     std::size_t payload = 0;
-    for (auto& q : items) payload += frame_text(q.item).size();
+    for (auto& q : items) payload += q.size;   // item_size(): the frame's length
     std::size_t h = 0;
     header_[h++] = 0x81;   // FIN + text
     if (payload < 126) {
@@ -67,6 +67,7 @@ class ws_session final : public stream_conn<ws_session> {
       bufs.emplace_back(t.data(), t.size());
     }
   }
+  void release_write_buffers() {}
   bool socket_busy() const { return ws_.next_layer().beast_busy(); }
   template <class Handler>
   void wait_turn(Handler&& h) { ws_.next_layer().wait_turn(std::forward<Handler>(h)); }

@@ -15,6 +15,12 @@ using pushwire::protocol::code;
 
 namespace {
 
+// prefix + number, without `"c" + std::to_string(n)` (g++ 12 warns falsely there: -Wrestrict, PR 105651)
+std::string numbered(std::string prefix, int n) {
+  prefix += std::to_string(n);
+  return prefix;
+}
+
 class PollLeases : public ::testing::Test {
  protected:
   memory_history history_{memory_history_config{}};
@@ -26,7 +32,7 @@ class PollLeases : public ::testing::Test {
   std::atomic<std::uint64_t> gauge_{0};
   int next_ = 1;
   poll_leases leases_{poll_leases::limits{.max_leases = 2, .lease_ms = 1000, .max_queued_events = 3}, hub_,
-                      [this] { return std::to_string(next_++).insert(0, "c"); }, gauge_};
+                      [this] { return numbered("c", next_++); }, gauge_};
 
   std::string open(std::uint64_t now, const std::string& user = "") {
     std::string id;
@@ -106,7 +112,7 @@ TEST_F(PollLeases, EventsQueueBoundedOthersOnlyAndWakeTheParkedPoll) {
   leases_.on_event(make_channel_event(channel_event::kind::join, "other", member{"", "c99"}));   // not watched
   EXPECT_EQ(woken, 0);
   for (int i = 0; i < 5; ++i)
-    leases_.on_event(make_channel_event(channel_event::kind::join, "room", member{"", "x" + std::to_string(i)}));
+    leases_.on_event(make_channel_event(channel_event::kind::join, "room", member{"", numbered("x", i)}));
   EXPECT_EQ(woken, 1);   // once
   auto got = leases_.unpark(id, 7);
   ASSERT_EQ(got.size(), 3u);   // bounded: the oldest went first
