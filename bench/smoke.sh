@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bench smoke test (a few seconds): the real server on a free port, 50 WebSocket + 50 SSE
+# Bench smoke test (a few seconds): the real server on a free port, 50 WebSocket + 50 SSE + 50 long-poll
 # subscribers, 200 messages closed loop; the load generator exits non-zero on any lost, duplicated
 # or out-of-order delivery. It also checks the generator's read policy against its documentation:
 # with no --read-interval-us, subscribers read as soon as their sockets are readable (a browser's
@@ -16,7 +16,7 @@ for _ in $(seq 1 100); do [ -s "$dir/port" ] && break; kill -0 "$spid" 2>/dev/nu
 if [ ! -s "$dir/port" ]; then echo "server did not write its port file" >&2; cat "$dir/server.log" >&2; exit 1; fi
 port=$(tr -dc 0-9 < "$dir/port")
 if ! timeout 20 "$loadgen" --target pushwire --port "$port" --api-key "$key" --server-pid "$spid" \
-    --transport ws,sse --subs 100 --messages 200 --size 100 --mode closed --idle-ms 100 \
+    --transport ws,sse,poll --subs 150 --messages 200 --size 100 --mode closed --idle-ms 100 \
     --drain-ms 3000 --timeout 15 --label smoke --json "$dir/result.json"; then
   echo "bench smoke FAILED; server log:" >&2; tail -20 "$dir/server.log" >&2; exit 1
 fi

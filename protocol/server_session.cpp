@@ -72,10 +72,11 @@ void server_session::handle_text(std::string_view batch, std::uint64_t now) {
 
 void server_session::handle_command(const command& cmd, std::uint64_t now) {
   if (state_ == session_state::closing || state_ == session_state::closed) return;
-  command_in(cmd, now);
+  command c = cmd;   // one-way shells' connect/subscribe: small, no payload
+  command_in(c, now);
 }
 
-void server_session::command_in(const command& c, std::uint64_t now) {
+void server_session::command_in(command& c, std::uint64_t now) {
   if (state_ == session_state::awaiting_connect) {
     if (c.kind != command_kind::connect) {
       fail_and_close(c.id, code::not_connected, "the first command must be connect");
@@ -131,7 +132,7 @@ void server_session::command_in(const command& c, std::uint64_t now) {
         return;
       }
       session_action a{.kind = session_action_kind::publish};
-      a.data = c.data;
+      a.data = std::move(c.data);   // the payload moves on: no copy per publish
       request(std::move(a), c);
       return;
     }

@@ -133,6 +133,8 @@ class server_session {
   const std::string& user() const { return user_; }
   const std::set<std::string, std::less<>>& subscriptions() const { return subs_; }
   bool subscribed(std::string_view channel) const { return subs_.find(channel) != subs_.end(); }
+  // Whether some request still waits for its handle_result().
+  bool requests_pending() const { return !pending_.empty(); }
 
  private:
   struct pending {
@@ -141,7 +143,7 @@ class server_session {
     std::string channel;
     bool had_since;
   };
-  void command_in(const command& c, std::uint64_t now);
+  void command_in(command& c, std::uint64_t now);
   void do_connect(const command& c, std::uint64_t now);
   void send_frame(const frame& f);
   void send_error(std::uint64_t id, code c, std::string_view reason);

@@ -9,14 +9,28 @@ namespace pushwire::server {
 
 using protocol::code;
 
-void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io_thread, http_respond respond) {
+void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io_thread,
+                std::function<void(std::function<void()>)> post, http_respond respond) {
   if (in.method != "POST") return respond(error_reply(code::bad_frame, "use POST"));
   auto now = n.clk.now_ms();
   auto sp = n.stream_policy(false);
   sp.queue_bytes = n.cfg.body_limit + n.cfg.max_message_bytes;   // one reply body, built at once
-  // The memory stores complete inline, so every reply is here when the session has run; a store
-  // behind the network will answer /cmd once its session has no request pending.
-  collect_shell sh(n, subs, io_thread, n.new_client_id(), sp);
+  // The shell lives until every command has its answer: at once with the memory stores, later when
+  // a completion arrives from another thread or a store behind the network.
+  auto sh = std::make_shared<collect_shell>(n, subs, io_thread, n.new_client_id(), sp);
+  sh->owner = sh;
+  sh->post = std::move(post);
+  auto answer = [sh, respond = std::move(respond)] {
+    if (sh->session().requests_pending()) return;
+    sh->on_settled = nullptr;
+    sh->owner.reset();
+    sh->release();
+    http_reply r;
+    r.content_type = "application/x-ndjson";
+    for (auto& f : sh->frames) r.body += frame_text(f);
+    if (sh->closed && sh->session().user().empty() && sh->frames.size() == 1) r.status = http_status(*sh->closed);
+    respond(std::move(r));
+  };
   std::string body = in.body;
   if (!in.authorization.empty()) {
     protocol::command first;
@@ -26,18 +40,14 @@ void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io
     if (protocol::decode_command(line, first, err) && first.kind == protocol::command_kind::connect &&
         first.token.empty()) {
       first.token = in.authorization;
-      sh.session().handle_command(first, now);
+      sh->session().handle_command(first, now);
       body.erase(0, std::min(body.size(), line.size() + 1));
     }
   }
-  sh.session().handle_text(body, now);
-  sh.drain(now);
-  sh.release();
-  http_reply r;
-  r.content_type = "application/x-ndjson";
-  for (auto& f : sh.frames) r.body += frame_text(f);
-  if (sh.closed && sh.session().user().empty() && sh.frames.size() == 1) r.status = http_status(*sh.closed);
-  respond(std::move(r));
+  sh->session().handle_text(body, now);
+  sh->drain(now);
+  if (!sh->session().requests_pending()) return answer();
+  sh->on_settled = answer;
 }
 
 }  // namespace pushwire::server

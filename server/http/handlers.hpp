@@ -12,6 +12,8 @@ void handle_api(node& n, const http_in& in, http_respond respond);
 // /demo/publish (--demo only; demo_publish.cpp): publishes into the demo namespace, rate limited.
 void handle_demo_publish(node& n, const http_in& in, http_respond respond);
 // /cmd (cmd.cpp): a batch of commands from a one-way client, answered with their replies.
-void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io_thread, http_respond respond);
+// `post` runs a function on the calling I/O thread (for completions that arrive later).
+void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io_thread,
+                std::function<void(std::function<void()>)> post, http_respond respond);
 
 }  // namespace pushwire::server

@@ -28,14 +28,15 @@ http::response<http::string_body> make_response(node& n, const request& req, con
 
 namespace {
 
-http_in to_http_in(const request& req, std::string remote) {
+// Takes the body out of `req` (the reply needs only its headers).
+http_in to_http_in(request& req, std::string remote) {
   http_in in;
   in.method = std::string(req.method_string());
   std::string_view target = req.target();
   auto qpos = target.find('?');
   in.path = std::string(target.substr(0, qpos));
   if (qpos != std::string_view::npos) in.query = parse_query(target.substr(qpos + 1));
-  in.body = req.body();
+  in.body = std::move(req.body());
   auto auth = req[http::field::authorization];
   if (auth.size() > 7 && (auth.starts_with("Bearer ") || auth.starts_with("bearer "))) in.authorization = std::string(auth.substr(7));
   in.origin = std::string(req[http::field::origin]);
@@ -131,7 +132,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (path == "/cmd") {
       if (!n_.cfg.sse && !n_.cfg.polling) return reply(req, error_reply(code::bad_frame, "one-way transports are disabled"));
       auto in = to_http_in(req, remote);
-      return handle_cmd(n_, in, w_.subscribers, w_.index, answer(std::move(req)));
+      return handle_cmd(n_, in, w_.subscribers, w_.index,
+                        [&ioc = w_.ioc](std::function<void()> fn) { net::post(ioc, std::move(fn)); },
+                        answer(std::move(req)));
     }
     if (path.starts_with("/api/")) {
       auto in = to_http_in(req, remote);

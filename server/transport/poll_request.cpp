@@ -7,7 +7,8 @@
 // once with the missed messages (or `recovered:false`); otherwise the request parks until the first
 // item arrives or the hold time passes (then a `ping`).
 //
-// Lifecycle (poll_state): running (subscribing) -> parked -> answered; or running -> answered.
+// Lifecycle (poll_state): running (connect + subscribes, until every subscribe has its answer) ->
+// parked -> answered; or running -> answered.
 #include "protocol/frame_codec.hpp"
 #include "server/http/cors.hpp"
 #include "server/http/query.hpp"
@@ -41,6 +42,9 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   void run() {
     auto now = n_.clk.now_ms();
     const auto& id = shell_.session().client();
+    // Completions that come later (another thread, a store behind the network) come back here.
+    shell_.owner = weak_from_this();
+    shell_.post = [&ioc = w_.ioc](std::function<void()> fn) { net::post(ioc, std::move(fn)); };
     // The presence member is the lease: same id, same expiry (renewed on every poll).
     shell_.lease() = now + n_.leases.lease_ms();
     shell_.events_from_lease = true;
@@ -70,6 +74,17 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
       shell_.session().handle_command(sub, now);
       shell_.drain(now);
     }
+    // Every subscribe answered (inline with the memory stores), or once the last one is.
+    if (!shell_.session().requests_pending()) return subscribed();
+    shell_.on_settled = [this] {
+      if (!shell_.session().requests_pending() && state_ == poll_state::running) subscribed();
+    };
+  }
+
+  // Every subscribe of this poll has its answer: answer now, or park.
+  void subscribed() {
+    shell_.on_settled = nullptr;
+    const auto& id = shell_.session().client();
     n_.leases.set_presence(id, shell_.presence_channels());
     if (open_ || has_news()) return respond(200);
     if (n_.met.parked_polls.load(std::memory_order_relaxed) >= n_.cfg.max_parked_polls) {

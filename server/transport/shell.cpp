@@ -33,8 +33,11 @@ std::function<void(Result)> shell::complete(std::function<void(Result)> fn) {
     if (std::this_thread::get_id() == owner_ && requesting_ > 0) return fn(std::move(r));
     // Later, maybe on another thread: hop to this connection's thread; run only if it still lives.
     if (alive.expired()) return;
-    later([alive, fn = std::move(fn), r = std::move(r)]() mutable {
-      if (auto keep = alive.lock()) fn(std::move(r));
+    later([this, alive, fn = std::move(fn), r = std::move(r)]() mutable {
+      auto keep = alive.lock();
+      if (!keep) return;
+      fn(std::move(r));
+      settled();
     });
   };
 }

@@ -54,6 +54,8 @@ class shell : public subscriber {
   // What a later completion checks before it runs: the owner of a connection that can outlive a
   // request (null for a shell that lives on the stack of a synchronous handler).
   virtual std::weak_ptr<void> lifetime() { return {}; }
+  // After a later completion ran (the shell may now have everything it waited for).
+  virtual void settled() {}
   // A control frame from the session (a reply, an error, a disconnect).
   void send_control(std::shared_ptr<control_frame> c);
 
@@ -98,6 +100,12 @@ class collect_shell : public shell {
   std::function<void()> on_frame;   // a frame arrived (long-poll: answer now)
   std::uint64_t& lease() { return presence_lease_until_; }
   std::string& presence_client() { return presence_client_; }
+  // Completions that arrive after their request returned (on another thread, or from a store behind
+  // the network) are posted to the owner's thread with `post`, run only while `owner` lives, and
+  // are followed by `on_settled`. Both must be set by an owner that can outlive a request.
+  std::function<void(std::function<void()>)> post;
+  std::weak_ptr<void> owner;
+  std::function<void()> on_settled;
   // Long-polls take join/leave from their lease's queue instead (poll_leases::watch), which holds
   // those between polls too and never the lease's own: the fanned-out copies are dropped.
   bool events_from_lease = false;
@@ -110,6 +118,13 @@ class collect_shell : public shell {
     if (on_frame) on_frame();
   }
   void close_requested(protocol::code c, const std::string&) override { closed = c; }
+  void later(std::function<void()> fn) override { post(std::move(fn)); }
+  std::weak_ptr<void> lifetime() override { return owner; }
+  void settled() override {
+    if (!on_settled) return;
+    auto run = on_settled;   // a copy: the handler may clear on_settled (and what it captured)
+    run();
+  }
 };
 
 }  // namespace pushwire::server
