@@ -16,7 +16,7 @@ namespace pushwire::server {
 using protocol::code;
 
 struct server::impl {
-  impl(config c, const clock& clk) : n(std::move(c), clk), listen(n, workers) {}
+  impl(config c, const clock& clk, const store_maker& make) : n(std::move(c), clk, make), listen(n, workers) {}
 
   node n;
   std::vector<std::unique_ptr<worker>> workers;
@@ -63,7 +63,8 @@ namespace {
 steady_clock_source default_clock;
 }
 
-server::server(config cfg, const clock* clk) : impl_(std::make_unique<impl>(std::move(cfg), clk ? *clk : default_clock)) {}
+server::server(config cfg, const clock* clk, store_maker stores)
+    : impl_(std::make_unique<impl>(std::move(cfg), clk ? *clk : default_clock, stores)) {}
 
 server::~server() {
   shutdown();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "server/hub/clock.hpp"
+#include "server/hub/stores.hpp"
 #include "server/ops/config.hpp"
 #include "server/ops/metrics.hpp"
 
@@ -14,8 +15,9 @@ namespace pushwire::server {
 
 class server {
  public:
-  // `clk` (tests: a manual clock) must outlive the server; null = the steady clock.
-  explicit server(config cfg, const clock* clk = nullptr);
+  // `clk` (tests: a manual clock) must outlive the server; null = the steady clock. `stores` makes
+  // the hub's stores; null = the memory stores.
+  explicit server(config cfg, const clock* clk = nullptr, store_maker stores = nullptr);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

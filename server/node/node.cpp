@@ -43,19 +43,20 @@ unsigned io_threads(const config& c) {
 
 }  // namespace
 
-node::node(config c, const clock& clock_source)
+store_set node::memory_stores(const config& c, const clock& clk) {
+  auto h = c.history_cfg();
+  // Epochs differ between runs of the process: its start time and the wall clock.
+  h.epoch_seed = clk.now_ns() ^ (wall_seconds() << 20);
+  return store_set{std::make_unique<memory_history>(std::move(h)), std::make_unique<memory_broker>(),
+                   std::make_unique<memory_presence>(c.max_presence_members),
+                   std::make_unique<memory_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms)};
+}
+
+node::node(config c, const clock& clock_source, const store_maker& make)
     : cfg_(std::move(c)),
-      history_([&] {
-        auto h = cfg_.history_cfg();
-        // Epochs differ between runs of the process: its start time and the wall clock.
-        h.epoch_seed = clock_source.now_ns() ^ (wall_seconds() << 20);
-        return std::make_unique<memory_history>(std::move(h));
-      }()),
-      broker_(std::make_unique<memory_broker>()),
-      presence_(std::make_unique<memory_presence>(cfg_.max_presence_members)),
-      idempotency_(std::make_unique<memory_idempotency>(cfg_.idempotency_keys, cfg_.idempotency_ttl_ms)),
-      hub_(std::make_unique<hub>(hub_stores{*history_, *broker_, *presence_, *idempotency_}, clock_source,
-                                 io_threads(cfg_))),
+      stores_(make ? make(cfg_, clock_source) : memory_stores(cfg_, clock_source)),
+      hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence, *stores_.idempotency},
+                                 clock_source, io_threads(cfg_))),
       clk(clock_source),
       policy(make_policy(cfg_)),
       leases(poll_leases::limits{cfg_.max_poll_leases, cfg_.effective_lease_ms(), 64}, *hub_,

@@ -15,6 +15,7 @@
 #include "protocol/server_stream.hpp"
 #include "server/hub/clock.hpp"
 #include "server/hub/hub.hpp"
+#include "server/hub/stores.hpp"
 #include "server/node/connection_registry.hpp"
 #include "server/node/demo_rate.hpp"
 #include "server/node/ip_slots.hpp"
@@ -27,14 +28,13 @@ namespace pushwire::server {
 class node {
   // First, so they exist before the tables that refer to the hub (members initialise in this order).
   const config cfg_;
-  std::unique_ptr<history_store> history_;
-  std::unique_ptr<broker> broker_;
-  std::unique_ptr<presence_store> presence_;
-  std::unique_ptr<idempotency_store> idempotency_;
+  store_set stores_;
   std::unique_ptr<hub> hub_;
 
  public:
-  node(config c, const clock& clk);
+  // `make` null: the memory stores (the embedded default).
+  node(config c, const clock& clk, const store_maker& make = nullptr);
+  static store_set memory_stores(const config& c, const clock& clk);
   ~node();
   node(const node&) = delete;
   node& operator=(const node&) = delete;

@@ -76,7 +76,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     }
     // Every subscribe answered (inline with the memory stores), or once the last one is.
     if (!shell_.session().requests_pending()) return subscribed();
-    shell_.on_settled = [this] {
+    shell_.on_settled = [this, self = shared_from_this()] {
       if (!shell_.session().requests_pending() && state_ == poll_state::running) subscribed();
     };
   }
