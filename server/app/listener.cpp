@@ -155,6 +155,8 @@ void listener::take(tcp::socket sock, worker& target) {
   net::post(target.ioc, [this, &target, s = std::move(sock)]() mutable {
     beast::error_code ec3;
     s.set_option(tcp::no_delay(true), ec3);
+    if (auto b = n_.cfg.socket_send_buffer_bytes)
+      s.set_option(net::socket_base::send_buffer_size(static_cast<int>(std::min<std::size_t>(b, 1u << 30))), ec3);
     // The connection-limit slot: given back when the last owner of the connection lets go.
     std::shared_ptr<void> slot(static_cast<void*>(&n_), [](void* p) { static_cast<node*>(p)->connections.fetch_sub(1); });
     start_http(n_, target, std::move(s), std::move(slot));

@@ -113,6 +113,8 @@ const std::vector<option>& options() {
     o.push_back(num("max-message-bytes", &config::max_message_bytes, "payload of one message; N passes, N+1 refused"));
     o.push_back(num("max-subscriptions", &config::max_subscriptions, "subscriptions per connection"));
     o.push_back(num("queue-bytes", &config::queue_bytes, "send queue bound per connection; over it: 4008 slow consumer"));
+    o.push_back(num("socket-send-buffer-bytes", &config::socket_send_buffer_bytes,
+                    "SO_SNDBUF per connection (kernel doubles it); 0 = kernel autotuning"));
     o.push_back(num("slow-consumer-grace-ms", &config::slow_consumer_grace_ms,
                     "a slow consumer's stuck write may finish this long, to send it 4008; then the socket is cut"));
     o.push_back(num("write-coalesce-us", &config::write_coalesce_us,

@@ -41,6 +41,10 @@ struct config {
   std::size_t max_message_bytes = 65536;   // one payload; big enough for rich JSON, small for fan-out
   std::size_t max_subscriptions = 128;     // per connection; bounds per-connection state
   std::size_t queue_bytes = 1 << 20;       // per connection: seconds of a busy stream; beyond it resume
+  // SO_SNDBUF per connection: what a stuck peer may pin in the kernel besides its queue (Linux
+  // doubles it). 256 KiB still covers a 100 Mbit/s x 20 ms path; autotuning (0) lets one stuck socket
+  // hold ~4 MiB, so a slow consumer would be cut megabytes after its queue bound.
+  std::size_t socket_send_buffer_bytes = 256 * 1024;
   // A slow consumer whose write is stuck gets this long for it to finish, so that it can still be
   // told 4008 in a close frame; then its socket is cut. Its queue is dropped at once either way.
   std::uint64_t slow_consumer_grace_ms = 1000;
