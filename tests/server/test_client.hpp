@@ -1,5 +1,7 @@
-// Small blocking Beast clients for the server tests. Every read has a deadline (SO_RCVTIMEO), so a
-// missing frame fails the test instead of hanging it.
+// Small blocking Beast clients for the server tests. Every read has a deadline, so a missing frame
+// fails the test instead of hanging it. (SO_RCVTIMEO alone does not do it: after the timeout, Asio's
+// blocking read polls the socket again with no limit. Reads run as async operations on the client's
+// own io_context for at most the deadline, then are cancelled.)
 #pragma once
 #include <sys/socket.h>
 
@@ -28,7 +30,32 @@ inline void set_timeout(tcp::socket& s, int ms) {
   setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-inline tcp::socket connect_socket(net::io_context& ioc, unsigned short port, int timeout_ms = 5000) {
+constexpr int default_timeout_ms = 5000;
+
+// Starts an async operation with `start(handler)` and runs `ioc` until it completes or `ms` pass;
+// then cancels it and reports timed_out. Returns the bytes the operation reported.
+template <class Start>
+std::size_t run_with_deadline(net::io_context& ioc, tcp::socket& s, int ms, beast::error_code& ec, Start&& start) {
+  bool done = false;
+  std::size_t bytes = 0;
+  start([&](beast::error_code e, std::size_t n) {
+    ec = e;
+    bytes = n;
+    done = true;
+  });
+  ioc.restart();
+  ioc.run_for(std::chrono::milliseconds(ms));
+  if (!done) {
+    beast::error_code ignored;
+    s.cancel(ignored);
+    ioc.restart();
+    ioc.run();
+    ec = net::error::timed_out;
+  }
+  return bytes;
+}
+
+inline tcp::socket connect_socket(net::io_context& ioc, unsigned short port, int timeout_ms = default_timeout_ms) {
   tcp::socket s(ioc);
   s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   set_timeout(s, timeout_ms);
@@ -55,7 +82,7 @@ inline http_result http_call(unsigned short port, http::verb method, std::string
   http::response_parser<http::string_body> p;
   p.body_limit(64 << 20);
   beast::error_code ec;
-  http::read(s, buf, p, ec);
+  run_with_deadline(ioc, s, timeout_ms, ec, [&](auto h) { http::async_read(s, buf, p, std::move(h)); });
   http_result r;
   if (ec) return r;
   r.status = p.get().result_int();
@@ -99,7 +126,7 @@ class ws_client {
     while (queue_.empty()) {
       beast::flat_buffer b;
       beast::error_code ec;
-      ws_.read(b, ec);
+      run_with_deadline(ioc_, ws_.next_layer(), default_timeout_ms, ec, [&](auto h) { ws_.async_read(b, std::move(h)); });
       if (ec) {
         last_error = ec;
         pp::frame f;
@@ -156,7 +183,7 @@ class sse_client {
     http::response_parser<http::empty_body> p;
     p.skip(true);
     beast::error_code ec;
-    http::read_header(s_, buf_, p, ec);
+    run_with_deadline(ioc_, s_, default_timeout_ms, ec, [&](auto h) { http::async_read_header(s_, buf_, p, std::move(h)); });
     if (!ec) status = p.get().result_int();
     // Whatever follows the header is event text.
     raw_ = beast::buffers_to_string(buf_.data());
@@ -180,7 +207,7 @@ class sse_client {
       }
       char tmp[4096];
       beast::error_code ec;
-      auto n = s_.read_some(net::buffer(tmp), ec);
+      auto n = run_with_deadline(ioc_, s_, default_timeout_ms, ec, [&](auto h) { s_.async_read_some(net::buffer(tmp), std::move(h)); });
       if (ec) { sse_event e; e.timeout = true; return e; }
       raw_.append(tmp, n);
     }
