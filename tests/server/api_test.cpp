@@ -36,45 +36,8 @@ ps::config base_config() {
   return c;
 }
 
-// test_client's SO_RCVTIMEO does not bound a blocking Asio read (Asio then waits in poll() without
-// a timeout): a read that may wait for a missing frame runs under this guard, which shuts the
-// socket down at the deadline.
-class read_deadline {
- public:
-  read_deadline(int fd, std::chrono::milliseconds d)
-      : thread_([this, fd, d] {
-          std::unique_lock lk(mu_);
-          if (!cv_.wait_for(lk, d, [this] { return done_; })) ::shutdown(fd, SHUT_RDWR);
-        }) {}
-  ~read_deadline() {
-    {
-      std::lock_guard lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 pp::frame next_frame(ws_client& c) {
-  read_deadline g(c.stream().next_layer().native_handle(), 3s);
   return c.next_non_ping();
-}
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds d = 3s) {
-  auto deadline = clk::now() + d;
-  while (!f()) {
-    if (clk::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 std::uint64_t num(const json::value& v, std::string_view key) { return v.as_object().at(key).to_number<std::uint64_t>(); }

@@ -62,47 +62,8 @@ ps::namespace_config ns(std::size_t history_size, std::uint64_t ttl_ms, bool pre
   return n;
 }
 
-template <class F>
-bool eventually(F f, std::chrono::milliseconds d = 3s) {
-  auto deadline = clk::now() + d;
-  while (!f()) {
-    if (clk::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-// test_client's SO_RCVTIMEO does not bound a blocking Asio read (after EAGAIN Asio waits in poll()
-// without a timeout), so a frame that never comes would hang the test. A read that may wait for a
-// missing frame runs under this guard, which shuts the socket down at the deadline.
-class read_deadline {
- public:
-  read_deadline(int fd, std::chrono::milliseconds d)
-      : thread_([this, fd, d] {
-          std::unique_lock lk(mu_);
-          if (!cv_.wait_for(lk, d, [this] { return done_; })) ::shutdown(fd, SHUT_RDWR);
-        }) {}
-  ~read_deadline() {
-    {
-      std::lock_guard lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-// Next frame that is not a ping, or a frame with reason "TIMEOUT/CLOSED…" after `d`.
-pp::frame next_frame(ws_client& c, std::chrono::milliseconds d = 3s) {
-  read_deadline g(c.stream().next_layer().native_handle(), d);
-  return c.next_non_ping();
-}
+// Next frame that is not a ping, or a frame with reason "TIMEOUT/CLOSED…" after the client's deadline.
+pp::frame next_frame(ws_client& c) { return c.next_non_ping(); }
 
 pp::frame ws_connect(ws_client& c) {
   c.send(R"({"cmd":"connect","id":1})");
@@ -131,10 +92,7 @@ class sse_stream {
     http::response_parser<http::empty_body> p;
     p.skip(true);
     beast::error_code ec;
-    {
-      read_deadline g(s_.native_handle(), 3s);
-      http::read_header(s_, buf, p, ec);
-    }
+    run_with_deadline(ioc_, s_, 3000, ec, [&](auto h) { http::async_read_header(s_, buf, p, std::move(h)); });
     if (ec) return;
     status = p.get().result_int();
     header = p.get().base();

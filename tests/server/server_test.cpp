@@ -977,16 +977,6 @@ http_result ws_upgrade_call(unsigned short port) {
                     {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}});
 }
 
-template <class F>
-bool eventually(F f, std::chrono::milliseconds d = std::chrono::seconds(5)) {
-  auto deadline = std::chrono::steady_clock::now() + d;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 TEST_F(Server, ConnectionsPerIpLimitCountsStreamsAndParkedPolls) {
   TearDown();
   auto cfg = base_config();

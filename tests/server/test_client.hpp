@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "protocol/frame_codec.hpp"
@@ -53,6 +54,17 @@ std::size_t run_with_deadline(net::io_context& ioc, tcp::socket& s, int ms, beas
     ec = net::error::timed_out;
   }
   return bytes;
+}
+
+// Polls `f` until it holds or `d` passes (tests never sleep to synchronise).
+template <class F>
+bool eventually(F f, std::chrono::milliseconds d = std::chrono::seconds(5)) {
+  auto deadline = std::chrono::steady_clock::now() + d;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 inline tcp::socket connect_socket(net::io_context& ioc, unsigned short port, int timeout_ms = default_timeout_ms) {
