@@ -165,34 +165,6 @@ class sse_stream {
   std::string pending_;
 };
 
-// A keep-alive HTTP client for publishing in a loop (one TCP connection, many requests).
-class api_client {
- public:
-  explicit api_client(unsigned short port) : s_(connect_socket(ioc_, port)) {}
-  http_result post(const std::string& target, std::string body) {
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, "Bearer key");
-    req.body() = std::move(body);
-    req.prepare_payload();
-    http_result r;
-    beast::error_code ec;
-    http::write(s_, req, ec);
-    if (ec) return r;
-    http::response<http::string_body> res;
-    http::read(s_, buf_, res, ec);
-    if (ec) return r;
-    r.status = res.result_int();
-    r.body = res.body();
-    return r;
-  }
-
- private:
-  net::io_context ioc_;
-  tcp::socket s_;
-  beast::flat_buffer buf_;
-};
-
 // The code of an API error body {"error":{"code":N,…}}, 0 when there is none.
 std::uint64_t error_code_of(std::string_view body) {
   beast::error_code ec;

@@ -53,34 +53,6 @@ ps::config short_timeouts() {
 }
 
 
-// A keep-alive HTTP client for tests that publish in a loop (one TCP connection, many requests).
-class api_client {
- public:
-  explicit api_client(unsigned short port) : s_(connect_socket(ioc_, port)) {}
-  http_result post(const std::string& target, std::string body, const std::string& key = "key") {
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, "Bearer " + key);
-    req.body() = std::move(body);
-    req.prepare_payload();
-    http_result r;
-    beast::error_code ec;
-    http::write(s_, req, ec);
-    if (ec) return r;
-    http::response<http::string_body> res;
-    http::read(s_, buf_, res, ec);
-    if (ec) return r;
-    r.status = res.result_int();
-    r.body = res.body();
-    return r;
-  }
-
- private:
-  net::io_context ioc_;
-  tcp::socket s_;
-  beast::flat_buffer buf_;
-};
-
 // Publishes into `channel` from its own thread until stopped; `last` is the newest offset published.
 struct publisher {
   publisher(unsigned short port, std::string channel) : channel_(std::move(channel)) {

@@ -103,6 +103,34 @@ inline http_result http_call(unsigned short port, http::verb method, std::string
   return r;
 }
 
+// A keep-alive HTTP client for tests that publish in a loop (one TCP connection, many requests).
+class api_client {
+ public:
+  explicit api_client(unsigned short port) : s_(connect_socket(ioc_, port)) {}
+  http_result post(const std::string& target, std::string body, const std::string& key = "key") {
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + key);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    http_result r;
+    beast::error_code ec;
+    http::write(s_, req, ec);
+    if (ec) return r;
+    http::response<http::string_body> res;
+    run_with_deadline(ioc_, s_, default_timeout_ms, ec, [&](auto h) { http::async_read(s_, buf_, res, std::move(h)); });
+    if (ec) return r;
+    r.status = res.result_int();
+    r.body = res.body();
+    return r;
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket s_;
+  beast::flat_buffer buf_;
+};
+
 inline std::vector<std::string> lines(std::string_view text) {
   std::vector<std::string> out;
   pp::split_batch(text, [&](std::string_view l) { out.emplace_back(l); });
