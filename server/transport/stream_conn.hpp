@@ -17,9 +17,10 @@
 // decision about the queue (its byte bound, the slow-consumer notice, the grace before the cut,
 // heartbeats, the dead peer) is the stream machine's (protocol/server_stream.hpp).
 //
-// Lifecycle (conn_state): starting (handshake / response header) -> open -> closing (the queue
-// drains, then the transport closes) -> closed. `cut` from the stream machine goes straight to
-// closed.
+// Lifecycle (conn_state): starting (handshake / response header in flight: items queue, nothing is
+// written) -> open -> closing (the queue drains, then the transport closes) -> closed. A close asked
+// for while starting waits in starting_closing until the transport is ready, then drains like
+// closing. `cut` from the stream machine goes straight to closed.
 #pragma once
 #include <memory>
 #include <vector>
@@ -30,7 +31,7 @@
 
 namespace pushwire::server {
 
-enum class conn_state : std::uint8_t { starting, open, closing, closed };
+enum class conn_state : std::uint8_t { starting, starting_closing, open, closing, closed };
 
 struct queued {
   outgoing item;
@@ -74,16 +75,20 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   void push(outgoing o, std::size_t size, bool replay) override {
     if (state_ == conn_state::closed) return;
     pending_.push_back(queued{std::move(o), size, replay});
-    if (!writing() && state_ != conn_state::starting) w_.write_soon(self(), flush_scheduled_);
+    if (!writing() && can_write()) w_.write_soon(self(), flush_scheduled_);
   }
 
   void later(std::function<void()> fn) override { net::post(w_.ioc, std::move(fn)); }
   std::weak_ptr<void> lifetime() override { return this->weak_from_this(); }
 
   void close_requested(protocol::code c, const std::string& reason) override {
-    if (state_ == conn_state::closed || state_ == conn_state::closing) return;
+    if (state_ != conn_state::starting && state_ != conn_state::open) return;
     close_code_ = c;
     close_reason_ = reason;
+    if (state_ == conn_state::starting) {
+      state_ = conn_state::starting_closing;   // opened() drains and closes
+      return;
+    }
     state_ = conn_state::closing;
     if (!writing()) do_write();
   }
@@ -107,18 +112,20 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   // The transport is ready to write (handshake done / header out).
   void opened() {
     if (state_ == conn_state::starting) state_ = conn_state::open;
+    else if (state_ == conn_state::starting_closing) state_ = conn_state::closing;
     do_write();
   }
 
   void flush() override {
     flush_scheduled_ = false;
-    if (!writing() && state_ != conn_state::closed && state_ != conn_state::starting) do_write();
+    if (!writing() && can_write()) do_write();
   }
 
   bool writing() const { return stream_.writing(); }
+  bool can_write() const { return state_ == conn_state::open || state_ == conn_state::closing; }
 
   void do_write() {
-    if (state_ == conn_state::closed) return;
+    if (!can_write()) return;
     if (pending_.empty()) {
       if (state_ == conn_state::closing) derived().close_transport();
       return;

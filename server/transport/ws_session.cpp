@@ -97,7 +97,7 @@ class ws_session final : public stream_conn<ws_session> {
 
   void finish() {
     if (state_ == conn_state::closed) return;
-    bool accepted = state_ != conn_state::starting || accepted_;
+    bool accepted = accepted_;
     state_ = conn_state::closed;
     session_.shell_closed();
     release();
