@@ -1,6 +1,5 @@
 #include "server/transport/shell.hpp"
 
-#include <deque>
 #include <thread>
 
 #include "protocol/frame_codec.hpp"
