@@ -48,7 +48,10 @@ void shell::deliver(const outgoing& o) {
         node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
         return offer(o, false);
       case protocol::admit_verdict::hold:
-        if (auto it = channels_.find((*p)->channel); it != channels_.end()) it->second.held.push_back(*p);
+        // Held items count against the queue bound until they are offered (a slow resume read must
+        // not let them grow without limit).
+        if (auto it = channels_.find((*p)->channel); it != channels_.end() && take_bytes(wire_size(o), false))
+          it->second.held.push_back(*p);
         return;
       case protocol::admit_verdict::duplicate:
       case protocol::admit_verdict::unknown:
@@ -59,14 +62,19 @@ void shell::deliver(const outgoing& o) {
 }
 
 void shell::offer(const outgoing& o, bool replay) {
-  bool was_open = stream_.state() == protocol::stream_state::open;
   std::size_t size = wire_size(o);
-  if (stream_.queue(size, replay)) return push(o, size, replay);
+  if (take_bytes(size, replay)) push(o, size, replay);
+}
+
+bool shell::take_bytes(std::size_t size, bool replay) {
+  bool was_open = stream_.state() == protocol::stream_state::open;
+  if (stream_.queue(size, replay)) return true;
   // Refused: closing, or the slow-consumer decision was just taken (then the grace deadline is
   // armed and a notice may be due).
   if (was_open) node_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
   stream_.handle_timeout(node_.clk.now_ms());
   drain(node_.clk.now_ms());
+  return false;
 }
 
 void shell::send_control(std::shared_ptr<control_frame> c) {
@@ -246,8 +254,11 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
       node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
       offer(p, true);
     }
-  if (it = channels_.find(a.channel); it != channels_.end())
-    for (auto held = std::move(it->second.held); auto& p : held) deliver(p);
+  if (it = channels_.find(a.channel); it != channels_.end()) {
+    auto held = std::move(it->second.held);
+    for (auto& p : held) stream_.dropped(wire_size(p), false);   // counted again when offered
+    for (auto& p : held) deliver(p);
+  }
   drain(now);
 }
 

@@ -77,6 +77,9 @@ class shell : public subscriber {
   void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now);
   void leave_channel(const std::string& channel, bool leave_presence);
   void offer(const outgoing& o, bool replay);
+  // Counts `size` bytes against the stream's queue bound; false (and the slow-consumer path) when
+  // refused.
+  bool take_bytes(std::size_t size, bool replay);
   // Wraps a hub completion: inline while the request is being made, else through later(); never
   // after this shell is gone.
   template <class Result>
