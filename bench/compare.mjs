@@ -206,7 +206,10 @@ const fullScenarios = [
   lat('latency-ws-1k-50ps', 'ws', 1000, 50, 8), lat('latency-sse-1k-50ps', 'sse', 1000, 50, 8),
   lat('latency-ws-10k-5ps', 'ws', 10000, 5, 8), lat('latency-sse-10k-5ps', 'sse', 10000, 5, 8),
   mem('memory-ws-10k', 'ws'), mem('memory-sse-10k', 'sse'),
-  { name: 'slow-reader', servers: ['pushwire'], group: 'special', special: 'slow' },
+  { name: 'slow-reader', servers: ['pushwire'], group: 'special', special: 'slow', transport: 'ws', stall: 1 },
+  // Issue 19's stalled-reader case: 10 of 1,000 stalled, on both transports, beside Nchan.
+  { name: 'slow-reader-ws-10', servers: ['pushwire', 'nchan'], group: 'special', special: 'slow', transport: 'ws', stall: 10 },
+  { name: 'slow-reader-sse-10', servers: ['pushwire', 'nchan'], group: 'special', special: 'slow', transport: 'sse', stall: 10 },
   { name: 'storm-client-10k', servers: ['pushwire', 'nchan'], group: 'storm', transport: 'ws', subs: 10000,
     args: ['--transport', 'ws', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
       '--storm', 'client', '--storm-at-ms', '4000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
@@ -231,12 +234,12 @@ if (listOnly) {
   process.exit(0);
 }
 
-// Slow reader: the same 1,000-subscriber 16 KB run without and with one stalled reader.
-async function slowReader(srv, base) {
-  const args = ['--transport', 'ws', '--subs', '1000', '--messages', '600', '--size', '16384', '--mode', 'closed',
+// Slow reader: the same 1,000-subscriber 16 KB run without and with `sc.stall` stalled readers.
+async function slowReader(srv, base, sc) {
+  const args = ['--transport', sc.transport, '--subs', '1000', '--messages', '600', '--size', '16384', '--mode', 'closed',
     '--inflight', '1', '--connect-rate', '10000', '--timeout', '90', '--drain-ms', '15000'];
   const a = await runLoadgen(lgArgs(srv, { args }), `${base}.nostall.json`, 90);
-  const b = await runLoadgen(lgArgs(srv, { args: [...args, '--stall', '1'] }), `${base}.stall.json`, 90);
+  const b = await runLoadgen(lgArgs(srv, { args: [...args, '--stall', String(sc.stall)] }), `${base}.stall.json`, 90);
   return { ...b, baseline: a, ratio_vs_unstalled: a.deliveries_per_s ? b.deliveries_per_s / a.deliveries_per_s : 0 };
 }
 // Scale: 19,000 idle websocket connections in one server process, a publish reaching all of them,
@@ -284,7 +287,7 @@ for (const sc of scenarios) {
       try {
         srv = await startServer(kind);
         let r;
-        if (sc.special === 'slow') r = await slowReader(srv, base);
+        if (sc.special === 'slow') r = await slowReader(srv, base, sc);
         else if (sc.special === 'scale') r = await scale(srv, base);
         else r = await runLoadgen(lgArgs(srv, sc), `${base}.json`, 90);
         r.scenario = sc.name;
