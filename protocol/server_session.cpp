@@ -184,6 +184,7 @@ void server_session::do_connect(const command& c, std::uint64_t now) {
     user_ = std::move(v.user);
     grants_ = std::move(v.channels);
     restricted_ = v.restricts_channels;
+    if (v.expires_in_ms) token_expiry_ = now + *v.expires_in_ms;
   }
   state_ = session_state::open;
   frame f{.kind = frame_kind::connected, .id = c.id};
@@ -266,6 +267,16 @@ void server_session::handle_result(const engine_reply& r, std::uint64_t) {
 void server_session::handle_timeout(std::uint64_t now) {
   if (state_ == session_state::awaiting_connect && now >= handshake_deadline_)
     fail_and_close(0, code::timeout, "no connect command within the handshake timeout");
+  if (state_ != session_state::open || !token_expiry_) return;
+  if (now >= *token_expiry_) {
+    disconnect(code::token_expired, "token expired: reconnect with a fresh token", true, 0);
+    return;
+  }
+  if (!token_warned_ && now + policy_.token_refresh_warning_ms >= *token_expiry_) {
+    token_warned_ = true;
+    send_error(0, code::token_expired,
+               "token expires in " + std::to_string(*token_expiry_ - now) + " ms: reconnect with a fresh token");
+  }
 }
 
 void server_session::disconnect(code c, std::string_view reason, bool reconnect, std::uint64_t after_ms) {
@@ -292,7 +303,10 @@ std::optional<session_action> server_session::poll_action() {
 
 std::optional<std::uint64_t> server_session::next_deadline() const {
   if (state_ == session_state::awaiting_connect) return handshake_deadline_;
-  return std::nullopt;
+  if (state_ != session_state::open || !token_expiry_) return std::nullopt;
+  if (!token_warned_ && *token_expiry_ > policy_.token_refresh_warning_ms)
+    return std::max<std::uint64_t>(0, *token_expiry_ - policy_.token_refresh_warning_ms);
+  return token_expiry_;
 }
 
 void server_session::send_frame(const frame& f) {

@@ -18,7 +18,7 @@
 // States:
 //   awaiting_connect --connect ok--> open
 //   awaiting_connect --connect refused / other command first / handshake timeout--> closing
-//   open             --fatal input (malformed frame), disconnect(), drop--> closing
+//   open             --fatal input (malformed frame), disconnect(), drop, token expiry--> closing
 //   closing          --shell_closed()--> closed
 // In `closing` every input is ignored except shell_closed(); the shell finishes writing and closes.
 //
@@ -65,6 +65,10 @@ struct session_policy {
   std::uint64_t handshake_timeout_ms = 10000; // open -> `connect` command
   std::size_t max_batch = 100;                // commands per batch: bounds work per input
   std::size_t max_token_bytes = 4096;         // a JWT larger than this is refused unread
+  // A connection whose token expires while it is open is warned this long before (an `error`
+  // frame 4005 without id: reconnect with a fresh token), then disconnected with 4005 at expiry.
+  // 30 s gives a client time to fetch a token and reconnect before the cut.
+  std::uint64_t token_refresh_warning_ms = 30000;
   const namespace_policy* find(std::string_view ns) const;
 };
 
@@ -74,6 +78,7 @@ struct verified_token {
   std::string user;                     // "" = anonymous
   std::vector<std::string> channels;    // grants: names or "prefix*" patterns
   bool restricts_channels = false;      // the token lists its channels: only those are allowed
+  std::optional<std::uint64_t> expires_in_ms;   // until the token stops being accepted (none: never)
 };
 // Verifies a connection token; called with an empty token for anonymous connections too (the
 // session handles the anonymous case itself and calls it only for non-empty tokens).
@@ -157,6 +162,8 @@ class server_session {
   session_info info_;
   session_state state_ = session_state::awaiting_connect;
   std::uint64_t handshake_deadline_;
+  std::optional<std::uint64_t> token_expiry_;   // open connections with an expiring token
+  bool token_warned_ = false;
   std::string user_;
   std::vector<std::string> grants_;
   bool restricted_ = false;

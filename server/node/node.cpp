@@ -23,6 +23,7 @@ protocol::session_policy make_policy(const config& c) {
   p.handshake_timeout_ms = c.handshake_timeout_ms;
   p.max_batch = c.max_batch;
   p.max_token_bytes = c.max_token_bytes;
+  p.token_refresh_warning_ms = c.token_refresh_warning_ms;
   p.namespaces.push_back(protocol::namespace_policy{});
   for (auto& [name, n] : c.namespaces) {
     protocol::namespace_policy np{name, n.client_publish, n.presence, n.anonymous_presence, n.private_channels};
@@ -74,6 +75,11 @@ node::node(config c, const clock& clock_source, const store_maker& make)
       v.user = r.claims.user;
       v.channels = r.claims.channels;
       v.restricts_channels = r.claims.restricts_channels;
+      if (r.error == protocol::code::ok) {
+        // Accepted until exp + the verifier's leeway (the instant it would refuse the token).
+        auto left_s = r.claims.exp + jwt_leeway_seconds - static_cast<std::int64_t>(wall_seconds());
+        v.expires_in_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, left_s)) * 1000;
+      }
       return v;
     };
   }

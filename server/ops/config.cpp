@@ -131,6 +131,8 @@ const std::vector<option>& options() {
     o.push_back(num("max-poll-leases", &config::max_poll_leases, "live long-poll clients (leases) in total"));
     o.push_back(num("max-batch", &config::max_batch, "commands per batch, messages per publish_batch"));
     o.push_back(num("max-token-bytes", &config::max_token_bytes, "connection token length"));
+    o.push_back(num("token-refresh-warning-ms", &config::token_refresh_warning_ms,
+                    "an open connection is warned (error 4005) this long before its token expires, cut at expiry"));
     o.push_back(num("max-stream-channels", &config::max_stream_channels, "channels per SSE stream or long-poll"));
     o.push_back(num("max-channels", &config::max_channels, "channels in total"));
     o.push_back(num("history-size", &config::history_size, "history per channel (default namespace)"));

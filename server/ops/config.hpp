@@ -64,6 +64,7 @@ struct config {
   std::size_t max_poll_leases = 100000;        // live long-poll clients (leases, ~200 bytes each)
   std::size_t max_batch = 100;                 // commands per batch, messages per publish_batch
   std::size_t max_token_bytes = 4096;          // a JWT with hundreds of grants still fits
+  std::uint64_t token_refresh_warning_ms = 30000;  // warn an open connection this long before its token expires
   std::size_t max_stream_channels = 64;        // channels per SSE stream / long-poll: bounded URLs
   std::size_t max_channels = 100000;           // channels in total: bounds memory against name spraying
   std::size_t history_size = 100;              // default namespace

@@ -34,8 +34,11 @@ struct jwt_result {
 
 // Verifies an HS256 token. `sub` (string) and `exp` (integer) are required; `nbf`, when present,
 // must be an integer and is honoured with the same leeway. An empty secret refuses every token.
+// Clock skew allowed on `exp` and `nbf` (DECISIONS §13).
+inline constexpr std::int64_t jwt_leeway_seconds = 30;
+
 jwt_result verify_jwt(std::string_view token, std::string_view secret, std::int64_t now_seconds,
-                      std::int64_t leeway_seconds = 30);
+                      std::int64_t leeway_seconds = jwt_leeway_seconds);
 
 // Signs claims as {"alg":"HS256","typ":"JWT"}; `channels` is written only when restricts_channels.
 // For tests and tools.

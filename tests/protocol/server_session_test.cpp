@@ -22,6 +22,7 @@ session_policy policy() {
 verified_token verify(std::string_view token, std::uint64_t) {
   if (token == "alice") return {code::ok, "", "alice", {"secret:*"}, false};
   if (token == "old") return {code::token_expired, "expired", "", {}, false};
+  if (token == "short") return {code::ok, "", "bob", {}, false, 100000};   // accepted for 100 s more
   return {code::unauthorized, "bad signature", "", {}, false};
 }
 
@@ -230,4 +231,42 @@ TEST(ServerSession, ChannelGrantPatterns) {
   EXPECT_FALSE(channel_granted({"chat:*"}, "news:x"));
   EXPECT_TRUE(channel_granted({"a", "b"}, "b"));
   EXPECT_TRUE(channel_granted({"*"}, "private-x"));
+}
+
+TEST(ServerSession, ExpiringTokenIsWarnedThenDisconnectedWith4005) {
+  harness h;
+  h.connect("short");   // at t=1: expires at 100001, warned 30 s before
+  EXPECT_EQ(h.s.next_deadline(), 70001u);
+  h.s.handle_timeout(70000);
+  EXPECT_TRUE(h.drain().empty());
+  h.s.handle_timeout(70001);
+  auto warn = h.drain();
+  ASSERT_EQ(warn.size(), 1u);
+  auto f = h.sent(warn[0]);
+  EXPECT_EQ(f.kind, frame_kind::error);
+  EXPECT_EQ(f.id, 0u);
+  EXPECT_EQ(f.error_code, code::token_expired);
+  EXPECT_EQ(h.s.state(), session_state::open);   // still open: time to reconnect with a fresh token
+  EXPECT_EQ(h.s.next_deadline(), 100001u);
+  h.s.handle_timeout(100000);
+  EXPECT_TRUE(h.drain().empty());
+  h.s.handle_timeout(100001);
+  auto cut = h.drain();
+  ASSERT_EQ(cut.size(), 2u);
+  auto d = h.sent(cut[0]);
+  EXPECT_EQ(d.kind, frame_kind::disconnect);
+  EXPECT_EQ(d.error_code, code::token_expired);
+  EXPECT_TRUE(d.reconnect);
+  EXPECT_EQ(cut[1].kind, session_action_kind::close);
+  EXPECT_EQ(cut[1].close_code, code::token_expired);
+  EXPECT_FALSE(h.s.next_deadline());
+}
+
+TEST(ServerSession, TokenWithoutExpiryAndAnonymousHaveNoDeadline) {
+  harness a;
+  a.connect("alice");
+  EXPECT_FALSE(a.s.next_deadline());
+  harness b;
+  b.connect();
+  EXPECT_FALSE(b.s.next_deadline());
 }
