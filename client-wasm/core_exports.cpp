@@ -183,7 +183,7 @@ void write_event(std::string& o, const client_event& e) {
     case client_event_kind::subscribed:
       w.str("channel", e.channel);
       w.pos(e.pos);
-      w.boolean("recovered", e.recovered);
+      if (e.recovered) w.boolean("recovered", *e.recovered);
       break;
     case client_event_kind::message:
       w.str("channel", e.channel);

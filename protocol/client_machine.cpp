@@ -454,7 +454,9 @@ void client_machine::on_subscribed(const frame& f) {
   auto it = subs_.find(f.channel);
   if (it == subs_.end()) return;  // unsubscribed meanwhile
   auto& sub = it->second;
-  bool recovered = true;
+  // Only an answer to a resume says whether it recovered (docs/protocol.md); a first subscribe has
+  // nothing to recover, so the event carries no flag then.
+  std::optional<bool> recovered;
   // A frame carrying `recovered` answers a resume too: a later long-poll whose cursor history no
   // longer covers gets `subscribed` with recovered:false in the middle of the stream.
   if (sub.pos && (sub.resume_sent || f.recovered)) {
@@ -462,7 +464,7 @@ void client_machine::on_subscribed(const frame& f) {
     // position stays put and the replayed messages advance it. A changed epoch cannot be a recovery,
     // whatever the flag says.
     recovered = f.recovered.value_or(false) && f.pos.epoch == sub.pos->epoch;
-    if (!recovered) sub.pos = f.pos;
+    if (!*recovered) sub.pos = f.pos;
   } else {
     sub.pos = f.pos;
   }
@@ -475,7 +477,7 @@ void client_machine::on_subscribed(const frame& f) {
     e.recovered = recovered;
     emit(std::move(e));
   }
-  if (!recovered) {
+  if (recovered == false) {
     auto e = make_event(client_event_kind::gap);
     e.channel = f.channel;
     e.pos = f.pos;

@@ -40,7 +40,8 @@
 // Subscriptions: a table of channel -> last position. On every `connected` the machine
 // (re)subscribes each channel with `since` = its last position (websocket: subscribe commands;
 // sse/polling: the channel list and a resume token in open_transport). A `subscribed` reply with
-// `recovered: false` to a subscribe that carried `since` raises a `gap` event. Messages at or below
+// `recovered: false` to a subscribe that carried `since` raises a `gap` event; the `subscribed` event
+// carries `recovered` only for such a subscribe (a first one has nothing to recover). Messages at or below
 // the last offset of the same epoch are duplicates and are dropped; a message that skips offsets
 // raises `gap` too. On one-way transports a change to the channel set reopens the transport.
 //
@@ -106,7 +107,7 @@ struct client_action {
 enum class client_event_kind : std::uint8_t {
   state_changed,   // from, to, error_code, reason
   fallback,        // from_transport, to_transport, error_code, reason
-  subscribed,      // channel, pos, recovered
+  subscribed,      // channel, pos, recovered (only for a subscription that resumed from a position)
   message,         // channel, pos, data (raw JSON)
   gap,             // channel, pos (where the stream continues), reason
   unsubscribed,    // channel, error_code (ok when asked by the application)
@@ -125,7 +126,7 @@ struct client_event {
   std::string reason;
   std::string channel;
   position pos;
-  bool recovered = true;
+  std::optional<bool> recovered;   // subscribed: absent unless the subscribe carried a position
   std::string data;
   std::uint64_t request_id = 0;
   frame reply;

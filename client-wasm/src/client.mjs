@@ -23,7 +23,9 @@ const TIMINGS = {
 };
 // protocol/channel_name.hpp, checked here too so that subscribe() can throw at once.
 const CHANNEL = /^(?:[A-Za-z0-9_-]{1,32}:)?[A-Za-z0-9_.=@-]+$/;
-const ACTIVE = new Set(['connecting', 'connected', 'reconnecting']);
+// The states in which a transport is in use or being tried (docs/client.md: null otherwise, also while
+// a reconnect waits out its backoff).
+const ACTIVE = new Set(['connecting', 'connected']);
 
 export class PushwireError extends Error {
   constructor(code, reason) {
@@ -323,7 +325,9 @@ export class Client extends Emitter {
       case 'subscribed':
         if (!sub) break;
         sub.state = 'subscribed';
-        sub.emit('subscribed', { channel: e.channel, epoch: e.epoch, offset: e.offset, recovered: e.recovered });
+        // `recovered` only when the subscription resumed from a position (the core leaves it out otherwise).
+        sub.emit('subscribed', { channel: e.channel, epoch: e.epoch, offset: e.offset,
+          ...('recovered' in e && { recovered: e.recovered }) });
         break;
       case 'message':
         if (!sub) break;

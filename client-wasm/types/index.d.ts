@@ -89,7 +89,12 @@ export interface PresenceEvent {
 }
 
 export interface SubscribedEvent extends MessageContext {
-  recovered: boolean;
+  /**
+   * Only when the subscription resumed from a position (`since`, or the client's own resume after a
+   * reconnect): true = every missed message follows; false = history no longer covers the gap (a
+   * `gap` event follows). Absent on a first subscribe.
+   */
+  recovered?: boolean;
 }
 
 export interface UnsubscribedEvent {
@@ -125,6 +130,8 @@ export interface SubscriptionHandlers<T = unknown> {
 }
 
 export class PushwireError extends Error {
+  /** `reason` defaults to codeName(code); the message is "<reason> (<code>)". */
+  constructor(code: number, reason?: string);
   readonly name: 'PushwireError';
   /** The server's (or client's) code, see Code. */
   readonly code: number;
@@ -155,7 +162,7 @@ export class Client {
   constructor(url: string | URL, options?: ClientOptions);
   readonly url: string;
   readonly state: ClientState;
-  /** The transport in use or being tried; null while disconnected or closed. */
+  /** The transport in use or being tried; null while disconnected, reconnecting or closed. */
   readonly transport: TransportName | null;
   /** The server's id for the current connection (its presence `client`); null unless connected. */
   readonly clientId: string | null;

@@ -104,6 +104,11 @@ struct harness {
   // connect() on a websocket-first machine through to `connected`; returns the generation.
   std::uint32_t connect_websocket() {
     m.connect(now);
+    return finish_websocket();
+  }
+  // The websocket attempt just opened (by connect() or a reconnect timer) through to `connected`;
+  // leaves the commands sent after `connected` undrained.
+  std::uint32_t finish_websocket() {
     std::uint32_t g = last_open_generation();
     m.handle_transport_open(g, now);
     auto sent = take_actions();
@@ -550,7 +555,31 @@ TEST(ClientMachine, ResumeKeepsPositionAndDropsDuplicates) {
   EXPECT_EQ(h.m.last_position("a"), pos("e", 10));
   auto subscribed = of_kind(events, ek::subscribed);
   ASSERT_EQ(subscribed.size(), 1u);
-  EXPECT_TRUE(subscribed[0].recovered);
+  EXPECT_EQ(subscribed[0].recovered, std::optional<bool>(true));
+}
+
+// docs/protocol.md: `recovered` is only present when `since` was given. A first subscribe has
+// nothing to recover, so its event carries no flag; the resubscribe after a loss does.
+TEST(ClientMachine, RecoveredOnlyOnAResumedSubscription) {
+  harness h;
+  h.m.subscribe("a", std::nullopt, h.now);
+  std::uint32_t g = h.connect_websocket();
+  h.clear();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e", 3), std::nullopt, 2), h.now);
+  auto first = of_kind(h.take_events(), ek::subscribed);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_FALSE(first[0].recovered.has_value());
+
+  h.m.handle_transport_closed(g, code::transport_closed, "lost", h.now);
+  h.fire();
+  std::uint32_t g2 = h.finish_websocket();
+  auto sends = of_kind(h.take_actions(), ak::send);
+  ASSERT_FALSE(sends.empty());
+  EXPECT_NE(sends.back().text.find("\"since\":{\"epoch\":\"e\",\"offset\":3}"), std::string::npos) << sends.back().text;
+  h.m.handle_transport_data(g2, subscribed_frame("a", pos("e", 3), true, 4), h.now);
+  auto again = of_kind(h.take_events(), ek::subscribed);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].recovered, std::optional<bool>(true));
 }
 
 TEST(ClientMachine, NotRecoveredRaisesGapAndAdoptsTheNewEpoch) {
@@ -565,7 +594,7 @@ TEST(ClientMachine, NotRecoveredRaisesGapAndAdoptsTheNewEpoch) {
   EXPECT_EQ(gaps[0].channel, "a");
   EXPECT_EQ(gaps[0].pos, pos("new", 20));
   ASSERT_EQ(of_kind(events, ek::subscribed).size(), 1u);
-  EXPECT_FALSE(of_kind(events, ek::subscribed)[0].recovered);
+  EXPECT_EQ(of_kind(events, ek::subscribed)[0].recovered, std::optional<bool>(false));
   EXPECT_EQ(h.m.last_position("a"), pos("new", 20));
   h.m.handle_transport_data(g, message_frame("a", pos("new", 21)) + message_frame("a", pos("old", 22)), h.now);
   auto messages = of_kind(h.take_events(), ek::message);
