@@ -67,6 +67,10 @@ function coreOptions(options) {
   if (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => !TRANSPORTS.includes(t)))
     throw new TypeError(`pushwire: transports must be a non-empty list of ${TRANSPORTS.join(', ')}`);
   const o = { transports: transports.join(','), token: String(options.token ?? '') };
+  if (options.getToken !== undefined) {
+    if (typeof options.getToken !== 'function') throw new TypeError('pushwire: getToken must be a function');
+    o.token_refresh = 1;
+  }
   for (const [js, core] of Object.entries(TIMINGS)) {
     const v = options[js];
     if (v === undefined) continue;
@@ -230,6 +234,7 @@ export class Client extends Emitter {
         WebSocket: WebSocketImpl,
         EventSource: o.EventSource ?? globalThis.EventSource,
         fetch: fetchImpl,
+        getToken: o.getToken,
         setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
         clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
       }, (e) => this.#onCoreEvent(e));

@@ -14,7 +14,8 @@ import { WebSocketTransport } from './websocket.mjs';
 const clock = globalThis.performance ?? Date;
 
 export class Driver {
-  // env: { urls, WebSocket, EventSource, fetch, setTimeout, clearTimeout }; onEvent(e) gets each core event.
+  // env: { urls, WebSocket, EventSource, fetch, setTimeout, clearTimeout, getToken }; onEvent(e) gets each
+  // core event.
   constructor(core, env, onEvent) {
     this.core = core;
     this.env = env;
@@ -105,7 +106,28 @@ export class Driver {
         t?.close();
         break;
       }
+      case 'token':
+        this.fetchToken(a.gen, a.code);
+        break;
     }
+  }
+
+  // The application's getToken({ code }), answered to the core under the request's id (the core
+  // ignores an answer it no longer waits for, and decides what a failure means).
+  fetchToken(id, code) {
+    let p;
+    try {
+      p = Promise.resolve(this.env.getToken({ code }));
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then((token) => {
+      if (typeof token !== 'string') throw new TypeError(`getToken must give a string, not ${typeof token}`);
+      return token;
+    }).then(
+      (token) => this.input((c, now) => c.tokenReady(id, token, now)),
+      (err) => this.input((c, now) => c.tokenFailed(id, String(err?.message ?? err), now)),
+    );
   }
 
   // The callbacks of the transport of one generation. A callback from a transport that is no longer

@@ -5,6 +5,7 @@
 // and resume, so on the first error the stream is closed at once and reported closed to the core,
 // which decides what comes next (DECISIONS.md §5, docs/protocol.md "Server-Sent Events").
 import { Code } from './codes.mjs';
+import { refusalCode } from './http.mjs';
 import { platform } from './platform.mjs';
 
 // Frames come as `message` (publications), `control` (every other frame) and `ping` events.
@@ -50,8 +51,10 @@ export class SseTransport {
       });
       const type = res.headers.get('content-type') || '';
       if (!res.ok || !type.startsWith('text/event-stream')) {
+        const body = res.ok ? '' : await res.text().catch(() => '');
         ctl.abort();
-        this.finish(Code.transportFailed, `event stream refused: HTTP ${res.status}`);
+        this.finish(refusalCode(res.status, body) ?? Code.transportFailed,
+          `event stream refused: HTTP ${res.status}${body ? ': ' + body.slice(0, 200) : ''}`);
         return;
       }
       this.onOpen();

@@ -9,8 +9,15 @@ export interface Position {
 }
 
 export interface ClientOptions {
-  /** Connection token (JWT, HS256). Empty or absent: anonymous. */
+  /** Connection token (JWT, HS256). Empty or absent: anonymous (or ask getToken, if given). */
   token?: string;
+  /**
+   * Gives a token: called before connecting when there is none, and whenever the server refuses the
+   * one in use (`code` 4004 unauthorized or 4005 token expired; 0 before a first connection). When it
+   * throws, rejects, takes longer than requestTimeoutMs or gives the token just refused, the client
+   * ends `closed` with the refusal's code (docs/client.md, "Tokens").
+   */
+  getToken?: (ctx: { code: number }) => string | Promise<string>;
   /** Transports in the order to try them. Default: ['websocket', 'sse', 'polling']. */
   transports?: TransportName[];
   /** Connect as soon as the client is constructed (default true); otherwise call connect(). */
@@ -183,6 +190,7 @@ export class Client {
   presence(channel: string): Promise<Member[]>;
   /** Demo servers only: asks the server to drop this connection; resolves once dropped. */
   drop(): Promise<void>;
+  /** The token for the next connection; the current one is not interrupted. */
   setToken(token: string): void;
 }
 

@@ -31,6 +31,7 @@ const AMBIENT = {
   render: 'declare function render(data: unknown): void;',
   reload: 'declare function reload(): void;',
   reloadFromBackend: 'declare function reloadFromBackend(channel: string): void;',
+  showLogin: 'declare function showLogin(): void;',
   onMessage: "declare const onMessage: NonNullable<import('pushwire').SubscriptionHandlers['onMessage']>;",
   onGap: "declare const onGap: NonNullable<import('pushwire').SubscriptionHandlers['onGap']>;",
   onJoin: "declare const onJoin: NonNullable<import('pushwire').SubscriptionHandlers['onJoin']>;",
@@ -60,8 +61,8 @@ const err = new PushwireError(Code.tokenExpired);
 const err2 = new PushwireError(4004, 'bad token');
 const code: number = err.code + err2.code;
 const name: string = codeName(code);
-const c = new Client('https://example.com', { wasmUrl: u });
-const c2 = new Client('https://example.com');
+const c = new Client('https://example.com', { wasmUrl: u, getToken: async () => 'jwt' });
+const c2 = new Client('https://example.com', { getToken: () => 'jwt' });
 c.on('state', (e: StateEvent) => { const t: 'websocket' | 'sse' | 'polling' | null = e.transport; void t; });
 c2.subscribe('x', { onSubscribed(e) { const r: boolean | undefined = e.recovered; void r; } });
 void name;
@@ -73,7 +74,7 @@ test('the documented snippets type-check against the .d.ts with tsc --strict', {
     ['client', jsBlocks(await readFile(join(repo, 'docs/client.md'), 'utf8'))],
     ['readme', jsBlocks(await readFile(join(repo, 'README.md'), 'utf8'))],
   ];
-  assert.ok(docs[0][1].length >= 3, 'docs/client.md has js snippets');
+  assert.ok(docs[0][1].length >= 4, 'docs/client.md has js snippets');
   assert.ok(docs[1][1].length >= 1, 'README.md has a js snippet');
   const dir = await mkdtemp(join(tmpdir(), 'pushwire-types-'));
   try {
