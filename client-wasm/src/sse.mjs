@@ -17,6 +17,7 @@ export class SseTransport {
     this.sink = sink;
     this.opened = false;
     this.done = false;
+    this.fetch = fetch;
     if (typeof EventSource === 'function') this.openEventSource(url, EventSource);
     else if (platform.sseOverFetch && typeof fetch === 'function') this.openFetch(url, fetch);
     else this.finish(Code.transportFailed, 'no EventSource in this environment');
@@ -37,9 +38,26 @@ export class SseTransport {
     es.onerror = () => {
       // Close before the browser schedules its own reconnect.
       es.close();
-      this.finish(this.opened ? Code.transportClosed : Code.transportFailed,
-        this.opened ? 'event stream ended' : 'event stream could not open');
+      if (this.opened) this.finish(Code.transportClosed, 'event stream ended');
+      else this.probe(url);
     };
+  }
+
+  // An EventSource that cannot open hides the HTTP status. One plain request of the same URL tells a
+  // refused token (401, whose code the core must see) from the rest, which stay `transportFailed`.
+  probe(url) {
+    const failed = () => this.finish(Code.transportFailed, 'event stream could not open');
+    if (typeof this.fetch !== 'function' || this.done) return failed();
+    const ctl = new AbortController();
+    this.ctl = ctl;
+    this.fetch(url, { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal })
+      .then(async (res) => {
+        const code = refusalCode(res.status, res.ok ? '' : await res.text());
+        ctl.abort();
+        if (code === null) failed();
+        else this.finish(code, `event stream refused: HTTP ${res.status}`);
+      })
+      .catch(failed);
   }
 
   openFetch(url, fetchImpl) {
