@@ -259,10 +259,11 @@ void client_machine::handle_network_check(std::uint64_t now) {
 
 void client_machine::handle_token(std::uint32_t request, std::string token, std::uint64_t now) {
   if (!token_fetch_ || token_fetch_->id != request) return;
-  token_fetch fetched = std::move(*token_fetch_);
+  code why = token_fetch_->why;
   token_fetch_.reset();
-  if (fetched.why != code::ok && token == fetched.refused) {
-    end_closed(fetched.why, "getToken returned the token the server refused");
+  // options_.token is still the one refused (set_token() meanwhile makes it the one to compare).
+  if (why != code::ok && token == options_.token) {
+    end_closed(why, "getToken returned the token the server refused");
     return;
   }
   options_.token = std::move(token);
@@ -270,9 +271,10 @@ void client_machine::handle_token(std::uint32_t request, std::string token, std:
     start_attempt(now);
     return;
   }
-  // reconnecting after a refusal: the backoff timer (handle_timeout) starts the attempt.
-  deadline_ = now + (attempt_ == 0 ? 0 : full_jitter_delay(options_.backoff_min_ms, options_.backoff_max_ms, attempt_, rng_));
-  if (attempt_ < 64) ++attempt_;
+  // reconnecting after a refusal: the backoff timer (handle_timeout) starts the attempt, at once the
+  // first time, after the usual delay when the tokens keep being refused.
+  if (attempt_ == 0) advised_delay_ = 0;
+  schedule_reconnect(why, "new token", now);
 }
 
 void client_machine::handle_token_failed(std::uint32_t request, std::string_view reason, std::uint64_t) {
@@ -418,9 +420,7 @@ void client_machine::token_refused(code why, std::string_view reason, std::uint6
 }
 
 void client_machine::fetch_token(code why, std::uint64_t now) {
-  token_fetch_ = token_fetch{.id = ++token_requests_, .why = why,
-                             .refused = why == code::ok ? std::string() : options_.token,
-                             .deadline = now + options_.request_timeout_ms};
+  token_fetch_ = token_fetch{.id = ++token_requests_, .why = why, .deadline = now + options_.request_timeout_ms};
   actions_.push_back(client_action{.kind = client_action_kind::fetch_token, .generation = token_fetch_->id,
                                    .reason = why});
 }

@@ -211,8 +211,8 @@ class client_machine {
   // A token asked of the application and not yet given (at most one at a time).
   struct token_fetch {
     std::uint32_t id = 0;
-    code why = code::ok;        // the refusal that asked for it; ok before a first connection
-    std::string refused;        // the token the server refused (when why is not ok)
+    code why = code::ok;        // the refusal that asked for it (the token in options_ was refused);
+                                // ok before a first connection
     std::uint64_t deadline = 0;
   };
   struct request {

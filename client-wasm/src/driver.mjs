@@ -115,17 +115,11 @@ export class Driver {
   // The application's getToken({ code }), answered to the core under the request's id (the core
   // ignores an answer it no longer waits for, and decides what a failure means).
   fetchToken(id, code) {
-    let p;
-    try {
-      p = Promise.resolve(this.env.getToken({ code }));
-    } catch (err) {
-      p = Promise.reject(err);
-    }
-    p.then((token) => {
-      if (typeof token !== 'string') throw new TypeError(`getToken must give a string, not ${typeof token}`);
-      return token;
-    }).then(
-      (token) => this.input((c, now) => c.tokenReady(id, token, now)),
+    // The executor turns a synchronous throw of getToken into a rejection.
+    new Promise((resolve) => resolve(this.env.getToken({ code }))).then(
+      (token) => this.input((c, now) => (typeof token === 'string'
+        ? c.tokenReady(id, token, now)
+        : c.tokenFailed(id, `getToken must give a string, not ${typeof token}`, now))),
       (err) => this.input((c, now) => c.tokenFailed(id, String(err?.message ?? err), now)),
     );
   }
