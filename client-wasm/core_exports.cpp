@@ -43,7 +43,7 @@ std::optional<transport_kind> parse_transport(std::string_view s) {
 }
 
 // Options arrive as one flat JSON object from the JS (see client-wasm/src/core.mjs), e.g.
-// {"transports":"websocket,sse","token":"…","backoff_min_ms":500,…}. Unknown keys are an error so a
+// {"transports":"websocket,sse","token":"…","token_refresh":1,"backoff_min_ms":500,…}. Unknown keys are an error so a
 // renamed option cannot be silently ignored.
 bool parse_options(std::string_view text, client_options& o) {
   std::vector<json_member> members;
@@ -79,6 +79,7 @@ bool parse_options(std::string_view text, client_options& o) {
     else if (m.key == "poll_hold_ms") o.poll_hold_ms = *v;
     else if (m.key == "request_timeout_ms") o.request_timeout_ms = *v;
     else if (m.key == "seed") o.seed = *v;
+    else if (m.key == "token_refresh") o.token_refresh = *v != 0;
     else return false;
   }
   return true;
@@ -113,6 +114,7 @@ std::string_view action_name(client_action_kind k) {
     case client_action_kind::send: return "send";
     case client_action_kind::poll: return "poll";
     case client_action_kind::close_transport: return "close";
+    case client_action_kind::fetch_token: return "token";
   }
   return "?";
 }
@@ -159,6 +161,9 @@ void write_action(std::string& o, const client_action& a) {
       break;
     case client_action_kind::close_transport:
       break;
+    case client_action_kind::fetch_token:
+      w.num("code", static_cast<std::uint64_t>(a.reason));
+      break;
   }
   o += '}';
 }
@@ -183,7 +188,7 @@ void write_event(std::string& o, const client_event& e) {
     case client_event_kind::subscribed:
       w.str("channel", e.channel);
       w.pos(e.pos);
-      w.boolean("recovered", e.recovered);
+      if (e.recovered) w.boolean("recovered", *e.recovered);
       break;
     case client_event_kind::message:
       w.str("channel", e.channel);
@@ -296,6 +301,15 @@ void pw_transport_closed(std::uintptr_t h, double gen, int close_code, const cha
 void pw_timeout(std::uintptr_t h, double now) { as_instance(h)->machine.handle_timeout(to_u64(now)); }
 void pw_network_check(std::uintptr_t h, double now) {
   as_instance(h)->machine.handle_network_check(to_u64(now));
+}
+
+// The answer to a `token` action (its `gen` is the request id).
+void pw_token(std::uintptr_t h, double request, const char* p, int n, double now) {
+  as_instance(h)->machine.handle_token(static_cast<std::uint32_t>(request), std::string(span(p, n)), to_u64(now));
+}
+void pw_token_failed(std::uintptr_t h, double request, const char* reason, int reason_len, double now) {
+  as_instance(h)->machine.handle_token_failed(static_cast<std::uint32_t>(request), span(reason, reason_len),
+                                              to_u64(now));
 }
 
 // Serializes everything pending into the handle's text and returns its length; pw_out() gives the

@@ -43,6 +43,9 @@ bool is_stream_frame(frame_kind k) {
   }
 }
 
+// The codes by which the server refuses a connection's token (docs/protocol.md, Auth).
+bool is_token_code(code c) { return c == code::unauthorized || c == code::token_expired; }
+
 bool is_reply(frame_kind k) {
   return k == frame_kind::published || k == frame_kind::history || k == frame_kind::presence;
 }
@@ -95,6 +98,10 @@ void client_machine::connect(std::uint64_t now) {
   attempt_ = 0;
   advised_delay_.reset();
   set_state(client_state::connecting, code::connect_called, "connect() called");
+  if (options_.token_refresh && options_.token.empty()) {
+    fetch_token(code::ok, now);   // the attempt starts once the token is in
+    return;
+  }
   start_attempt(now);
 }
 
@@ -194,7 +201,9 @@ void client_machine::handle_transport_closed(std::uint32_t generation, code clos
                                              std::uint64_t now) {
   if (!current(generation)) return;
   std::string why = reason.empty() ? std::string(code_name(close_code)) : std::string(reason);
-  if (!reconnect_advised(close_code))
+  if (is_token_code(close_code))
+    token_refused(close_code, why, now);
+  else if (!reconnect_advised(close_code))
     end_closed(close_code, why);
   else if (state_ == client_state::connecting)
     transport_failed(close_code, why, now);
@@ -204,6 +213,10 @@ void client_machine::handle_transport_closed(std::uint32_t generation, code clos
 
 void client_machine::handle_timeout(std::uint64_t now) {
   expire_requests(now);
+  if (token_fetch_ && now >= token_fetch_->deadline) {
+    handle_token_failed(token_fetch_->id, "no token within request_timeout_ms", now);
+    return;
+  }
   if (reopen_at_ && now >= *reopen_at_) {
     reopen_at_.reset();
     abandon_transport();
@@ -238,10 +251,37 @@ void client_machine::handle_timeout(std::uint64_t now) {
 void client_machine::handle_network_check(std::uint64_t now) {
   // Only a machine waiting out a backoff gains anything: a live transport proves itself by its
   // heartbeat, and disconnected/closed wait for the application.
-  if (state_ != client_state::reconnecting) return;
+  if (state_ != client_state::reconnecting || token_fetch_) return;   // no attempt without the token
   deadline_.reset();
   set_state(client_state::connecting, code::network_check, "network came back");
   start_attempt(now);
+}
+
+void client_machine::handle_token(std::uint32_t request, std::string token, std::uint64_t now) {
+  if (!token_fetch_ || token_fetch_->id != request) return;
+  code why = token_fetch_->why;
+  token_fetch_.reset();
+  // options_.token is still the one refused (set_token() meanwhile makes it the one to compare).
+  if (why != code::ok && token == options_.token) {
+    end_closed(why, "getToken returned the token the server refused");
+    return;
+  }
+  options_.token = std::move(token);
+  if (state_ == client_state::connecting) {
+    start_attempt(now);
+    return;
+  }
+  // reconnecting after a refusal: the backoff timer (handle_timeout) starts the attempt, at once the
+  // first time, after the usual delay when the tokens keep being refused.
+  if (attempt_ == 0) advised_delay_ = 0;
+  schedule_reconnect(why, "new token", now);
+}
+
+void client_machine::handle_token_failed(std::uint32_t request, std::string_view reason, std::uint64_t) {
+  if (!token_fetch_ || token_fetch_->id != request) return;
+  code why = token_fetch_->why == code::ok ? code::unauthorized : token_fetch_->why;
+  token_fetch_.reset();
+  end_closed(why, "getToken failed: " + std::string(reason));
 }
 
 std::optional<client_action> client_machine::poll_action() {
@@ -264,6 +304,7 @@ std::optional<std::uint64_t> client_machine::next_deadline() const {
     if (!next || t < *next) next = t;
   };
   if (reopen_at_) consider(*reopen_at_);
+  if (token_fetch_) consider(token_fetch_->deadline);
   if (auto hb = heartbeat_deadline()) consider(*hb);
   for (auto& [id, r] : requests_) consider(r.deadline);
   return next;
@@ -355,9 +396,33 @@ void client_machine::end_closed(code why, std::string_view reason) {
   if (link_ != link_stage::none) abandon_transport();
   deadline_.reset();
   advised_delay_.reset();
+  token_fetch_.reset();
   settle_in_flight(code::not_connected, reason, true);
   for (auto& [name, sub] : subs_) sub.active = false;
   set_state(client_state::closed, why, reason);
+}
+
+// The server refused the token in use (why: unauthorized or token_expired). Like a lost connection
+// (requests in flight fail, subscriptions resume later), but the next attempt waits for a new token.
+void client_machine::token_refused(code why, std::string_view reason, std::uint64_t now) {
+  if (!options_.token_refresh) {
+    end_closed(why, reason);
+    return;
+  }
+  if (link_ != link_stage::none) abandon_transport();
+  deadline_.reset();
+  advised_delay_.reset();
+  settle_in_flight(why, reason, false);
+  for (auto& [name, sub] : subs_) sub.active = false;
+  if (state_ == client_state::connected && now - connected_at_ >= options_.stable_after_ms) attempt_ = 0;
+  fetch_token(why, now);
+  set_state(client_state::reconnecting, why, reason);
+}
+
+void client_machine::fetch_token(code why, std::uint64_t now) {
+  token_fetch_ = token_fetch{.id = ++token_requests_, .why = why, .deadline = now + options_.request_timeout_ms};
+  actions_.push_back(client_action{.kind = client_action_kind::fetch_token, .generation = token_fetch_->id,
+                                   .reason = why});
 }
 
 // One-way transports name their channels in the request, so a new channel set needs a new request.
@@ -454,7 +519,9 @@ void client_machine::on_subscribed(const frame& f) {
   auto it = subs_.find(f.channel);
   if (it == subs_.end()) return;  // unsubscribed meanwhile
   auto& sub = it->second;
-  bool recovered = true;
+  // Only an answer to a resume says whether it recovered (docs/protocol.md); a first subscribe has
+  // nothing to recover, so the event carries no flag then.
+  std::optional<bool> recovered;
   // A frame carrying `recovered` answers a resume too: a later long-poll whose cursor history no
   // longer covers gets `subscribed` with recovered:false in the middle of the stream.
   if (sub.pos && (sub.resume_sent || f.recovered)) {
@@ -462,7 +529,7 @@ void client_machine::on_subscribed(const frame& f) {
     // position stays put and the replayed messages advance it. A changed epoch cannot be a recovery,
     // whatever the flag says.
     recovered = f.recovered.value_or(false) && f.pos.epoch == sub.pos->epoch;
-    if (!recovered) sub.pos = f.pos;
+    if (!*recovered) sub.pos = f.pos;
   } else {
     sub.pos = f.pos;
   }
@@ -475,7 +542,7 @@ void client_machine::on_subscribed(const frame& f) {
     e.recovered = recovered;
     emit(std::move(e));
   }
-  if (!recovered) {
+  if (recovered == false) {
     auto e = make_event(client_event_kind::gap);
     e.channel = f.channel;
     e.pos = f.pos;
@@ -535,6 +602,12 @@ void client_machine::on_reply(const frame& f) {
 }
 
 void client_machine::on_error(const frame& f, std::uint64_t now) {
+  // A refused token answers a connect: the WebSocket's (by its id) or a command POST's (which has
+  // none); either way the connection cannot go on with it.
+  if (is_token_code(f.error_code) && (f.id == 0 || (f.id == connect_id_ && link_ == link_stage::handshake))) {
+    token_refused(f.error_code, f.reason, now);
+    return;
+  }
   if (f.id == 0) {
     auto e = make_event(client_event_kind::error);
     e.error_code = f.error_code;
@@ -576,6 +649,10 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
 }
 
 void client_machine::on_disconnect(const frame& f, std::uint64_t now) {
+  if (is_token_code(f.error_code)) {
+    token_refused(f.error_code, f.reason, now);
+    return;
+  }
   if (!f.reconnect) {
     end_closed(f.error_code, f.reason);
     return;

@@ -10,6 +10,7 @@
 //
 // States (client_state) and the code on each transition (client_event::code):
 //   disconnected --connect()--> connecting                                (connect_called)
+//                  (with token_refresh and no token, the first attempt waits for a token)
 //   connecting   --`connected` frame--> connected                         (transport_opened)
 //   connecting   --transport fails before its first frame--> connecting on the next transport
 //                  (a `fallback` event), or reconnecting when the list is exhausted (transport_failed)
@@ -18,6 +19,8 @@
 //   reconnecting --backoff timer--> connecting                            (reconnect_timer)
 //   any          --close(), or server advice "do not reconnect"--> closed (closed_by_client / the server's code)
 //   closed       --connect()--> connecting
+//   connecting/connected --the server refuses the token--> reconnecting, waiting for a new token
+//                  (unauthorized / token_expired), or closed when none can be had (see Tokens)
 // Each attempt of a transport has a generation number; every handle_transport_* call names the
 // generation it is about, and calls about an abandoned generation are ignored, so late events from
 // a transport already closed cannot disturb the current one.
@@ -40,9 +43,24 @@
 // Subscriptions: a table of channel -> last position. On every `connected` the machine
 // (re)subscribes each channel with `since` = its last position (websocket: subscribe commands;
 // sse/polling: the channel list and a resume token in open_transport). A `subscribed` reply with
-// `recovered: false` to a subscribe that carried `since` raises a `gap` event. Messages at or below
+// `recovered: false` to a subscribe that carried `since` raises a `gap` event; the `subscribed` event
+// carries `recovered` only for such a subscribe (a first one has nothing to recover). Messages at or below
 // the last offset of the same epoch are duplicates and are dropped; a message that skips offsets
 // raises `gap` too. On one-way transports a change to the channel set reopens the transport.
+//
+// Tokens: with token_refresh (the JS `getToken` option) the application supplies tokens on request:
+// a `fetch_token` action asks for one, handle_token() / handle_token_failed() answer it, naming the
+// action's id (a late answer to an abandoned request is ignored, like an old transport generation).
+// A token is asked for before connecting when there is none yet, and whenever the server refuses the
+// one in use with unauthorized (4004) or token_expired (4005) — in an `error` frame answering
+// connect (or a command POST's connect), a `disconnect` frame, a close code, or an HTTP 401 that the
+// one-way transports report as its code. A refusal always costs the connection: the machine goes to
+// reconnecting with the server's code and waits for the token (no backoff timer meanwhile); the
+// first retry with a new token goes at once, later ones wait their backoff delay, so tokens that keep
+// being refused cannot make a tight loop. The machine ends in `closed` with the refusal's code
+// (4004/4005; unauthorized when no token was ever refused) when there is no way to a token that
+// could work: no token_refresh, the application's fetch fails or takes longer than
+// request_timeout_ms, or it returns the very token the server just refused.
 //
 // Requests (publish, history, presence, drop) get ids; a reply frame with the same id completes
 // them (`reply` event) and an `error` frame or the timeout fails them (`request_failed`). Requests
@@ -73,6 +91,7 @@ std::string_view state_name(client_state s);
 struct client_options {
   std::vector<transport_kind> transports{transport_kind::websocket, transport_kind::sse, transport_kind::polling};
   std::string token;                        // connection token (JWT); empty = anonymous
+  bool token_refresh = false;               // the application can supply tokens on request (fetch_token)
   std::uint64_t backoff_min_ms = 500;       // first retry within half a second: most drops are brief
   std::uint64_t backoff_max_ms = 20000;     // cap: a long outage costs one attempt per 20 s at most
   std::uint64_t stable_after_ms = 10000;    // a connection this old resets the backoff
@@ -88,6 +107,8 @@ enum class client_action_kind : std::uint8_t {
   send,             // websocket: send `text` as one message; sse/polling: POST `text` to the command endpoint
   poll,             // polling: issue the next long-poll GET with `channels` + `cursor`
   close_transport,  // close the transport of `generation` (and forget it)
+  fetch_token,      // ask the application for a token (request id in `generation`, why in `reason`);
+                    // answer with handle_token() or handle_token_failed()
 };
 
 struct client_action {
@@ -101,12 +122,13 @@ struct client_action {
   bool opening = false;    // poll: first request of this transport (server answers at once)
   std::string client;      // poll (not opening): the client id the opening poll's `connected` gave,
                            // so the server keeps one presence lease across polls
+  code reason = code::ok;  // fetch_token: ok before a first connection, else the server's refusal (4004/4005)
 };
 
 enum class client_event_kind : std::uint8_t {
   state_changed,   // from, to, error_code, reason
   fallback,        // from_transport, to_transport, error_code, reason
-  subscribed,      // channel, pos, recovered
+  subscribed,      // channel, pos, recovered (only for a subscription that resumed from a position)
   message,         // channel, pos, data (raw JSON)
   gap,             // channel, pos (where the stream continues), reason
   unsubscribed,    // channel, error_code (ok when asked by the application)
@@ -125,7 +147,7 @@ struct client_event {
   std::string reason;
   std::string channel;
   position pos;
-  bool recovered = true;
+  std::optional<bool> recovered;   // subscribed: absent unless the subscribe carried a position
   std::string data;
   std::uint64_t request_id = 0;
   frame reply;
@@ -156,6 +178,9 @@ class client_machine {
                                std::uint64_t now);
   void handle_timeout(std::uint64_t now);
   void handle_network_check(std::uint64_t now);   // page online / visible again: check at once
+  // The answer to the fetch_token action with id `request`.
+  void handle_token(std::uint32_t request, std::string token, std::uint64_t now);
+  void handle_token_failed(std::uint32_t request, std::string_view reason, std::uint64_t now);
 
   std::optional<client_action> poll_action();
   std::optional<client_event> poll_event();
@@ -183,6 +208,13 @@ class client_machine {
     bool resume_sent = false;      // the current subscribe carried `since`
     bool active = false;           // `subscribed` received on the current connection
   };
+  // A token asked of the application and not yet given (at most one at a time).
+  struct token_fetch {
+    std::uint32_t id = 0;
+    code why = code::ok;        // the refusal that asked for it (the token in options_ was refused);
+                                // ok before a first connection
+    std::uint64_t deadline = 0;
+  };
   struct request {
     command cmd;
     std::uint64_t deadline = 0;
@@ -201,6 +233,8 @@ class client_machine {
   void connection_lost(code why, std::string_view reason, std::uint64_t now);
   void schedule_reconnect(code why, std::string_view reason, std::uint64_t now);
   void end_closed(code why, std::string_view reason);
+  void token_refused(code why, std::string_view reason, std::uint64_t now);
+  void fetch_token(code why, std::uint64_t now);
   void reopen_one_way(std::uint64_t now);
   client_action one_way_action(client_action_kind kind);
   void send_commands(std::string text);
@@ -237,6 +271,8 @@ class client_machine {
   std::uint32_t attempt_ = 0;
   prng rng_;
   std::optional<std::uint64_t> advised_delay_;
+  std::optional<token_fetch> token_fetch_;
+  std::uint32_t token_requests_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t duplicates_ = 0;
   std::map<std::string, subscription, std::less<>> subs_;

@@ -23,7 +23,9 @@ const TIMINGS = {
 };
 // protocol/channel_name.hpp, checked here too so that subscribe() can throw at once.
 const CHANNEL = /^(?:[A-Za-z0-9_-]{1,32}:)?[A-Za-z0-9_.=@-]+$/;
-const ACTIVE = new Set(['connecting', 'connected', 'reconnecting']);
+// The states in which a transport is in use or being tried (docs/client.md: null otherwise, also while
+// a reconnect waits out its backoff).
+const ACTIVE = new Set(['connecting', 'connected']);
 
 export class PushwireError extends Error {
   constructor(code, reason) {
@@ -65,6 +67,10 @@ function coreOptions(options) {
   if (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => !TRANSPORTS.includes(t)))
     throw new TypeError(`pushwire: transports must be a non-empty list of ${TRANSPORTS.join(', ')}`);
   const o = { transports: transports.join(','), token: String(options.token ?? '') };
+  if (options.getToken !== undefined) {
+    if (typeof options.getToken !== 'function') throw new TypeError('pushwire: getToken must be a function');
+    o.token_refresh = 1;
+  }
   for (const [js, core] of Object.entries(TIMINGS)) {
     const v = options[js];
     if (v === undefined) continue;
@@ -228,6 +234,7 @@ export class Client extends Emitter {
         WebSocket: WebSocketImpl,
         EventSource: o.EventSource ?? globalThis.EventSource,
         fetch: fetchImpl,
+        getToken: o.getToken,
         setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
         clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
       }, (e) => this.#onCoreEvent(e));
@@ -323,7 +330,9 @@ export class Client extends Emitter {
       case 'subscribed':
         if (!sub) break;
         sub.state = 'subscribed';
-        sub.emit('subscribed', { channel: e.channel, epoch: e.epoch, offset: e.offset, recovered: e.recovered });
+        // `recovered` only when the subscription resumed from a position (the core leaves it out otherwise).
+        sub.emit('subscribed', { channel: e.channel, epoch: e.epoch, offset: e.offset,
+          ...('recovered' in e && { recovered: e.recovered }) });
         break;
       case 'message':
         if (!sub) break;

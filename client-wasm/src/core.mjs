@@ -120,6 +120,8 @@ export class Core {
   }
   timeout(now) { this.m._pw_timeout(this.h, now); }
   networkCheck(now) { this.m._pw_network_check(this.h, now); }
+  tokenReady(id, token, now) { this.m._pw_token(this.h, id, ...this.put(token), now); }
+  tokenFailed(id, reason, now) { this.m._pw_token_failed(this.h, id, ...this.put(reason), now); }
 
   // { s: state, t: transport, d: deadline|null, a: [actions], e: [events] }
   drain() {

@@ -14,7 +14,8 @@ import { WebSocketTransport } from './websocket.mjs';
 const clock = globalThis.performance ?? Date;
 
 export class Driver {
-  // env: { urls, WebSocket, EventSource, fetch, setTimeout, clearTimeout }; onEvent(e) gets each core event.
+  // env: { urls, WebSocket, EventSource, fetch, setTimeout, clearTimeout, getToken }; onEvent(e) gets each
+  // core event.
   constructor(core, env, onEvent) {
     this.core = core;
     this.env = env;
@@ -105,7 +106,22 @@ export class Driver {
         t?.close();
         break;
       }
+      case 'token':
+        this.fetchToken(a.gen, a.code);
+        break;
     }
+  }
+
+  // The application's getToken({ code }), answered to the core under the request's id (the core
+  // ignores an answer it no longer waits for, and decides what a failure means).
+  fetchToken(id, code) {
+    // The executor turns a synchronous throw of getToken into a rejection.
+    new Promise((resolve) => resolve(this.env.getToken({ code }))).then(
+      (token) => this.input((c, now) => (typeof token === 'string'
+        ? c.tokenReady(id, token, now)
+        : c.tokenFailed(id, `getToken must give a string, not ${typeof token}`, now))),
+      (err) => this.input((c, now) => c.tokenFailed(id, String(err?.message ?? err), now)),
+    );
   }
 
   // The callbacks of the transport of one generation. A callback from a transport that is no longer

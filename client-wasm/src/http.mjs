@@ -20,6 +20,20 @@ export function withQuery(url, params) {
   return parts.length ? url + '?' + parts.join('&') : url;
 }
 
+// A refused token is answered 401 (docs/protocol.md): an SSE request with {"error":{"code":4004|4005,…}},
+// a long-poll with its `error` frame. The one-way transports report that code to the core, as a
+// WebSocket reports its close code; null for anything else.
+export function refusalCode(status, body) {
+  if (status !== 401) return null;
+  try {
+    const o = JSON.parse(body.split('\n', 1)[0]);
+    const code = o?.error?.code ?? (o?.type === 'error' ? o.code : null);
+    return Number.isInteger(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
+
 // POST a newline-delimited command batch; resolves with the reply batch text. The replies belong to
 // the generation that sent it even if that transport is gone meanwhile (the core sorts that out).
 export async function postCommands(fetchImpl, url, text, signal) {

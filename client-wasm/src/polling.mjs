@@ -2,6 +2,7 @@
 // response); this file only runs one request at a time and hands back the body, a newline-delimited
 // batch of frames. Aborting the request in flight is all that closing it takes.
 import { Code } from './codes.mjs';
+import { refusalCode } from './http.mjs';
 
 export class PollingTransport {
   // sink: { data(text), closed(code, reason) }
@@ -26,7 +27,7 @@ export class PollingTransport {
       if (this.done || ctl !== this.ctl) return;
       this.ctl = null;
       if (!res.ok) {
-        this.finish(this.answered ? Code.transportClosed : Code.transportFailed,
+        this.finish(refusalCode(res.status, body) ?? (this.answered ? Code.transportClosed : Code.transportFailed),
           `long-poll refused: HTTP ${res.status}${body ? ': ' + body.slice(0, 200) : ''}`);
         return;
       }

@@ -5,6 +5,7 @@
 // and resume, so on the first error the stream is closed at once and reported closed to the core,
 // which decides what comes next (DECISIONS.md §5, docs/protocol.md "Server-Sent Events").
 import { Code } from './codes.mjs';
+import { refusalCode } from './http.mjs';
 import { platform } from './platform.mjs';
 
 // Frames come as `message` (publications), `control` (every other frame) and `ping` events.
@@ -16,6 +17,7 @@ export class SseTransport {
     this.sink = sink;
     this.opened = false;
     this.done = false;
+    this.fetch = fetch;
     if (typeof EventSource === 'function') this.openEventSource(url, EventSource);
     else if (platform.sseOverFetch && typeof fetch === 'function') this.openFetch(url, fetch);
     else this.finish(Code.transportFailed, 'no EventSource in this environment');
@@ -36,9 +38,26 @@ export class SseTransport {
     es.onerror = () => {
       // Close before the browser schedules its own reconnect.
       es.close();
-      this.finish(this.opened ? Code.transportClosed : Code.transportFailed,
-        this.opened ? 'event stream ended' : 'event stream could not open');
+      if (this.opened) this.finish(Code.transportClosed, 'event stream ended');
+      else this.probe(url);
     };
+  }
+
+  // An EventSource that cannot open hides the HTTP status. One plain request of the same URL tells a
+  // refused token (401, whose code the core must see) from the rest, which stay `transportFailed`.
+  probe(url) {
+    const failed = () => this.finish(Code.transportFailed, 'event stream could not open');
+    if (typeof this.fetch !== 'function' || this.done) return failed();
+    const ctl = new AbortController();
+    this.ctl = ctl;
+    this.fetch(url, { headers: { Accept: 'text/event-stream' }, cache: 'no-store', signal: ctl.signal })
+      .then(async (res) => {
+        const code = refusalCode(res.status, res.ok ? '' : await res.text());
+        ctl.abort();
+        if (code === null) failed();
+        else this.finish(code, `event stream refused: HTTP ${res.status}`);
+      })
+      .catch(failed);
   }
 
   openFetch(url, fetchImpl) {
@@ -50,8 +69,10 @@ export class SseTransport {
       });
       const type = res.headers.get('content-type') || '';
       if (!res.ok || !type.startsWith('text/event-stream')) {
+        const body = res.ok ? '' : await res.text().catch(() => '');
         ctl.abort();
-        this.finish(Code.transportFailed, `event stream refused: HTTP ${res.status}`);
+        this.finish(refusalCode(res.status, body) ?? Code.transportFailed,
+          `event stream refused: HTTP ${res.status}${body ? ': ' + body.slice(0, 200) : ''}`);
         return;
       }
       this.onOpen();

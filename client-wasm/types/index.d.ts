@@ -9,8 +9,15 @@ export interface Position {
 }
 
 export interface ClientOptions {
-  /** Connection token (JWT, HS256). Empty or absent: anonymous. */
+  /** Connection token (JWT, HS256). Empty or absent: anonymous (or ask getToken, if given). */
   token?: string;
+  /**
+   * Gives a token: called before connecting when there is none, and whenever the server refuses the
+   * one in use (`code` 4004 unauthorized or 4005 token expired; 0 before a first connection). When it
+   * throws, rejects, takes longer than requestTimeoutMs or gives the token just refused, the client
+   * ends `closed` with the refusal's code (docs/client.md, "Tokens").
+   */
+  getToken?: (ctx: { code: number }) => string | Promise<string>;
   /** Transports in the order to try them. Default: ['websocket', 'sse', 'polling']. */
   transports?: TransportName[];
   /** Connect as soon as the client is constructed (default true); otherwise call connect(). */
@@ -89,7 +96,12 @@ export interface PresenceEvent {
 }
 
 export interface SubscribedEvent extends MessageContext {
-  recovered: boolean;
+  /**
+   * Only when the subscription resumed from a position (`since`, or the client's own resume after a
+   * reconnect): true = every missed message follows; false = history no longer covers the gap (a
+   * `gap` event follows). Absent on a first subscribe.
+   */
+  recovered?: boolean;
 }
 
 export interface UnsubscribedEvent {
@@ -125,6 +137,8 @@ export interface SubscriptionHandlers<T = unknown> {
 }
 
 export class PushwireError extends Error {
+  /** `reason` defaults to codeName(code); the message is "<reason> (<code>)". */
+  constructor(code: number, reason?: string);
   readonly name: 'PushwireError';
   /** The server's (or client's) code, see Code. */
   readonly code: number;
@@ -155,7 +169,7 @@ export class Client {
   constructor(url: string | URL, options?: ClientOptions);
   readonly url: string;
   readonly state: ClientState;
-  /** The transport in use or being tried; null while disconnected or closed. */
+  /** The transport in use or being tried; null while disconnected, reconnecting or closed. */
   readonly transport: TransportName | null;
   /** The server's id for the current connection (its presence `client`); null unless connected. */
   readonly clientId: string | null;
@@ -176,6 +190,7 @@ export class Client {
   presence(channel: string): Promise<Member[]>;
   /** Demo servers only: asks the server to drop this connection; resolves once dropped. */
   drop(): Promise<void>;
+  /** The token for the next connection; the current one is not interrupted. */
   setToken(token: string): void;
 }
 

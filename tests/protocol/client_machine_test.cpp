@@ -104,6 +104,11 @@ struct harness {
   // connect() on a websocket-first machine through to `connected`; returns the generation.
   std::uint32_t connect_websocket() {
     m.connect(now);
+    return finish_websocket();
+  }
+  // The websocket attempt just opened (by connect() or a reconnect timer) through to `connected`;
+  // leaves the commands sent after `connected` undrained.
+  std::uint32_t finish_websocket() {
     std::uint32_t g = last_open_generation();
     m.handle_transport_open(g, now);
     auto sent = take_actions();
@@ -550,7 +555,31 @@ TEST(ClientMachine, ResumeKeepsPositionAndDropsDuplicates) {
   EXPECT_EQ(h.m.last_position("a"), pos("e", 10));
   auto subscribed = of_kind(events, ek::subscribed);
   ASSERT_EQ(subscribed.size(), 1u);
-  EXPECT_TRUE(subscribed[0].recovered);
+  EXPECT_EQ(subscribed[0].recovered, std::optional<bool>(true));
+}
+
+// docs/protocol.md: `recovered` is only present when `since` was given. A first subscribe has
+// nothing to recover, so its event carries no flag; the resubscribe after a loss does.
+TEST(ClientMachine, RecoveredOnlyOnAResumedSubscription) {
+  harness h;
+  h.m.subscribe("a", std::nullopt, h.now);
+  std::uint32_t g = h.connect_websocket();
+  h.clear();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e", 3), std::nullopt, 2), h.now);
+  auto first = of_kind(h.take_events(), ek::subscribed);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_FALSE(first[0].recovered.has_value());
+
+  h.m.handle_transport_closed(g, code::transport_closed, "lost", h.now);
+  h.fire();
+  std::uint32_t g2 = h.finish_websocket();
+  auto sends = of_kind(h.take_actions(), ak::send);
+  ASSERT_FALSE(sends.empty());
+  EXPECT_NE(sends.back().text.find("\"since\":{\"epoch\":\"e\",\"offset\":3}"), std::string::npos) << sends.back().text;
+  h.m.handle_transport_data(g2, subscribed_frame("a", pos("e", 3), true, 4), h.now);
+  auto again = of_kind(h.take_events(), ek::subscribed);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].recovered, std::optional<bool>(true));
 }
 
 TEST(ClientMachine, NotRecoveredRaisesGapAndAdoptsTheNewEpoch) {
@@ -565,7 +594,7 @@ TEST(ClientMachine, NotRecoveredRaisesGapAndAdoptsTheNewEpoch) {
   EXPECT_EQ(gaps[0].channel, "a");
   EXPECT_EQ(gaps[0].pos, pos("new", 20));
   ASSERT_EQ(of_kind(events, ek::subscribed).size(), 1u);
-  EXPECT_FALSE(of_kind(events, ek::subscribed)[0].recovered);
+  EXPECT_EQ(of_kind(events, ek::subscribed)[0].recovered, std::optional<bool>(false));
   EXPECT_EQ(h.m.last_position("a"), pos("new", 20));
   h.m.handle_transport_data(g, message_frame("a", pos("new", 21)) + message_frame("a", pos("old", 22)), h.now);
   auto messages = of_kind(h.take_events(), ek::message);
@@ -1125,4 +1154,224 @@ TEST(ClientMachine, PollsCarryTheClientIdFromTheOpeningResponse) {
   EXPECT_FALSE(next[0].opening);
   EXPECT_EQ(next[0].client, "c1");
   EXPECT_EQ(next[0].cursor, "ea-3");
+}
+
+// ---- tokens ----------------------------------------------------------------------------------------
+
+namespace {
+
+std::string connect_refused(std::uint64_t id, code why) {
+  return encode(frame{.kind = frame_kind::error, .id = id, .error_code = why, .reason = std::string(code_name(why))});
+}
+client_options refreshing(std::string token = "old") {
+  auto o = fast_options();
+  o.token = std::move(token);
+  o.token_refresh = true;
+  return o;
+}
+// The connect command the websocket of generation `g` sends once open.
+std::string connect_text(harness& h, std::uint32_t g) {
+  h.m.handle_transport_open(g, h.now);
+  auto sends = of_kind(h.take_actions(), ak::send);
+  return sends.empty() ? std::string() : sends.front().text;
+}
+
+}  // namespace
+
+TEST(ClientMachine, RefusedTokenWithoutRefreshClosesWithTheServersCode) {
+  for (code why : {code::token_expired, code::unauthorized}) {
+    harness h;
+    h.m.connect(h.now);
+    std::uint32_t g = h.last_open_generation();
+    connect_text(h, g);
+    h.clear();
+    h.m.handle_transport_data(g, connect_refused(1, why), h.now);
+    EXPECT_EQ(h.m.state(), cs::closed);
+    auto events = h.take_events();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].error_code, why);
+    EXPECT_FALSE(h.m.next_deadline());
+    EXPECT_TRUE(of_kind(h.take_actions(), ak::open_transport).empty());
+  }
+}
+
+TEST(ClientMachine, TokenIsFetchedBeforeConnectingWhenThereIsNone) {
+  harness h(refreshing(""));
+  h.m.connect(h.now);
+  EXPECT_EQ(h.m.state(), cs::connecting);
+  auto actions = h.take_actions();
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].kind, ak::fetch_token);
+  EXPECT_EQ(actions[0].reason, code::ok);
+  h.m.handle_token(actions[0].generation + 1, "wrong request", h.now);  // not the one asked: ignored
+  EXPECT_TRUE(h.take_actions().empty());
+  h.m.handle_token(actions[0].generation, "fresh", h.now);
+  std::uint32_t g = h.last_open_generation();
+  EXPECT_EQ(connect_text(h, g), "{\"cmd\":\"connect\",\"id\":1,\"token\":\"fresh\"}\n");
+
+  harness failing(refreshing(""));  // no token to be had before a first connection: 4004
+  failing.m.connect(failing.now);
+  auto ask = of_kind(failing.take_actions(), ak::fetch_token);
+  ASSERT_EQ(ask.size(), 1u);
+  failing.m.handle_token_failed(ask[0].generation, "login needed", failing.now);
+  EXPECT_EQ(failing.m.state(), cs::closed);
+  auto last = failing.take_events().back();
+  EXPECT_EQ(last.error_code, code::unauthorized);
+  EXPECT_EQ(last.reason, "getToken failed: login needed");
+}
+
+TEST(ClientMachine, ExpiredTokenIsReplacedAndTheRetryGoesAtOnce) {
+  harness h(refreshing());
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  EXPECT_EQ(connect_text(h, g), "{\"cmd\":\"connect\",\"id\":1,\"token\":\"old\"}\n");
+  h.clear();
+  h.m.handle_transport_data(g, connect_refused(1, code::token_expired), h.now);
+  EXPECT_EQ(h.m.state(), cs::reconnecting);
+  auto events = h.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].to, cs::reconnecting);
+  EXPECT_EQ(events[0].error_code, code::token_expired);
+  auto actions = h.take_actions();
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[0].kind, ak::close_transport);
+  EXPECT_EQ(actions[1].kind, ak::fetch_token);
+  EXPECT_EQ(actions[1].reason, code::token_expired);
+  // Waiting for the token: only its own deadline, and a network check does not start an attempt.
+  EXPECT_EQ(h.m.next_deadline(), h.now + 4000);
+  h.m.handle_network_check(h.now);
+  EXPECT_TRUE(h.take_actions().empty());
+
+  h.now += 30;
+  h.m.handle_token(actions[1].generation, "new", h.now);
+  EXPECT_EQ(h.m.next_deadline(), h.now);
+  h.fire();
+  EXPECT_EQ(h.m.state(), cs::connecting);
+  std::uint32_t g2 = h.last_open_generation();
+  h.clear();
+  EXPECT_EQ(connect_text(h, g2), "{\"cmd\":\"connect\",\"id\":2,\"token\":\"new\"}\n");
+  h.m.handle_transport_data(g2, connected_frame(2), h.now);
+  EXPECT_EQ(h.m.state(), cs::connected);
+  EXPECT_NE(of_kind(h.take_actions(), ak::send).front().text.find("\"channel\":\"a\""), std::string::npos);
+}
+
+TEST(ClientMachine, TokenRefusedAgainBacksOffBeforeTheNextRetry) {
+  harness h(refreshing());
+  h.m.connect(h.now);
+  for (int round = 0; round < 3; ++round) {
+    std::uint32_t g = h.last_open_generation();
+    std::string sent = connect_text(h, g);
+    command c;
+    decode_error err;
+    ASSERT_TRUE(decode_command(sent.substr(0, sent.find('\n')), c, err));
+    h.clear();
+    h.m.handle_transport_data(g, connect_refused(c.id, code::unauthorized), h.now);
+    auto ask = of_kind(h.take_actions(), ak::fetch_token);
+    ASSERT_EQ(ask.size(), 1u);
+    h.m.handle_token(ask[0].generation, "token-" + std::to_string(round), h.now);
+    auto d = h.m.next_deadline();
+    ASSERT_TRUE(d);
+    // The first retry goes at once; later ones wait within the backoff ceiling.
+    if (round == 0) {
+      EXPECT_EQ(*d, h.now);
+    }
+    EXPECT_LE(*d, h.now + 1000);
+    h.fire();
+    EXPECT_EQ(h.m.state(), cs::connecting);
+  }
+}
+
+TEST(ClientMachine, TokenFetchFailureSameTokenOrTimeoutCloseWithTheRefusal) {
+  auto refuse = [](harness& h) {
+    h.m.connect(h.now);
+    std::uint32_t g = h.last_open_generation();
+    connect_text(h, g);
+    h.clear();
+    h.m.handle_transport_data(g, connect_refused(1, code::token_expired), h.now);
+    h.take_events();
+    return of_kind(h.take_actions(), ak::fetch_token).at(0).generation;
+  };
+  {
+    harness h(refreshing());
+    auto id = refuse(h);
+    h.m.handle_token_failed(id, "backend down", h.now);
+    EXPECT_EQ(h.m.state(), cs::closed);
+    auto events = h.take_events();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].error_code, code::token_expired);
+    EXPECT_EQ(events[0].reason, "getToken failed: backend down");
+    EXPECT_FALSE(h.m.next_deadline());
+    h.m.handle_token(id, "late", h.now);  // too late: nothing more happens
+    EXPECT_TRUE(h.take_actions().empty());
+    EXPECT_EQ(h.m.state(), cs::closed);
+  }
+  {
+    harness h(refreshing());
+    auto id = refuse(h);
+    h.m.handle_token(id, "old", h.now);
+    EXPECT_EQ(h.m.state(), cs::closed);
+    EXPECT_EQ(h.take_events().back().error_code, code::token_expired);
+    EXPECT_FALSE(h.m.next_deadline());
+  }
+  {
+    harness h(refreshing());
+    refuse(h);
+    h.fire();  // request_timeout_ms
+    EXPECT_EQ(h.m.state(), cs::closed);
+    EXPECT_EQ(h.take_events().back().error_code, code::token_expired);
+    EXPECT_FALSE(h.m.next_deadline());
+  }
+}
+
+TEST(ClientMachine, TokenRefusalsBySignalOtherThanAConnectError) {
+  {  // a disconnect frame while connected, whatever its reconnect advice
+    harness h(refreshing());
+    std::uint32_t g = h.connect_websocket();
+    h.clear();
+    h.m.handle_transport_data(g, "{\"type\":\"disconnect\",\"code\":4005,\"reason\":\"expired\",\"reconnect\":false}", h.now);
+    EXPECT_EQ(h.m.state(), cs::reconnecting);
+    EXPECT_EQ(h.take_events().back().error_code, code::token_expired);
+    EXPECT_EQ(of_kind(h.take_actions(), ak::fetch_token).size(), 1u);
+  }
+  {  // a WebSocket close code
+    harness h(refreshing());
+    std::uint32_t g = h.connect_websocket();
+    h.clear();
+    h.m.handle_transport_closed(g, code::unauthorized, "bad token", h.now);
+    EXPECT_EQ(h.m.state(), cs::reconnecting);
+    EXPECT_EQ(of_kind(h.take_actions(), ak::fetch_token).size(), 1u);
+  }
+  {  // an HTTP 401 of a one-way transport, reported with its code: no fallback, no backoff loop
+    auto o = refreshing();
+    o.transports = {tk::sse, tk::polling};
+    harness p(o);
+    p.m.connect(p.now);
+    std::uint32_t g = p.last_open_generation();
+    p.clear();
+    p.m.handle_transport_closed(g, code::token_expired, "event stream refused: HTTP 401", p.now);
+    auto events = p.take_events();
+    EXPECT_TRUE(of_kind(events, ek::fallback).empty());
+    EXPECT_EQ(p.m.state(), cs::reconnecting);
+    EXPECT_EQ(of_kind(p.take_actions(), ak::fetch_token).size(), 1u);
+  }
+  {  // a command POST's connect refused (the stream itself is up)
+    auto o = refreshing();
+    o.transports = {tk::sse};
+    harness h(o);
+    h.m.connect(h.now);
+    std::uint32_t g = h.last_open_generation();
+    h.m.handle_transport_open(g, h.now);
+    h.m.handle_transport_data(g, connected_frame(), h.now);
+    ASSERT_EQ(h.m.state(), cs::connected);
+    std::uint64_t id = h.m.publish("a", "1", h.now);
+    h.clear();
+    h.m.handle_transport_data(g, connect_refused(0, code::token_expired), h.now);
+    EXPECT_EQ(h.m.state(), cs::reconnecting);
+    auto events = h.take_events();
+    auto failed = of_kind(events, ek::request_failed);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].request_id, id);
+    EXPECT_EQ(of_kind(h.take_actions(), ak::fetch_token).size(), 1u);
+  }
 }
