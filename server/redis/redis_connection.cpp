@@ -34,7 +34,7 @@ bool is_push(const redis_reply& r) {
 }  // namespace
 
 redis_connection::redis_connection(net::io_context& ioc, redis_endpoint ep, options opts)
-    : ioc_(ioc), ep_(std::move(ep)), opts_(opts), sock_(ioc), timer_(ioc), rng_(std::random_device{}()) {}
+    : ioc_(ioc), ep_(std::move(ep)), opts_(opts), sock_(ioc), timer_(ioc), watchdog_(ioc), rng_(std::random_device{}()) {}
 
 redis_connection::~redis_connection() {
   if (reader_) redisReaderFree(reader_);
@@ -50,6 +50,7 @@ void redis_connection::stop() {
   link_ = link::stopped;
   boost::system::error_code ec;
   timer_.cancel();
+  watchdog_.cancel();
   sock_.close(ec);
   auto fail = [](std::deque<pending>& q) {
     while (!q.empty()) {
@@ -136,6 +137,7 @@ void redis_connection::lost(const std::string& why) {
   if (link_ == link::stopped) return;
   boost::system::error_code ig;
   sock_.close(ig);
+  watchdog_.cancel();
   writing_ = false;
   out_.clear();
   out_count_ = 0;
@@ -186,18 +188,36 @@ void redis_connection::write_more() {
   writing_ = true;
   out_.clear();
   out_count_ = 0;
+  auto now = std::chrono::steady_clock::now();
   while (!waiting_.empty()) {
     out_ += waiting_.front().wire;
+    waiting_.front().sent_at = now;
     sent_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     ++out_count_;
   }
+  arm_watchdog();
   net::async_write(sock_, net::buffer(out_), [w = weak_from_this()](boost::system::error_code ec, std::size_t) {
     auto self = w.lock();
     if (!self || self->link_ != link::ready) return;
     self->writing_ = false;
     if (ec) return self->lost("write: " + ec.message());
     self->write_more();
+  });
+}
+
+void redis_connection::arm_watchdog() {
+  if (watching_ || sent_.empty()) return;
+  watching_ = true;
+  watchdog_.expires_at(sent_.front().sent_at + std::chrono::milliseconds(opts_.command_timeout_ms));
+  watchdog_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (!self) return;
+    self->watching_ = false;
+    if (ec || self->link_ != link::ready || self->sent_.empty()) return;
+    auto late = std::chrono::steady_clock::now() - self->sent_.front().sent_at;
+    if (late >= std::chrono::milliseconds(self->opts_.command_timeout_ms)) return self->lost("reply timeout");
+    self->arm_watchdog();   // the front was answered meanwhile: watch the new front
   });
 }
 

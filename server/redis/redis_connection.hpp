@@ -30,6 +30,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   struct options {
     std::size_t max_in_flight = 10000;       // bounds memory when Redis stalls
     std::uint64_t connect_timeout_ms = 2000;
+    std::uint64_t command_timeout_ms = 5000;   // a reply later than this: the connection is lost
     std::uint64_t backoff_min_ms = 50;       // reconnect delays grow to the max, with full jitter
     std::uint64_t backoff_max_ms = 2000;
   };
@@ -54,6 +55,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     std::string wire;   // the formatted command
     done_fn done;
     bool internal = false;   // AUTH / SELECT on connect
+    std::chrono::steady_clock::time_point sent_at{};
   };
   void do_connect();
   void on_connect(boost::system::error_code ec);
@@ -62,6 +64,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void do_read();
   void on_replies();
   void enqueue(std::vector<std::string> args, done_fn done, bool internal);
+  void arm_watchdog();   // while replies are awaited: the oldest may not wait past the timeout
   std::uint64_t next_backoff_ms();
 
   boost::asio::io_context& ioc_;
@@ -70,6 +73,8 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   link link_ = link::idle;
   boost::asio::generic::stream_protocol::socket sock_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer watchdog_;
+  bool watching_ = false;
   redisReader* reader_ = nullptr;
   std::deque<pending> waiting_;    // not written yet
   std::deque<pending> sent_;       // written, reply not yet read (in order)

@@ -204,3 +204,24 @@ TEST(RedisConnection, ReconnectsAfterTheServerComesBack) {
   EXPECT_EQ(back.str, "PONG");
   c->stop();
 }
+
+TEST(RedisConnection, AReplyThatNeverComesTimesOut) {
+  // A "Redis" that accepts and never answers.
+  net::io_context ioc;
+  net::ip::tcp::acceptor silent(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  net::ip::tcp::socket held(ioc);
+  silent.async_accept(held, [](boost::system::error_code) {});
+  ps::redis_connection::options o;
+  o.command_timeout_ms = 100;
+  o.backoff_min_ms = 10;
+  auto c = std::make_shared<ps::redis_connection>(ioc, local(silent.local_endpoint().port()), o);
+  c->start();
+  ASSERT_TRUE(run_until(ioc, [&] { return c->ready(); }));
+  ps::redis_reply r;
+  auto sent = std::chrono::steady_clock::now();
+  c->command({"PING"}, [&](ps::redis_reply x) { r = std::move(x); });
+  ASSERT_TRUE(run_until(ioc, [&] { return r.is_error(); }));
+  EXPECT_NE(r.str.find("timeout"), std::string::npos) << r.str;
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(100));
+  c->stop();
+}
