@@ -282,7 +282,7 @@ std::string help_text() {
                     "Flags override PUSHWIRE_<FLAG> environment variables, which override the --config file.\n\n";
   for (auto& o : options()) {
     std::string line = "  --" + o.name + (o.is_bool ? "" : " V");
-    if (line.size() < 30) line.resize(30, ' ');
+    line.resize(std::max<std::size_t>(line.size() + 2, 32), ' ');   // a long name still gets a gap
     line += o.help;
     line += " (default: ";
     std::string dv = o.get(d);
