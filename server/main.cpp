@@ -6,6 +6,7 @@
 
 #include "server/ops/log.hpp"
 #include "server/app/server.hpp"
+#include "server/ops/version.hpp"
 
 extern char** environ;
 
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
   auto r = parse_config(argc, argv, env);
   if (r.help) {
     std::cout << help_text();
+    return 0;
+  }
+  if (r.version) {
+    std::cout << "pushwire-server " << version << " (" << build_commit << ")\n";
     return 0;
   }
   if (!r.ok) {

@@ -244,6 +244,7 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--help" || a == "-h") { r.help = true; return r; }
+    if (a == "--version") { r.version = true; return r; }
     if (!a.starts_with("--")) { r.ok = false; r.error = "unexpected argument " + std::string(a); return r; }
     a.remove_prefix(2);
     std::string value;
@@ -278,7 +279,7 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
 
 std::string help_text() {
   config d;
-  std::string out = "Usage: pushwire-server [flags]\n"
+  std::string out = "Usage: pushwire-server [flags]   (--version: the version and build)\n"
                     "Flags override PUSHWIRE_<FLAG> environment variables, which override the --config file.\n\n";
   for (auto& o : options()) {
     std::string line = "  --" + o.name + (o.is_bool ? "" : " V");

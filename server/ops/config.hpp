@@ -91,6 +91,7 @@ struct config {
 struct config_result {
   bool ok = true;
   bool help = false;       // --help: print help_text() and exit 0
+  bool version = false;    // --version: print the version and exit 0
   std::string error;
   config cfg;
 };

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "server/ops/version.hpp"
+
 namespace pushwire::server {
 namespace {
 
@@ -79,6 +81,13 @@ std::uint64_t latency_histogram::count() const noexcept {
 std::string metrics::render_prometheus() const {
   std::string out;
   out.reserve(4096);
+
+  family(out, "pushwire_build_info", "gauge", "The running build: version and commit (value 1).");
+  out += "pushwire_build_info{version=\"";
+  out += version;
+  out += "\",commit=\"";
+  out += build_commit;
+  out += "\"} 1\n";
 
   family(out, "pushwire_connections", "gauge", "Open client connections by transport.");
   out += "pushwire_connections{transport=\"websocket\"} ";

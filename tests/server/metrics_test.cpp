@@ -1,4 +1,6 @@
 #include "server/ops/metrics.hpp"
+#include "server/ops/config.hpp"
+#include "server/ops/version.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -204,7 +206,7 @@ TEST(Metrics, OutputIsPrometheusText) {
       EXPECT_EQ(name, current_family);
     }
   }
-  EXPECT_EQ(samples, 3u + 13u + 15u + 2u);  // 3 connection gauges, 13 simple, 15 buckets, sum+count
+  EXPECT_EQ(samples, 1u + 3u + 13u + 15u + 2u);  // build info, 3 connection gauges, 13 simple, 15 buckets, sum+count
   ASSERT_EQ(les.size(), 15u);
   for (std::size_t i = 1; i < les.size(); ++i) {
     EXPECT_LT(les[i - 1], les[i]);
@@ -247,4 +249,19 @@ TEST(Metrics, JsonCarriesTheSameNumbers) {
   EXPECT_EQ(b[1].at("count").to_number<std::uint64_t>(), 1u);
   EXPECT_TRUE(b[14].at("le_us").is_null());
   EXPECT_EQ(b[14].at("count").to_number<std::uint64_t>(), 2u);
+}
+
+TEST(Metrics, BuildInfoNamesTheVersionAndCommit) {
+  metrics m;
+  auto text = m.render_prometheus();
+  std::string want = std::string("pushwire_build_info{version=\"") + version + "\",commit=\"" + build_commit + "\"} 1\n";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_NE(std::string(version).find('.'), std::string::npos);
+}
+
+TEST(ServerConfigVersion, VersionFlagAsksForTheVersion) {
+  const char* argv[] = {"pushwire-server", "--version"};
+  auto r = parse_config(2, argv, {});
+  EXPECT_TRUE(r.version);
+  EXPECT_FALSE(r.help);
 }
