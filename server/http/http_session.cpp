@@ -166,7 +166,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       r.body = "method not allowed\n";
       return reply(req, r);
     }
-    reply(req, serve_static(n_.cfg, path));
+    reply(req, serve_static(n_.cfg, path, req[http::field::if_none_match]));
   }
 
   // --max-connections-per-ip: takes a slot for a WebSocket, SSE stream or long-poll from `remote`

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -56,9 +57,34 @@ bool read_regular_file(const std::string& path, std::string& out) {
   return true;
 }
 
+// A strong validator from the content: FNV-1a 64 and the length (not cryptographic; it only has to
+// change when the file does).
+std::string etag_of(std::string_view body) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body) h = (h ^ c) * 1099511628211ull;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "\"%016llx-%zx\"", static_cast<unsigned long long>(h), body.size());
+  return buf;
+}
+
+// Whether an If-None-Match list names `etag` (or is "*").
+bool etag_matches(std::string_view list, std::string_view etag) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.starts_with("W/")) item.remove_prefix(2);
+    if (item == "*" || item == etag) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 }  // namespace
 
-http_reply serve_static(const config& cfg, std::string_view path) {
+http_reply serve_static(const config& cfg, std::string_view path, std::string_view if_none_match) {
   http_reply r;
   std::string rel = percent_decode(path);
   std::vector<std::string> candidates;
@@ -77,6 +103,12 @@ http_reply serve_static(const config& cfg, std::string_view path) {
     if (read_regular_file(c, r.body)) {
       r.content_type = std::string(mime_type(c));
       r.headers.emplace_back("Cache-Control", "no-cache");
+      auto etag = etag_of(r.body);
+      if (!if_none_match.empty() && etag_matches(if_none_match, etag)) {
+        r.status = 304;
+        r.body.clear();
+      }
+      r.headers.emplace_back("ETag", std::move(etag));
       return r;
     }
   }

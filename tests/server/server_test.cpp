@@ -940,6 +940,33 @@ TEST_F(Server, StaticFilesAndCors) {
   EXPECT_TRUE(good.ok());
 }
 
+// Static files carry a strong ETag; a browser's revalidation gets 304 with no body until the file
+// changes (issue 15: every page load used to download the whole client).
+TEST_F(Server, StaticFilesRevalidateWithETag) {
+  TearDown();
+  auto dir = std::string(::testing::TempDir()) + "/pw_etag";
+  std::system(("mkdir -p " + dir + "/web").c_str());
+  std::ofstream(dir + "/web/app.js") << "console.log(1)";
+  auto cfg = base_config();
+  cfg.web_root = dir + "/web";
+  start(cfg);
+  auto first = http_call(port, http::verb::get, "/app.js");
+  ASSERT_EQ(first.status, 200u);
+  std::string etag(first.headers[http::field::etag]);
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(etag.front(), '"');
+  auto again = http_call(port, http::verb::get, "/app.js", {}, {{"If-None-Match", etag}});
+  EXPECT_EQ(again.status, 304u);
+  EXPECT_TRUE(again.body.empty());
+  EXPECT_EQ(http_call(port, http::verb::get, "/app.js", {}, {{"If-None-Match", "\"other\", W/" + etag}}).status, 304u);
+  EXPECT_EQ(http_call(port, http::verb::get, "/app.js", {}, {{"If-None-Match", "\"other\""}}).status, 200u);
+  std::ofstream(dir + "/web/app.js") << "console.log(2)";
+  auto changed = http_call(port, http::verb::get, "/app.js", {}, {{"If-None-Match", etag}});
+  EXPECT_EQ(changed.status, 200u);
+  EXPECT_EQ(changed.body, "console.log(2)");
+  EXPECT_NE(std::string(changed.headers[http::field::etag]), etag);
+}
+
 // ---- Limits: connections per address, the descriptor cap ----
 
 // A WebSocket upgrade request sent as a plain HTTP call, so a refusal's status and body are visible.
