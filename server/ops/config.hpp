@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "server/hub/memory/memory_history.hpp"
+#include "server/hub/disk/disk_history.hpp"
 
 namespace pushwire::server {
 
@@ -75,6 +75,15 @@ struct config {
   std::uint64_t shutdown_timeout_ms = 5000;    // drain deadline on SIGTERM
   std::uint64_t housekeeping_ms = 250;         // timer tick for deadlines, pings, sweeps
   std::uint64_t demo_rate_per_s = 20;          // /demo/publish per client address
+  // Durable history (docs/architecture.md, "Durable history"). Empty: history lives in memory and a
+  // restart starts every channel in a new epoch.
+  std::string data_dir;
+  // fsync: nothing acknowledged is lost even on power loss, at the cost of one fsync per group
+  // commit in each publish's latency (a few ms here); interval/os acknowledge once the OS has the
+  // commit (a killed server loses nothing) and risk the last interval / the OS's writeback on a
+  // machine crash, which the next start reports as new epochs.
+  durability durable = durability::fsync;
+  std::uint64_t fsync_interval_ms = 200;       // interval policy: at most this much lost on a machine crash
 
   std::map<std::string, namespace_config> namespaces;
 
