@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "server/hub/disk/disk_history.hpp"
+#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
 #include "server/hub/memory/memory_idempotency.hpp"
@@ -67,7 +68,9 @@ store_set node::disk_stores(const config& c, const clock& clk) {
                    static_cast<std::int64_t>(clk.now_ms());
   std::ifstream boot("/proc/sys/kernel/random/boot_id");
   std::getline(boot, d.boot_id);
-  s.history = std::make_unique<disk_history>(std::move(d));
+  auto history = std::make_unique<disk_history>(std::move(d));
+  s.idempotency = std::make_unique<disk_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms, *history);
+  s.history = std::move(history);   // destroyed after the idempotency store that writes through it
   return s;
 }
 

@@ -162,6 +162,25 @@ class Durable : public ::testing::Test {
 TEST_F(Durable, SigkillThenRestartResumesExactly) { restart_resumes(SIGKILL); }
 TEST_F(Durable, SigtermThenRestartResumesExactly) { restart_resumes(SIGTERM); }
 
+TEST_F(Durable, IdempotencyKeysSurviveARestart) {
+  position_reply first;
+  {
+    server_run a(dir_);
+    first = reply_of(a.publish("n", 1, "key-1"));
+    ASSERT_EQ(first.offset, 1u);
+    // The key is committed in the commit after its publication's: one more acknowledged publish
+    // means it is on disk.
+    ASSERT_EQ(reply_of(a.publish("n", 2)).offset, 2u);
+    a.stop(SIGKILL);
+  }
+  server_run b(dir_);
+  auto again = reply_of(b.publish("n", 1, "key-1"));
+  EXPECT_EQ(again.epoch, first.epoch);
+  EXPECT_EQ(again.offset, 1u);   // the first result; nothing new was published
+  EXPECT_EQ(reply_of(b.publish("n", 3)).offset, 3u);
+  EXPECT_EQ(reply_of(b.publish("n", 4, "key-2")).offset, 4u);
+}
+
 TEST_F(Durable, SeveralKillsUnderEachPolicyLoseNothingAcknowledged) {
   std::string epoch;
   int n = 0;

@@ -39,7 +39,10 @@ constexpr const char* schema =
     "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY, epoch TEXT NOT NULL, top INTEGER NOT NULL,"
     " active INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS pubs(name TEXT NOT NULL, off INTEGER NOT NULL, at INTEGER NOT NULL,"
-    " data BLOB NOT NULL, PRIMARY KEY(name, off)) WITHOUT ROWID;";
+    " data BLOB NOT NULL, PRIMARY KEY(name, off)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, epoch TEXT NOT NULL, off INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);";
 
 // A prepared statement that resets itself after each use.
 struct stmt {
@@ -165,6 +168,7 @@ bool disk_history::open_db(std::string& err) {
       std::lock_guard lk(map_mu_);
       channels_.clear();
       bytes_ = 0;
+      loaded_keys_.clear();
       continue;
     }
     return false;
@@ -241,6 +245,16 @@ bool disk_history::load(std::string& err) {
       }
       if (tail_lost) ch->broken = true;
     }
+  }
+  {
+    stmt q(db_, "SELECT key, epoch, off, expires FROM keys ORDER BY expires;");
+    if (!q) return err = sqlite3_errmsg(db_), false;
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
+      loaded_keys_.push_back(stored_key{col_text(q.s, 0),
+                                        position{col_text(q.s, 1), static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 2))},
+                                        sqlite3_column_int64(q.s, 3)});
+    if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
   }
   if (tail_lost)
     log::warn("the last run stopped uncleanly under a non-fsync durability and the machine restarted: every channel "
@@ -437,7 +451,12 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
   stmt del_before(db_, "DELETE FROM pubs WHERE name = ? AND off < ?;");
   stmt del_all(db_, "DELETE FROM pubs WHERE name = ?;");
   stmt del_ch(db_, "DELETE FROM channels WHERE name = ?;");
-  bool ok = ins && up && del_before && del_all && del_ch;
+  stmt key(db_, "INSERT OR REPLACE INTO keys(key, epoch, off, expires) VALUES(?, ?, ?, ?);");
+  stmt key_expire(db_, "DELETE FROM keys WHERE expires <= ?;");
+  stmt key_bound(db_,
+                 "DELETE FROM keys WHERE key IN (SELECT key FROM keys ORDER BY expires LIMIT max(0, (SELECT count(*) "
+                 "FROM keys) - ?));");
+  bool ok = ins && up && del_before && del_all && del_ch && key && key_expire && key_bound;
   for (auto& o : batch) {
     if (!ok) break;
     switch (o.kind) {
@@ -458,6 +477,14 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
       case op_kind::forget:
         ok = del_all.text(1, o.name).run() == SQLITE_DONE && del_ch.text(1, o.name).run() == SQLITE_DONE;
         break;
+      case op_kind::key:
+        ok = key.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
+             SQLITE_DONE;
+        break;
+      case op_kind::key_sweep:
+        ok = key_expire.num(1, o.at_wall).run() == SQLITE_DONE &&
+             key_bound.num(1, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE;
+        break;
     }
   }
   if (!ok) err = sqlite3_errmsg(db_);
@@ -467,6 +494,16 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
     exec("ROLLBACK;", ignore);
   }
   return ok;
+}
+
+std::vector<disk_history::stored_key> disk_history::take_loaded_keys() { return std::move(loaded_keys_); }
+
+void disk_history::record_key(std::string_view key, const position& pos, std::int64_t expires_wall) {
+  enqueue(op{op_kind::key, nullptr, std::string(key), pos.epoch, pos.offset, expires_wall, nullptr, nullptr});
+}
+
+void disk_history::sweep_keys(std::int64_t now_wall, std::size_t max_keys) {
+  enqueue(op{op_kind::key_sweep, nullptr, {}, {}, max_keys, now_wall, nullptr, nullptr});
 }
 
 void disk_history::drain() {

@@ -70,6 +70,18 @@ class disk_history final : public history_store {
   history_stats stats() override;
   void sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) override;
 
+  // Idempotency keys live in the same database (disk_idempotency): written by the writer thread in
+  // the commit after their publication's, expired and bounded at sweep_keys().
+  struct stored_key {
+    std::string key;
+    protocol::position pos;
+    std::int64_t expires_wall;
+  };
+  std::vector<stored_key> take_loaded_keys();   // the keys found at open, oldest first
+  void record_key(std::string_view key, const protocol::position& pos, std::int64_t expires_wall);
+  void sweep_keys(std::int64_t now_wall, std::size_t max_keys);
+  std::int64_t time_base_ms() const { return cfg_.time_base_ms; }
+
   // Empty while the store can write; else why it cannot (tests and /healthz-like checks).
   std::string failure();
   // Waits until everything queued before the call is committed and its completions ran.
@@ -92,12 +104,12 @@ class disk_history final : public history_store {
     bool dead = false;     // forgotten by sweep(): whoever holds it looks it up again
     bool broken = false;   // a commit of it failed: its next append starts a new epoch
   };
-  enum class op_kind { append, trim, epoch, forget };
+  enum class op_kind { append, trim, epoch, forget, key, key_sweep };
   struct op {
     op_kind kind;
     std::shared_ptr<channel> ch;
     std::string name, epoch;
-    std::uint64_t offset = 0;    // append: its offset; trim: the first offset kept
+    std::uint64_t offset = 0;    // append: its offset; trim: the first offset kept; key_sweep: max keys
     std::int64_t at_wall = 0;
     publication_ptr pub;
     std::function<void(append_result)> done;
@@ -129,6 +141,7 @@ class disk_history final : public history_store {
   std::vector<op> queue_;
   std::uint64_t queued_ = 0, committed_ = 0;   // batches: flush() waits for committed_ >= queued_
   bool stop_ = false;
+  std::vector<stored_key> loaded_keys_;
   std::string failure_;                         // set when the store cannot write at all
   std::thread writer_;
 };

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "server/hub/disk/disk_history.hpp"
+#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
 #include "server/hub/memory/memory_idempotency.hpp"
@@ -63,8 +64,8 @@ stores memory_stores(const limits& l) {
                 std::make_unique<memory_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms)};
 }
 
-// The durable history (SQLite in a fresh temporary data dir) beside the memory broker, presence and
-// idempotency. Its completions run later, on its writer thread.
+// The durable history and idempotency keys (SQLite in a fresh temporary data dir) beside the memory
+// broker and presence. Its completions run later, on its writer thread.
 stores disk_stores(const limits& l, durability policy) {
   auto s = memory_stores(l);
   char tmpl[] = "/tmp/pushwire-contract-XXXXXX";
@@ -79,7 +80,9 @@ stores disk_stores(const limits& l, durability policy) {
   d.dir = dir;
   d.policy = policy;
   d.boot_id = "contract";
-  s.history = std::make_unique<disk_history>(d);
+  auto history = std::make_unique<disk_history>(d);
+  s.idempotency = std::make_unique<disk_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms, *history);
+  s.history = std::move(history);
   return s;
 }
 
