@@ -154,6 +154,27 @@ class Durable : public ::testing::Test {
     auto f = c.next_non_ping();
     EXPECT_EQ(f.pos.offset, 11u);
     EXPECT_EQ(f.data, "11");
+    // A plain EventSource comes back with its Last-Event-ID; a long-poll with its cursor.
+    sse_client e(b.port, "/sse?channels=n", {{"Last-Event-ID", epoch + "-8"}});
+    ASSERT_EQ(e.status, 200u);
+    e.next_non_ping();   // connected
+    auto sub = parse(e.next_non_ping().data);
+    EXPECT_EQ(sub.kind, frame_kind::subscribed);
+    EXPECT_EQ(sub.recovered, true);
+    for (std::uint64_t want = 9; want <= 11; ++want) {
+      auto ev = e.next_non_ping();
+      EXPECT_EQ(parse(ev.data).pos.offset, want) << ev.data;
+      EXPECT_EQ(ev.id, epoch + "-" + std::to_string(want));
+    }
+    auto poll = http_call(b.port, http::verb::get, "/poll?channels=n&open=1&cursor=" + epoch + "-9");
+    ASSERT_EQ(poll.status, 200u);
+    std::vector<std::uint64_t> got;
+    for (auto& l : lines(poll.body)) {
+      auto pf = parse(l);
+      if (pf.kind == frame_kind::subscribed) EXPECT_EQ(pf.recovered, true) << poll.body;
+      if (pf.kind == frame_kind::message) got.push_back(pf.pos.offset);
+    }
+    EXPECT_EQ(got, (std::vector<std::uint64_t>{10, 11})) << poll.body;
   }
 
   std::string dir_;
