@@ -72,6 +72,28 @@ struct stmt {
   }
 };
 
+}  // namespace
+
+// The writer's statements, prepared on first use and finalized before the database closes.
+struct disk_history::statements {
+  stmt ins, up, del_before, del_all, del_ch, key, key_expire, key_bound;
+  explicit statements(sqlite3* db)
+      : ins(db, "INSERT OR REPLACE INTO pubs(name, off, at, data) VALUES(?, ?, ?, ?);"),
+        up(db,
+           "INSERT INTO channels(name, epoch, top, active) VALUES(?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+           "epoch = excluded.epoch, top = excluded.top, active = excluded.active;"),
+        del_before(db, "DELETE FROM pubs WHERE name = ? AND off < ?;"),
+        del_all(db, "DELETE FROM pubs WHERE name = ?;"),
+        del_ch(db, "DELETE FROM channels WHERE name = ?;"),
+        key(db, "INSERT OR REPLACE INTO keys(key, epoch, off, expires) VALUES(?, ?, ?, ?);"),
+        key_expire(db, "DELETE FROM keys WHERE expires <= ?;"),
+        key_bound(db,
+                  "DELETE FROM keys WHERE key IN (SELECT key FROM keys ORDER BY expires LIMIT max(0, (SELECT count(*) "
+                  "FROM keys) - ?));") {}
+};
+
+namespace {
+
 std::string col_text(sqlite3_stmt* s, int i) {
   auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
   return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string();
@@ -125,6 +147,7 @@ bool disk_history::exec(const char* sql, std::string& err) {
 }
 
 void disk_history::close_db() {
+  st_.reset();
   if (db_) sqlite3_close_v2(db_);
   db_ = nullptr;
 }
@@ -444,18 +467,8 @@ void disk_history::writer_loop() {
 
 bool disk_history::commit(std::vector<op>& batch, std::string& err) {
   if (!exec("BEGIN IMMEDIATE;", err)) return false;
-  stmt ins(db_, "INSERT OR REPLACE INTO pubs(name, off, at, data) VALUES(?, ?, ?, ?);");
-  stmt up(db_,
-          "INSERT INTO channels(name, epoch, top, active) VALUES(?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-          "epoch = excluded.epoch, top = excluded.top, active = excluded.active;");
-  stmt del_before(db_, "DELETE FROM pubs WHERE name = ? AND off < ?;");
-  stmt del_all(db_, "DELETE FROM pubs WHERE name = ?;");
-  stmt del_ch(db_, "DELETE FROM channels WHERE name = ?;");
-  stmt key(db_, "INSERT OR REPLACE INTO keys(key, epoch, off, expires) VALUES(?, ?, ?, ?);");
-  stmt key_expire(db_, "DELETE FROM keys WHERE expires <= ?;");
-  stmt key_bound(db_,
-                 "DELETE FROM keys WHERE key IN (SELECT key FROM keys ORDER BY expires LIMIT max(0, (SELECT count(*) "
-                 "FROM keys) - ?));");
+  if (!st_) st_ = std::make_unique<statements>(db_);   // prepared once: parsing them cost more than a small commit
+  auto& [ins, up, del_before, del_all, del_ch, key, key_expire, key_bound] = *st_;
   bool ok = ins && up && del_before && del_all && del_ch && key && key_expire && key_bound;
   for (auto& o : batch) {
     if (!ok) break;

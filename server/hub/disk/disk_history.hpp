@@ -136,6 +136,8 @@ class disk_history final : public history_store {
   std::atomic<std::size_t> bytes_{0};
 
   sqlite3* db_ = nullptr;
+  struct statements;
+  std::unique_ptr<statements> st_;
   std::mutex q_mu_;
   std::condition_variable q_cv_, flushed_cv_;
   std::vector<op> queue_;
