@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "server/ops/config.hpp"
 #include "test_client.hpp"
 
 namespace {
@@ -318,6 +319,32 @@ TEST_F(Durable, ReadOnlyMountRefusesPublishesWith4022) {
     EXPECT_TRUE(b.alive());
   }
   umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST(DurableConfig, DataDirAndDurabilityFromFlagsEnvAndFile) {
+  namespace ps = pushwire::server;
+  const char* none[] = {"x"};
+  auto d = ps::parse_config(1, none, {});
+  ASSERT_TRUE(d.ok);
+  EXPECT_TRUE(d.cfg.data_dir.empty());   // memory unless asked
+  EXPECT_EQ(d.cfg.durable, ps::durability::interval);
+  auto path = std::string(::testing::TempDir()) + "/pw_durable_cfg.json";
+  std::ofstream(path) << R"({"data_dir":"/from/file","durability":"os","fsync_interval_ms":50})";
+  const char* file[] = {"x", "--config", path.c_str()};
+  auto f = ps::parse_config(3, file, {});
+  ASSERT_TRUE(f.ok) << f.error;
+  EXPECT_EQ(f.cfg.data_dir, "/from/file");
+  EXPECT_EQ(f.cfg.durable, ps::durability::os);
+  EXPECT_EQ(f.cfg.fsync_interval_ms, 50u);
+  auto e = ps::parse_config(3, file, {{"PUSHWIRE_DATA_DIR", "/from/env"}});
+  EXPECT_EQ(e.cfg.data_dir, "/from/env");
+  const char* flags[] = {"x", "--config", path.c_str(), "--data-dir", "/from/flag", "--durability=fsync"};
+  auto g = ps::parse_config(6, flags, {{"PUSHWIRE_DATA_DIR", "/from/env"}});
+  EXPECT_EQ(g.cfg.data_dir, "/from/flag");
+  EXPECT_EQ(g.cfg.durable, ps::durability::fsync);
+  const char* bad[] = {"x", "--durability", "sometimes"};
+  EXPECT_FALSE(ps::parse_config(3, bad, {}).ok);
+  EXPECT_NE(ps::help_text().find("--data-dir"), std::string::npos);
 }
 
 }  // namespace
