@@ -184,48 +184,59 @@ class Durable : public ::testing::Test {
 TEST_F(Durable, SigkillThenRestartResumesExactly) { restart_resumes(SIGKILL); }
 TEST_F(Durable, SigtermThenRestartResumesExactly) { restart_resumes(SIGTERM); }
 
-// Killed while a publisher keeps publishing: every acknowledged publication is there after the
-// restart, in one unbroken run of offsets, each carrying its own number; the one in flight at the
-// kill may be there too (committed, not yet acknowledged), never a wrong or a repeated one.
+// Killed while four publishers keep publishing (under fsync, so a commit takes long enough for the
+// kill to land inside one): every acknowledged publication is there after the restart, in one
+// unbroken run of offsets, each carrying its own number; the one in flight at the kill may be there
+// too (committed, not yet acknowledged), never a wrong or a repeated one.
 TEST_F(Durable, KillMidPublishKeepsEveryAcknowledgedPublication) {
-  std::string epoch;
-  std::atomic<std::uint64_t> acked{0};
+  constexpr int channels = 4;
+  std::string epoch[channels];
+  std::atomic<std::uint64_t> acked[channels] = {};
+  std::vector<std::string> flags = {"--history-size", "1000", "--durability", "fsync"};
   {
-    server_run a(dir_, {"--history-size", "1000"});
+    server_run a(dir_, flags);
     ASSERT_NE(a.port, 0);
-    epoch = reply_of(a.publish("n", 1)).epoch;
-    acked = 1;
-    std::jthread publisher([&] {
-      try {
-        for (int n = 2; n < 900; ++n) {
-          auto p = reply_of(a.publish("n", n));
-          if (p.offset != static_cast<std::uint64_t>(n)) break;   // the server is gone
-          acked = p.offset;
+    for (int ch = 0; ch < channels; ++ch) {
+      epoch[ch] = reply_of(a.publish("n" + std::to_string(ch), 1)).epoch;
+      acked[ch] = 1;
+    }
+    std::vector<std::jthread> publishers;
+    for (int ch = 0; ch < channels; ++ch)
+      publishers.emplace_back([&, ch] {
+        try {
+          for (int n = 2; n < 900; ++n) {
+            auto p = reply_of(a.publish("n" + std::to_string(ch), n));
+            if (p.offset != static_cast<std::uint64_t>(n)) break;   // the server is gone
+            acked[ch] = p.offset;
+          }
+        } catch (const std::exception&) {   // connection refused: the server is gone
         }
-      } catch (const std::exception&) {   // connection refused: the server is gone
-      }
-    });
+      });
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (acked < 40 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    while (acked[0] < 30 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     a.stop(SIGKILL);
   }
-  ASSERT_GE(acked.load(), 40u);
-  ASSERT_LT(acked.load(), 899u);   // killed mid-stream, not after it
-  server_run b(dir_, {"--history-size", "1000"});
-  ws_client c(b.port);
-  ASSERT_EQ(c.connect().kind, frame_kind::connected);
-  c.send(R"({"cmd":"subscribe","id":2,"channel":"n","since":{"epoch":")" + epoch + R"(","offset":0}})");
-  auto s = c.next_non_ping();
-  ASSERT_EQ(s.kind, frame_kind::subscribed) << s.reason;
-  EXPECT_EQ(s.recovered, true);
-  EXPECT_EQ(s.pos.epoch, epoch);
-  EXPECT_GE(s.pos.offset, acked.load());
-  EXPECT_LE(s.pos.offset, acked.load() + 1);
-  for (std::uint64_t want = 1; want <= s.pos.offset; ++want) {
-    auto f = c.next_non_ping();
-    ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
-    ASSERT_EQ(f.pos.offset, want);
-    ASSERT_EQ(f.data, std::to_string(want));
+  server_run b(dir_, flags);
+  for (int ch = 0; ch < channels; ++ch) {
+    SCOPED_TRACE("channel n" + std::to_string(ch));
+    ASSERT_GE(acked[ch].load(), 2u);
+    ASSERT_LT(acked[ch].load(), 899u);   // killed mid-stream, not after it
+    ws_client c(b.port);
+    ASSERT_EQ(c.connect().kind, frame_kind::connected);
+    c.send(R"({"cmd":"subscribe","id":2,"channel":"n)" + std::to_string(ch) + R"(","since":{"epoch":")" +
+           epoch[ch] + R"(","offset":0}})");
+    auto s = c.next_non_ping();
+    ASSERT_EQ(s.kind, frame_kind::subscribed) << s.reason;
+    EXPECT_EQ(s.recovered, true);
+    EXPECT_EQ(s.pos.epoch, epoch[ch]);
+    EXPECT_GE(s.pos.offset, acked[ch].load());
+    EXPECT_LE(s.pos.offset, acked[ch].load() + 1);
+    for (std::uint64_t want = 1; want <= s.pos.offset; ++want) {
+      auto f = c.next_non_ping();
+      ASSERT_EQ(f.kind, frame_kind::message) << f.reason;
+      ASSERT_EQ(f.pos.offset, want);
+      ASSERT_EQ(f.data, std::to_string(want));
+    }
   }
 }
 
