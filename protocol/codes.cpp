@@ -30,6 +30,7 @@ std::string_view code_name(code c) {
     case code::too_many_requests_in_flight: return "too many requests in flight";
     case code::too_many_channels: return "too many channels";
     case code::presence_full: return "presence full";
+    case code::storage_unavailable: return "storage unavailable";
     case code::connect_called: return "connect called";
     case code::transport_opened: return "transport opened";
     case code::transport_closed: return "transport closed";

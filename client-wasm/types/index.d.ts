@@ -221,6 +221,7 @@ export const Code: Readonly<{
   tooManyRequestsInFlight: 4019;
   tooManyChannels: 4020;
   presenceFull: 4021;
+  storageUnavailable: 4022;
   connectCalled: 100;
   transportOpened: 101;
   transportClosed: 102;

@@ -10,6 +10,7 @@ unsigned http_status(code c) {
   switch (c) {
     case code::ok: return 200;
     case code::going_away: case code::shutting_down: case code::too_many_connections: case code::too_many_channels:
+    case code::storage_unavailable:
       return 503;
     case code::message_too_big: case code::message_too_large: return 413;
     case code::bad_frame: case code::unknown_command: case code::bad_channel: case code::too_many_subscriptions:

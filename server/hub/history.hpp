@@ -70,6 +70,9 @@ class history_store {
   // Drops what is too old, and forgets channels idle past their idle time that hold nothing and
   // are not `in_use` (a later use starts a new epoch, so clients learn of the break).
   virtual void sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) = 0;
+  // Returns once every completion of an append made before the call has run: the node calls it
+  // before the hub those completions feed goes away. Stores that complete inline need nothing.
+  virtual void drain() {}
 };
 
 }  // namespace pushwire::server

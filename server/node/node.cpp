@@ -1,8 +1,11 @@
 #include "server/node/node.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
+#include "server/hub/disk/disk_history.hpp"
+#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
 #include "server/hub/memory/memory_idempotency.hpp"
@@ -53,9 +56,29 @@ store_set node::memory_stores(const config& c, const clock& clk) {
                    std::make_unique<memory_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms)};
 }
 
+store_set node::disk_stores(const config& c, const clock& clk) {
+  auto s = memory_stores(c, clk);
+  disk_history_config d;
+  d.mem = c.history_cfg();
+  d.mem.epoch_seed = clk.now_ns() ^ (wall_seconds() << 20);
+  d.dir = c.data_dir;
+  d.policy = c.durable;
+  d.fsync_interval_ms = c.fsync_interval_ms;
+  d.time_base_ms = static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count()) -
+                   static_cast<std::int64_t>(clk.now_ms());
+  std::ifstream boot("/proc/sys/kernel/random/boot_id");
+  std::getline(boot, d.boot_id);
+  auto history = std::make_unique<disk_history>(std::move(d));
+  s.idempotency = std::make_unique<disk_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms, *history);
+  s.history = std::move(history);   // destroyed after the idempotency store that writes through it
+  return s;
+}
+
 node::node(config c, const clock& clock_source, const store_maker& make)
     : cfg_(std::move(c)),
-      stores_(make ? make(cfg_, clock_source) : memory_stores(cfg_, clock_source)),
+      stores_(make ? make(cfg_, clock_source)
+                   : cfg_.data_dir.empty() ? memory_stores(cfg_, clock_source) : disk_stores(cfg_, clock_source)),
       hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence, *stores_.idempotency},
                                  clock_source, io_threads(cfg_))),
       clk(clock_source),
@@ -86,6 +109,7 @@ node::node(config c, const clock& clock_source, const store_maker& make)
 }
 
 node::~node() {
+  stores_.history->drain();   // completions still queued feed the hub: they run before it goes
   hub_->set_event_listener(nullptr);
   hub_->set_disconnect_listener(nullptr);
 }

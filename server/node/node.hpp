@@ -35,6 +35,8 @@ class node {
   // `make` null: the memory stores (the embedded default).
   node(config c, const clock& clk, const store_maker& make = nullptr);
   static store_set memory_stores(const config& c, const clock& clk);
+  // The memory set with the durable history in c.data_dir (--data-dir).
+  static store_set disk_stores(const config& c, const clock& clk);
   ~node();
   node(const node&) = delete;
   node& operator=(const node&) = delete;

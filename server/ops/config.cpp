@@ -149,6 +149,15 @@ const std::vector<option>& options() {
     o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
     o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));
     o.push_back(num("demo-rate-per-s", &config::demo_rate_per_s, "/demo/publish requests per second per address"));
+    o.push_back(str("data-dir", &config::data_dir,
+                    "keep channel epochs, offsets and history in this folder (SQLite); empty = in memory only"));
+    o.push_back(option{"durability",
+                       "with --data-dir: fsync (every commit fsynced before the publish is acknowledged), interval "
+                       "(fsync every --fsync-interval-ms), os (the OS writes back)",
+                       false, [](config& c, std::string_view v) { return parse_durability(v, c.durable); },
+                       [](const config& c) { return std::string(durability_name(c.durable)); }});
+    o.push_back(num("fsync-interval-ms", &config::fsync_interval_ms,
+                    "--durability interval: fsync this often (bounds what a machine crash loses)"));
     return o;
   }();
   return opts;

@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "server/hub/disk/disk_history.hpp"
+#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
 #include "server/hub/memory/memory_idempotency.hpp"
@@ -36,6 +40,7 @@ struct limits {
 
 // One implementation of the four seams.
 struct stores {
+  std::shared_ptr<void> cleanup;   // runs after the stores below are gone (a temporary data dir)
   std::unique_ptr<history_store> history;
   std::unique_ptr<broker> brk;
   std::unique_ptr<presence_store> presence;
@@ -54,9 +59,31 @@ stores memory_stores(const limits& l) {
   h.total_bytes = l.total_bytes;
   h.channel_idle_ms = l.channel_idle_ms;
   h.epoch_seed = 7;
-  return stores{std::make_unique<memory_history>(h), std::make_unique<memory_broker>(),
+  return stores{nullptr, std::make_unique<memory_history>(h), std::make_unique<memory_broker>(),
                 std::make_unique<memory_presence>(l.max_members),
                 std::make_unique<memory_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms)};
+}
+
+// The durable history and idempotency keys (SQLite in a fresh temporary data dir) beside the memory
+// broker and presence. Its completions run later, on its writer thread.
+stores disk_stores(const limits& l, durability policy) {
+  auto s = memory_stores(l);
+  char tmpl[] = "/tmp/pushwire-contract-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  s.cleanup = std::shared_ptr<void>(nullptr, [dir](void*) { std::filesystem::remove_all(dir); });
+  disk_history_config d;
+  d.mem.namespaces[""] = history_policy{l.history_size, l.history_ttl_ms};
+  d.mem.max_channels = l.max_channels;
+  d.mem.total_bytes = l.total_bytes;
+  d.mem.channel_idle_ms = l.channel_idle_ms;
+  d.mem.epoch_seed = 7;
+  d.dir = dir;
+  d.policy = policy;
+  d.boot_id = "contract";
+  auto history = std::make_unique<disk_history>(d);
+  s.idempotency = std::make_unique<disk_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms, *history);
+  s.history = std::move(history);
+  return s;
 }
 
 // What one I/O thread received, in order.
@@ -350,5 +377,7 @@ TEST_P(HubContract, DisconnectOrdersReachTheListener) {
 }
 
 // Every store implementation runs the whole contract: add its factory here.
-INSTANTIATE_TEST_SUITE_P(Stores, HubContract, ::testing::Values(implementation{"memory", memory_stores}),
+INSTANTIATE_TEST_SUITE_P(Stores, HubContract, ::testing::Values(implementation{"memory", memory_stores},
+                                           implementation{"disk_fsync", [](const limits& l) { return disk_stores(l, durability::fsync); }},
+                                           implementation{"disk_os", [](const limits& l) { return disk_stores(l, durability::os); }}),
                          [](const auto& info) { return std::string(info.param.name); });

@@ -1,0 +1,631 @@
+#include "server/hub/disk/disk_history.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <map>
+
+#include "protocol/channel_name.hpp"
+#include "server/ops/log.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+using protocol::position;
+
+bool parse_durability(std::string_view s, durability& out) {
+  if (s == "fsync") out = durability::fsync;
+  else if (s == "interval") out = durability::interval;
+  else if (s == "os") out = durability::os;
+  else return false;
+  return true;
+}
+
+std::string_view durability_name(durability d) {
+  switch (d) {
+    case durability::fsync: return "fsync";
+    case durability::interval: return "interval";
+    case durability::os: return "os";
+  }
+  return "fsync";
+}
+
+namespace {
+
+constexpr const char* schema =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS channels(name TEXT PRIMARY KEY, epoch TEXT NOT NULL, top INTEGER NOT NULL,"
+    " active INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS pubs(name TEXT NOT NULL, off INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY(name, off)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, epoch TEXT NOT NULL, off INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);";
+
+// A prepared statement that resets itself after each use.
+struct stmt {
+  sqlite3_stmt* s = nullptr;
+  stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s, nullptr); }
+  ~stmt() { sqlite3_finalize(s); }
+  stmt(const stmt&) = delete;
+  stmt& operator=(const stmt&) = delete;
+  explicit operator bool() const { return s != nullptr; }
+  stmt& text(int i, std::string_view v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& blob(int i, std::string_view v) {
+    sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  stmt& num(int i, std::int64_t v) {
+    sqlite3_bind_int64(s, i, v);
+    return *this;
+  }
+  int run() {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+  }
+};
+
+}  // namespace
+
+// The writer's statements, prepared on first use and finalized before the database closes.
+struct disk_history::statements {
+  stmt ins, up, del_before, del_all, del_ch, key, key_expire, key_bound;
+  explicit statements(sqlite3* db)
+      : ins(db, "INSERT OR REPLACE INTO pubs(name, off, at, data) VALUES(?, ?, ?, ?);"),
+        up(db,
+           "INSERT INTO channels(name, epoch, top, active) VALUES(?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+           "epoch = excluded.epoch, top = excluded.top, active = excluded.active;"),
+        del_before(db, "DELETE FROM pubs WHERE name = ? AND off < ?;"),
+        del_all(db, "DELETE FROM pubs WHERE name = ?;"),
+        del_ch(db, "DELETE FROM channels WHERE name = ?;"),
+        key(db, "INSERT OR REPLACE INTO keys(key, epoch, off, expires) VALUES(?, ?, ?, ?);"),
+        key_expire(db, "DELETE FROM keys WHERE expires <= ?;"),
+        key_bound(db,
+                  "DELETE FROM keys WHERE key IN (SELECT key FROM keys ORDER BY expires LIMIT max(0, (SELECT count(*) "
+                  "FROM keys) - ?));") {}
+};
+
+namespace {
+
+std::string col_text(sqlite3_stmt* s, int i) {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+  return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string();
+}
+
+bool damaged(int rc) {
+  rc &= 0xff;
+  return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+disk_history::disk_history(disk_history_config cfg) : cfg_(std::move(cfg)), epoch_counter_(cfg_.mem.epoch_seed) {
+  if (!cfg_.mem.namespaces.contains("")) cfg_.mem.namespaces.emplace("", history_policy{});
+  // A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, not kill the server.
+  std::signal(SIGXFSZ, SIG_IGN);
+  std::string err;
+  if (!open_db(err)) {
+    failure_ = err;
+    close_db();
+    log::error("history store cannot write: publishes are refused", {{"dir", cfg_.dir}, {"error", err}});
+  }
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+disk_history::~disk_history() {
+  {
+    std::lock_guard lk(q_mu_);
+    stop_ = true;
+  }
+  q_cv_.notify_all();
+  writer_.join();
+  close_db();
+}
+
+bool disk_history::exec(const char* sql, std::string& err) {
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+  if (rc != SQLITE_OK) {
+    err = msg ? msg : sqlite3_errstr(rc);
+    sqlite3_free(msg);
+    if (damaged(rc)) err = "damaged: " + err;
+    return false;
+  }
+  return true;
+}
+
+void disk_history::close_db() {
+  st_.reset();
+  if (db_) sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
+
+bool disk_history::open_db(std::string& err) {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.dir, ec);
+  auto path = (std::filesystem::path(cfg_.dir) / "history.db").string();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    close_db();
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      err = std::string("cannot open ") + path + ": " + sqlite3_errstr(rc);
+      return false;
+    }
+    sqlite3_busy_timeout(db_, 1000);
+    err.clear();
+    bool ok = exec("PRAGMA journal_mode=WAL;", err) &&
+              exec(cfg_.policy == durability::fsync ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err);
+    if (ok) {   // the integrity check sees a truncated or overwritten file before anything is served
+      stmt check(db_, "PRAGMA quick_check;");
+      int rc2 = check ? sqlite3_step(check.s) : sqlite3_errcode(db_);
+      if (rc2 != SQLITE_ROW || col_text(check.s, 0) != "ok") {
+        ok = false;
+        err = std::string("damaged: integrity check failed: ") +
+              (rc2 == SQLITE_ROW ? col_text(check.s, 0) : std::string(sqlite3_errmsg(db_)));
+      }
+    }
+    ok = ok && exec(schema, err) && load(err);
+    if (ok) return true;
+    if (attempt == 0 && err.starts_with("damaged")) {
+      // Nothing in it can be trusted: set it aside for a person to look at, start anew. Every
+      // channel starts a new epoch, so no client resumes into data we cannot vouch for.
+      close_db();
+      auto aside = path + ".damaged-" + std::to_string(wall_ms());
+      std::filesystem::rename(path, aside, ec);
+      for (auto* sfx : {"-wal", "-shm"}) std::filesystem::remove(path + sfx, ec);
+      log::error("history database damaged: set aside, every channel starts a new epoch",
+                 {{"file", aside}, {"error", err}});
+      std::lock_guard lk(map_mu_);
+      channels_.clear();
+      bytes_ = 0;
+      loaded_keys_.clear();
+      continue;
+    }
+    return false;
+  }
+  return false;
+}
+
+bool disk_history::load(std::string& err) {
+  std::map<std::string, std::string> meta;
+  {
+    stmt q(db_, "SELECT key, value FROM meta;");
+    if (!q) return err = sqlite3_errmsg(db_), false;
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) meta[col_text(q.s, 0)] = col_text(q.s, 1);
+    if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
+  }
+  // The tail may be lost only when the last run stopped without its clean-shutdown mark, under a
+  // policy that acknowledged before fsync, and the machine restarted since (a killed process loses
+  // nothing the OS had). Then no offset of any channel can be trusted to be new: new epochs.
+  bool tail_lost = !meta.empty() && meta["clean"] != "1" && meta["policy"] != "fsync" && meta["boot"] != cfg_.boot_id;
+
+  std::int64_t base = cfg_.time_base_ms;
+  auto to_local = [&](std::int64_t wall) -> std::uint64_t {
+    return wall > base ? static_cast<std::uint64_t>(wall - base) : 0;
+  };
+  {
+    stmt q(db_, "SELECT name, epoch, top, active FROM channels;");
+    if (!q) return err = sqlite3_errmsg(db_), false;
+    int rc;
+    std::lock_guard lk(map_mu_);
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+      auto c = std::make_shared<channel>();
+      c->name = col_text(q.s, 0);
+      c->epoch = col_text(q.s, 1);
+      c->offset = c->visible = static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 2));
+      c->last_active_ms = to_local(sqlite3_column_int64(q.s, 3));
+      auto ns = cfg_.mem.namespaces.find(protocol::channel_namespace(c->name));
+      c->policy = ns != cfg_.mem.namespaces.end() ? ns->second : history_policy{};
+      if (!protocol::valid_epoch(c->epoch)) c->broken = true;
+      channels_.emplace(c->name, c);
+    }
+    if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
+  }
+  {
+    stmt q(db_, "SELECT name, off, at, data FROM pubs ORDER BY name, off;");
+    if (!q) return err = sqlite3_errmsg(db_), false;
+    int rc;
+    std::lock_guard lk(map_mu_);
+    std::shared_ptr<channel> c;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+      auto name = col_text(q.s, 0);
+      if (!c || c->name != name) {
+        auto it = channels_.find(name);
+        c = it == channels_.end() ? nullptr : it->second;
+      }
+      auto off = static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 1));
+      if (!c || off > c->offset) continue;   // cannot be: never served
+      auto* d = static_cast<const char*>(sqlite3_column_blob(q.s, 3));
+      std::string data(d ? d : "", static_cast<std::size_t>(sqlite3_column_bytes(q.s, 3)));
+      auto pub = make_publication(name, position{c->epoch, off}, std::move(data), 0);
+      bytes_ += pub->accounted_bytes();
+      c->kept.push_back(entry{to_local(sqlite3_column_int64(q.s, 2)), std::move(pub)});
+    }
+    if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
+    // What is kept must be one unbroken run ending at the channel's top, or resume would claim a
+    // recovery it cannot give: anything else starts the channel anew.
+    for (auto& [n, ch] : channels_) {
+      bool run = true;
+      for (std::size_t i = 0; i < ch->kept.size(); ++i)
+        if (ch->kept[i].pub->pos.offset != ch->offset - (ch->kept.size() - 1 - i)) run = false;
+      if (!run) {
+        log::warn("history of a channel is not contiguous on disk: new epoch", {{"channel", n}});
+        ch->broken = true;
+      }
+      if (tail_lost) ch->broken = true;
+    }
+  }
+  {
+    stmt q(db_, "SELECT key, epoch, off, expires FROM keys ORDER BY expires;");
+    if (!q) return err = sqlite3_errmsg(db_), false;
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
+      loaded_keys_.push_back(stored_key{col_text(q.s, 0),
+                                        position{col_text(q.s, 1), static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 2))},
+                                        sqlite3_column_int64(q.s, 3)});
+    if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
+  }
+  if (tail_lost)
+    log::warn("the last run stopped uncleanly under a non-fsync durability and the machine restarted: every channel "
+              "starts a new epoch",
+              {{"policy", meta["policy"]}});
+  // This run is unclean until the destructor says otherwise; made durable before any append.
+  stmt m(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?);");
+  if (!m) return err = sqlite3_errmsg(db_), false;
+  if (m.text(1, "clean").text(2, "0").run() != SQLITE_DONE ||
+      m.text(1, "boot").text(2, cfg_.boot_id).run() != SQLITE_DONE ||
+      m.text(1, "policy").text(2, durability_name(cfg_.policy)).run() != SQLITE_DONE)
+    return err = sqlite3_errmsg(db_), false;
+  if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
+  std::lock_guard lk(map_mu_);
+  for (auto& [n, ch] : channels_)
+    if (ch->broken) {
+      std::lock_guard lk2(ch->mu);
+      new_epoch(*ch);
+    }
+  return true;
+}
+
+std::shared_ptr<disk_history::channel> disk_history::make_channel(const std::string& name, std::uint64_t now_ms) {
+  auto c = std::make_shared<channel>();
+  c->name = name;
+  auto ns = cfg_.mem.namespaces.find(protocol::channel_namespace(name));
+  c->policy = ns != cfg_.mem.namespaces.end() ? ns->second : history_policy{};
+  c->last_active_ms = now_ms;
+  new_epoch(*c);
+  return c;
+}
+
+void disk_history::new_epoch(channel& c) {
+  for (auto& e : c.kept) bytes_.fetch_sub(e.pub->accounted_bytes(), std::memory_order_relaxed);
+  c.kept.clear();
+  c.epoch = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
+  c.offset = c.visible = 0;
+  c.broken = false;
+  enqueue(op{op_kind::epoch, nullptr, c.name, c.epoch, 0, cfg_.time_base_ms + static_cast<std::int64_t>(c.last_active_ms),
+             nullptr, nullptr});
+}
+
+std::pair<std::shared_ptr<disk_history::channel>, std::unique_lock<std::mutex>> disk_history::open(
+    std::string_view name, std::uint64_t now_ms) {
+  for (;;) {
+    std::shared_ptr<channel> c;
+    {
+      std::lock_guard lk(map_mu_);
+      auto key = std::string(name);
+      auto it = channels_.find(key);
+      if (it != channels_.end()) {
+        c = it->second;
+      } else {
+        if (channels_.size() >= cfg_.mem.max_channels) return {};
+        c = make_channel(key, now_ms);
+        channels_.emplace(std::move(key), c);
+      }
+    }
+    std::unique_lock lk(c->mu);
+    if (!c->dead) return {std::move(c), std::move(lk)};
+  }
+}
+
+void disk_history::trim(channel& c, std::uint64_t now_ms) {
+  std::size_t before = c.kept.size();
+  auto drop_front = [&] {
+    bytes_.fetch_sub(c.kept.front().pub->accounted_bytes(), std::memory_order_relaxed);
+    c.kept.pop_front();
+  };
+  while (!c.kept.empty() && c.kept.size() > c.policy.size) drop_front();
+  while (!c.kept.empty() && c.kept.front().at_ms + c.policy.ttl_ms <= now_ms) drop_front();
+  while (c.kept.size() > 1 && bytes_.load(std::memory_order_relaxed) > cfg_.mem.total_bytes) drop_front();
+  if (c.kept.size() != before) {
+    std::uint64_t first = c.kept.empty() ? c.offset + 1 : c.kept.front().pub->pos.offset;
+    enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, first, 0, nullptr, nullptr});
+  }
+}
+
+void disk_history::enqueue(op o) {
+  {
+    std::lock_guard lk(q_mu_);
+    queue_.push_back(std::move(o));
+    ++queued_;
+  }
+  q_cv_.notify_one();
+}
+
+void disk_history::append(std::string_view name, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
+                          std::function<void(append_result)> done) {
+  {
+    std::lock_guard lk(q_mu_);
+    if (!failure_.empty())
+      return done({code::storage_unavailable, "history storage unavailable: " + failure_, nullptr});
+  }
+  auto [c, lk] = open(name, now_ms);
+  if (!c) return done({code::too_many_channels, "the server's channel limit is reached", nullptr});
+  if (c->broken) new_epoch(*c);
+  auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
+  c->last_active_ms = now_ms;
+  if (c->policy.size > 0) {
+    bytes_.fetch_add(pub->accounted_bytes(), std::memory_order_relaxed);
+    c->kept.push_back(entry{now_ms, pub});
+  }
+  // The append is queued before its trim, and under the channel's lock: the queue holds each
+  // channel's operations in the order they happened.
+  enqueue(op{op_kind::append, c, c->name, c->epoch, pub->pos.offset,
+             cfg_.time_base_ms + static_cast<std::int64_t>(now_ms), pub, std::move(done)});
+  if (c->policy.size > 0) trim(*c, now_ms);
+}
+
+void disk_history::writer_loop() {
+  // Channel -> epoch whose commit failed: later appends of that epoch would follow a hole, so
+  // they fail too, until the channel's new epoch comes through.
+  std::map<std::string, std::string> failed;
+  auto last_sync = std::chrono::steady_clock::now();
+  bool dirty = false;   // committed since the last fsync (interval policy)
+  auto interval = std::chrono::milliseconds(cfg_.fsync_interval_ms ? cfg_.fsync_interval_ms : 1);
+  bool failing = false;
+  for (;;) {
+    std::vector<op> batch;
+    bool stopping;
+    {
+      std::unique_lock lk(q_mu_);
+      if (dirty && cfg_.policy == durability::interval)
+        q_cv_.wait_until(lk, last_sync + interval, [&] { return stop_ || !queue_.empty(); });
+      else
+        q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+      batch.swap(queue_);
+      stopping = stop_;
+    }
+    std::string err;
+    bool ok = true;
+    if (!batch.empty()) {
+      for (auto& o : batch)
+        if (o.kind == op_kind::epoch) failed.erase(o.name);
+      if (db_) {
+        ok = commit(batch, err);
+      } else {
+        ok = false;
+        err = failure_;
+      }
+      if (ok) dirty = true;
+      if (!ok && !failing) log::error("history commit failed: publishes refused", {{"error", err}});
+      if (ok && failing) log::info("history commits work again");
+      failing = !ok;
+      for (auto& o : batch) {
+        if (o.kind != op_kind::append) continue;
+        auto f = failed.find(o.name);
+        bool good = ok && !(f != failed.end() && f->second == o.epoch);
+        if (good) {
+          std::lock_guard lk(o.ch->mu);
+          good = o.ch->epoch == o.epoch;
+          if (good && o.ch->visible < o.offset) o.ch->visible = o.offset;
+        } else {
+          failed[o.name] = o.epoch;
+          std::lock_guard lk(o.ch->mu);
+          if (o.ch->epoch == o.epoch) o.ch->broken = true;   // its offsets were handed out: new epoch next time
+        }
+        if (good) o.done({code::ok, {}, o.pub});
+        else o.done({code::storage_unavailable, "history storage unavailable: " + (err.empty() ? std::string("an earlier write of this channel failed") : err), nullptr});
+      }
+      {
+        std::lock_guard lk(q_mu_);
+        committed_ += batch.size();
+      }
+      flushed_cv_.notify_all();
+    }
+    if (db_ && dirty && cfg_.policy == durability::interval &&
+        (stopping || std::chrono::steady_clock::now() - last_sync >= interval)) {
+      std::string e;
+      if (exec("PRAGMA wal_checkpoint(PASSIVE);", e)) dirty = false;   // syncs the WAL, then the database
+      last_sync = std::chrono::steady_clock::now();
+    }
+    if (stopping) {
+      std::lock_guard lk(q_mu_);
+      if (queue_.empty()) break;
+    }
+  }
+  if (db_) {
+    std::string e;
+    if (exec("INSERT OR REPLACE INTO meta(key, value) VALUES('clean', '1');", e) &&
+        exec("PRAGMA wal_checkpoint(TRUNCATE);", e))
+      return;
+    log::warn("history store did not close cleanly", {{"error", e}});
+  }
+}
+
+bool disk_history::commit(std::vector<op>& batch, std::string& err) {
+  if (!exec("BEGIN IMMEDIATE;", err)) return false;
+  if (!st_) st_ = std::make_unique<statements>(db_);   // prepared once: parsing them cost more than a small commit
+  auto& [ins, up, del_before, del_all, del_ch, key, key_expire, key_bound] = *st_;
+  bool ok = ins && up && del_before && del_all && del_ch && key && key_expire && key_bound;
+  for (auto& o : batch) {
+    if (!ok) break;
+    switch (o.kind) {
+      case op_kind::append:
+        if (o.ch->policy.size > 0)
+          ok = ins.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).num(3, o.at_wall).blob(4, o.pub->data).run() ==
+               SQLITE_DONE;
+        ok = ok && up.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
+                       SQLITE_DONE;
+        break;
+      case op_kind::trim:
+        ok = del_before.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE;
+        break;
+      case op_kind::epoch:
+        ok = del_all.text(1, o.name).run() == SQLITE_DONE &&
+             up.text(1, o.name).text(2, o.epoch).num(3, 0).num(4, o.at_wall).run() == SQLITE_DONE;
+        break;
+      case op_kind::forget:
+        ok = del_all.text(1, o.name).run() == SQLITE_DONE && del_ch.text(1, o.name).run() == SQLITE_DONE;
+        break;
+      case op_kind::key:
+        ok = key.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
+             SQLITE_DONE;
+        break;
+      case op_kind::key_sweep:
+        ok = key_expire.num(1, o.at_wall).run() == SQLITE_DONE &&
+             key_bound.num(1, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE;
+        break;
+    }
+  }
+  if (!ok) err = sqlite3_errmsg(db_);
+  ok = ok && exec("COMMIT;", err);
+  if (!ok) {
+    std::string ignore;
+    exec("ROLLBACK;", ignore);
+  }
+  return ok;
+}
+
+std::vector<disk_history::stored_key> disk_history::take_loaded_keys() { return std::move(loaded_keys_); }
+
+void disk_history::record_key(std::string_view key, const position& pos, std::int64_t expires_wall) {
+  enqueue(op{op_kind::key, nullptr, std::string(key), pos.epoch, pos.offset, expires_wall, nullptr, nullptr});
+}
+
+void disk_history::sweep_keys(std::int64_t now_wall, std::size_t max_keys) {
+  enqueue(op{op_kind::key_sweep, nullptr, {}, {}, max_keys, now_wall, nullptr, nullptr});
+}
+
+void disk_history::drain() {
+  std::unique_lock lk(q_mu_);
+  auto target = queued_;
+  flushed_cv_.wait(lk, [&] { return committed_ >= target; });
+}
+
+std::string disk_history::failure() {
+  std::lock_guard lk(q_mu_);
+  return failure_;
+}
+
+void disk_history::resume(std::string_view name, const std::optional<position>& since, std::uint64_t now_ms,
+                          std::function<void(resume_result)> done) {
+  resume_result r;
+  {
+    auto [c, lk] = open(name, now_ms);
+    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}, {}});
+    trim(*c, now_ms);
+    c->last_active_ms = now_ms;
+    r.top = position{c->epoch, c->visible};
+    if (since) {
+      bool ok = false;
+      if (since->epoch == c->epoch && since->offset <= c->visible) {
+        if (since->offset == c->visible) {
+          ok = true;
+        } else if (!c->kept.empty() && c->kept.front().pub->pos.offset <= since->offset + 1) {
+          ok = true;
+          for (auto& e : c->kept)
+            if (e.pub->pos.offset > since->offset && e.pub->pos.offset <= c->visible) r.missed.push_back(e.pub);
+        }
+      }
+      r.recovered = ok;
+    }
+  }
+  done(std::move(r));
+}
+
+void disk_history::read(std::string_view name, const std::optional<position>& since, std::size_t limit,
+                        std::uint64_t now_ms, std::function<void(history_result)> done) {
+  history_result r;
+  {
+    auto [c, lk] = open(name, now_ms);
+    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
+    trim(*c, now_ms);
+    r.top = position{c->epoch, c->visible};
+    std::size_t n = 0;   // entries committed
+    while (n < c->kept.size() && c->kept[n].pub->pos.offset <= c->visible) ++n;
+    if (since) {
+      if (since->epoch == c->epoch) {
+        for (std::size_t i = 0; i < n; ++i) {
+          auto& e = c->kept[i];
+          if (e.pub->pos.offset <= since->offset) continue;
+          if (limit && r.publications.size() >= limit) break;
+          r.publications.push_back(e.pub);
+        }
+      }
+    } else {
+      std::size_t first = limit && n > limit ? n - limit : 0;
+      for (std::size_t i = first; i < n; ++i) r.publications.push_back(c->kept[i].pub);
+    }
+  }
+  done(std::move(r));
+}
+
+std::vector<std::shared_ptr<disk_history::channel>> disk_history::snapshot() {
+  std::lock_guard lk(map_mu_);
+  std::vector<std::shared_ptr<channel>> all;
+  all.reserve(channels_.size());
+  for (auto& [k, c] : channels_) all.push_back(c);
+  return all;
+}
+
+std::vector<channel_info> disk_history::channels() {
+  std::vector<channel_info> out;
+  for (auto& c : snapshot()) {
+    std::lock_guard lk(c->mu);
+    if (!c->dead) out.push_back(channel_info{c->name, position{c->epoch, c->visible}, 0});
+  }
+  return out;
+}
+
+history_stats disk_history::stats() {
+  std::lock_guard lk(map_mu_);
+  return history_stats{channels_.size(), bytes_.load(std::memory_order_relaxed)};
+}
+
+void disk_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
+  auto idle_for = [&](channel& c) { return cfg_.mem.channel_idle_ms ? cfg_.mem.channel_idle_ms : c.policy.ttl_ms; };
+  std::vector<std::string> idle;
+  for (auto& c : snapshot()) {
+    std::lock_guard lk(c->mu);
+    trim(*c, now_ms);
+    if (c->kept.empty() && c->visible == c->offset && c->last_active_ms + idle_for(*c) <= now_ms) idle.push_back(c->name);
+  }
+  for (auto& name : idle) {
+    if (in_use(name)) continue;
+    std::lock_guard lk(map_mu_);
+    auto it = channels_.find(name);
+    if (it == channels_.end()) continue;
+    auto c = it->second;
+    std::lock_guard lk2(c->mu);
+    if (c->kept.empty() && c->visible == c->offset && c->last_active_ms + idle_for(*c) <= now_ms) {
+      c->dead = true;
+      channels_.erase(it);
+      enqueue(op{op_kind::forget, nullptr, c->name, c->epoch, 0, 0, nullptr, nullptr});
+    }
+  }
+}
+
+}  // namespace pushwire::server
