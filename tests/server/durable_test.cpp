@@ -142,7 +142,9 @@ class Durable : public ::testing::Test {
         epoch = p.epoch;
       }
       int status = a.stop(sig);
-      if (sig == SIGTERM) EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      if (sig == SIGTERM) {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      }
     }
     server_run b(dir_);
     ASSERT_NE(b.port, 0);
@@ -172,7 +174,9 @@ class Durable : public ::testing::Test {
     std::vector<std::uint64_t> got;
     for (auto& l : lines(poll.body)) {
       auto pf = parse(l);
-      if (pf.kind == frame_kind::subscribed) EXPECT_EQ(pf.recovered, true) << poll.body;
+      if (pf.kind == frame_kind::subscribed) {
+        EXPECT_EQ(pf.recovered, true) << poll.body;
+      }
       if (pf.kind == frame_kind::message) got.push_back(pf.pos.offset);
     }
     EXPECT_EQ(got, (std::vector<std::uint64_t>{10, 11})) << poll.body;
@@ -197,7 +201,7 @@ TEST_F(Durable, KillMidPublishKeepsEveryAcknowledgedPublication) {
     server_run a(dir_, flags);
     ASSERT_NE(a.port, 0);
     for (int ch = 0; ch < channels; ++ch) {
-      epoch[ch] = reply_of(a.publish("n" + std::to_string(ch), 1)).epoch;
+      epoch[ch] = reply_of(a.publish(std::string("n").append(std::to_string(ch)), 1)).epoch;
       acked[ch] = 1;
     }
     std::vector<std::jthread> publishers;
@@ -205,7 +209,7 @@ TEST_F(Durable, KillMidPublishKeepsEveryAcknowledgedPublication) {
       publishers.emplace_back([&, ch] {
         try {
           for (int n = 2; n < 900; ++n) {
-            auto p = reply_of(a.publish("n" + std::to_string(ch), n));
+            auto p = reply_of(a.publish(std::string("n").append(std::to_string(ch)), n));
             if (p.offset != static_cast<std::uint64_t>(n)) break;   // the server is gone
             acked[ch] = p.offset;
           }
@@ -218,7 +222,7 @@ TEST_F(Durable, KillMidPublishKeepsEveryAcknowledgedPublication) {
   }
   server_run b(dir_, flags);
   for (int ch = 0; ch < channels; ++ch) {
-    SCOPED_TRACE("channel n" + std::to_string(ch));
+    SCOPED_TRACE(std::string("channel n").append(std::to_string(ch)));
     ASSERT_GE(acked[ch].load(), 2u);
     ASSERT_LT(acked[ch].load(), 899u);   // killed mid-stream, not after it
     ws_client c(b.port);
