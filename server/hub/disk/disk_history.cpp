@@ -8,6 +8,7 @@
 #include <map>
 
 #include "protocol/channel_name.hpp"
+#include "server/hub/history_window.hpp"
 #include "server/ops/log.hpp"
 
 namespace pushwire::server {
@@ -539,19 +540,7 @@ void disk_history::resume(std::string_view name, const std::optional<position>& 
     trim(*c, now_ms);
     c->last_active_ms = now_ms;
     r.top = position{c->epoch, c->visible};
-    if (since) {
-      bool ok = false;
-      if (since->epoch == c->epoch && since->offset <= c->visible) {
-        if (since->offset == c->visible) {
-          ok = true;
-        } else if (!c->kept.empty() && c->kept.front().pub->pos.offset <= since->offset + 1) {
-          ok = true;
-          for (auto& e : c->kept)
-            if (e.pub->pos.offset > since->offset && e.pub->pos.offset <= c->visible) r.missed.push_back(e.pub);
-        }
-      }
-      r.recovered = ok;
-    }
+    r.recovered = missed_since(c->kept, r.top, since, r.missed);
   }
   done(std::move(r));
 }
@@ -564,21 +553,7 @@ void disk_history::read(std::string_view name, const std::optional<position>& si
     if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
     trim(*c, now_ms);
     r.top = position{c->epoch, c->visible};
-    std::size_t n = 0;   // entries committed
-    while (n < c->kept.size() && c->kept[n].pub->pos.offset <= c->visible) ++n;
-    if (since) {
-      if (since->epoch == c->epoch) {
-        for (std::size_t i = 0; i < n; ++i) {
-          auto& e = c->kept[i];
-          if (e.pub->pos.offset <= since->offset) continue;
-          if (limit && r.publications.size() >= limit) break;
-          r.publications.push_back(e.pub);
-        }
-      }
-    } else {
-      std::size_t first = limit && n > limit ? n - limit : 0;
-      for (std::size_t i = first; i < n; ++i) r.publications.push_back(c->kept[i].pub);
-    }
+    history_window(c->kept, r.top, since, limit, r.publications);   // committed entries only
   }
   done(std::move(r));
 }

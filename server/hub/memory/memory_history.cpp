@@ -1,6 +1,7 @@
 #include "server/hub/memory/memory_history.hpp"
 
 #include "protocol/channel_name.hpp"
+#include "server/hub/history_window.hpp"
 
 namespace pushwire::server {
 
@@ -72,19 +73,7 @@ void memory_history::resume(std::string_view name, const std::optional<position>
     trim(*c, now_ms);
     c->last_active_ms = now_ms;
     r.top = position{c->epoch, c->offset};
-    if (since) {
-      bool ok = false;
-      if (since->epoch == c->epoch && since->offset <= c->offset) {
-        if (since->offset == c->offset) {
-          ok = true;
-        } else if (!c->kept.empty() && c->kept.front().pub->pos.offset <= since->offset + 1) {
-          ok = true;
-          for (auto& e : c->kept)
-            if (e.pub->pos.offset > since->offset) r.missed.push_back(e.pub);
-        }
-      }
-      r.recovered = ok;
-    }
+    r.recovered = missed_since(c->kept, r.top, since, r.missed);
   }
   done(std::move(r));
 }
@@ -97,19 +86,7 @@ void memory_history::read(std::string_view name, const std::optional<position>& 
     if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
     trim(*c, now_ms);
     r.top = position{c->epoch, c->offset};
-    if (since) {
-      if (since->epoch == c->epoch) {   // another epoch is another run of history: nothing of it is "after"
-        for (auto& e : c->kept) {
-          if (e.pub->pos.offset <= since->offset) continue;
-          if (limit && r.publications.size() >= limit) break;
-          r.publications.push_back(e.pub);
-        }
-      }
-    } else {
-      std::size_t n = c->kept.size();
-      std::size_t first = limit && n > limit ? n - limit : 0;
-      for (std::size_t i = first; i < n; ++i) r.publications.push_back(c->kept[i].pub);
-    }
+    history_window(c->kept, r.top, since, limit, r.publications);
   }
   done(std::move(r));
 }
