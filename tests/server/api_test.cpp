@@ -54,12 +54,8 @@ class Api : public ::testing::Test {
   void TearDown() override {
     if (srv_) srv_->shutdown();
   }
-  http_result get(const std::string& target) {
-    return http_call(port, http::verb::get, target, {}, {{"Authorization", "Bearer key"}});
-  }
-  http_result post(const std::string& target, const std::string& body) {
-    return http_call(port, http::verb::post, target, body, {{"Authorization", "Bearer key"}});
-  }
+  http_result get(const std::string& target) { return api_get(port, target); }
+  http_result post(const std::string& target, const std::string& body) { return api_post(port, target, body); }
   json::value parse_body(const http_result& r) {
     beast::error_code ec;
     auto v = json::parse(r.body, ec);

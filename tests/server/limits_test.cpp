@@ -189,12 +189,8 @@ class Limits : public ::testing::Test {
     if (srv_) srv_->shutdown();
   }
 
-  http_result api_get(const std::string& target) {
-    return http_call(port, http::verb::get, target, {}, {{"Authorization", "Bearer key"}});
-  }
-  http_result api_post(const std::string& target, const std::string& body) {
-    return http_call(port, http::verb::post, target, body, {{"Authorization", "Bearer key"}});
-  }
+  http_result api_get(const std::string& target) { return test::api_get(port, target); }
+  http_result api_post(const std::string& target, const std::string& body) { return test::api_post(port, target, body); }
   http_result publish(const std::string& channel, const std::string& data) {
     return api_post("/api/publish", R"({"channel":")" + channel + R"(","data":)" + data + "}");
   }

@@ -103,6 +103,15 @@ inline http_result http_call(unsigned short port, http::verb method, std::string
   return r;
 }
 
+// The HTTP API with a key (tests' servers use "key").
+inline http_result api_get(unsigned short port, const std::string& target, const std::string& key = "key") {
+  return http_call(port, http::verb::get, target, {}, {{"Authorization", "Bearer " + key}});
+}
+inline http_result api_post(unsigned short port, const std::string& target, std::string body,
+                            const std::string& key = "key") {
+  return http_call(port, http::verb::post, target, std::move(body), {{"Authorization", "Bearer " + key}});
+}
+
 // A keep-alive HTTP client for tests that publish in a loop (one TCP connection, many requests).
 class api_client {
  public:
