@@ -1,4 +1,4 @@
-// The four seams' implementations a node runs on, as one set. The memory set is the embedded
+// The three seams' implementations a node runs on, as one set. The memory set is the embedded
 // default; a test (or, later, --engine) hands the server another set.
 #pragma once
 #include <functional>
@@ -7,7 +7,6 @@
 #include "server/hub/broker.hpp"
 #include "server/hub/clock.hpp"
 #include "server/hub/history.hpp"
-#include "server/hub/idempotency.hpp"
 #include "server/hub/presence.hpp"
 
 namespace pushwire::server {
@@ -16,7 +15,6 @@ struct store_set {
   std::unique_ptr<history_store> history;
   std::unique_ptr<broker> brk;
   std::unique_ptr<presence_store> presence;
-  std::unique_ptr<idempotency_store> idempotency;
 };
 
 struct config;
