@@ -316,9 +316,9 @@ TEST_F(RedisNodes, AnIdempotentPublishRetriedOnAnotherNodePublishesOnce) {
 }
 
 TEST_F(RedisNodes, AServerDisconnectReachesEveryNode) {
-  auto a = start("a"), b = start("b");
-  std::mutex mu;
+  std::mutex mu;                    // (before the nodes: their threads call the listeners until they go)
   std::vector<std::string> got;
+  auto a = start("a"), b = start("b");
   for (auto* n : {a.get(), b.get()})
     n->h->set_disconnect_listener([&, id = n == a.get() ? "a" : "b"](const disconnect_order& d) {
       std::lock_guard lk(mu);
