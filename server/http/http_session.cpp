@@ -8,6 +8,7 @@
 #include "server/http/query.hpp"
 #include "server/http/responses.hpp"
 #include "server/http/static_files.hpp"
+#include "server/http/ws_key.hpp"
 #include "server/ops/log.hpp"
 #include "server/transport/transports.hpp"
 
@@ -162,6 +163,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
     if (path == "/ws" && websocket::is_upgrade(req)) {
       if (!n_.cfg.websocket) return reply(req, error_reply(code::bad_frame, "websocket transport is disabled"));
+      if (!valid_websocket_key(req[http::field::sec_websocket_key]))
+        return reply(req, error_reply(code::bad_frame, "Sec-WebSocket-Key must be base64 of 16 bytes"), true);
       if (!origin_allowed(n_.cfg, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
       if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
       if (!take_ip_slot(req, remote, "websocket")) return;
