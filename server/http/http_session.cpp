@@ -106,7 +106,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
   void read_more() {
-    auto space = buffer_.prepare(16384);
+    auto space = buffer_.prepare(beast::read_size(buffer_, 65536));   // as Beast sizes its reads
     stream_.async_read_some(space, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
       self->buffer_.commit(n);
       if (ec == net::error::eof && self->parser_->got_some()) {
