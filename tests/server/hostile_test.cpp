@@ -108,7 +108,11 @@ const std::vector<http_row>& http_rows() {
       {"no version", {"GET /healthz\r\n\r\n"}, 400},
       {"bad version", {"GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n"}, 400},
       {"space in target", {"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"}, 400},
-      {"NUL in target", {std::string("GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n", 33)}, 400},
+      {"NUL in target", {[] {
+                            static const char req[] = "GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n";
+                            return std::string(req, sizeof req - 1);
+                          }()},
+       400},
       {"bare LF line ends", {"GET /healthz HTTP/1.1\nHost: x\n\n"}, 400},
       {"request line over the header limit", {"GET /" + std::string(header_limit, 'a') + " HTTP/1.1\r\n\r\n"}, 431},
       // Header fields.
