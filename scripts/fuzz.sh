@@ -22,7 +22,11 @@ flags() {   # per-target libFuzzer flags: the dictionary and a length that fits 
   local t=$1 f=""
   [ -f "tests/fuzz/$t.dict" ] && f="-dict=tests/fuzz/$t.dict"
   case $t in
-    http_fuzz|session_fuzz|client_fuzz) f="$f -max_len=4096" ;;
+    # http_fuzz keeps one node across inputs (as a server does), so most inputs end with more memory
+    # held than they started with, and libFuzzer's per-input leak check (a scan of the whole heap)
+    # then took two thirds of the time. ASan's other checks stay on.
+    http_fuzz) f="$f -max_len=4096 -detect_leaks=0" ;;
+    session_fuzz|client_fuzz) f="$f -max_len=4096" ;;
     *) f="$f -max_len=1024" ;;
   esac
   echo "$f"
