@@ -130,6 +130,10 @@ const std::vector<option>& options() {
     o.push_back(num("max-parked-polls", &config::max_parked_polls, "parked long-polls in total"));
     o.push_back(num("max-poll-leases", &config::max_poll_leases, "live long-poll clients (leases) in total"));
     o.push_back(num("max-batch", &config::max_batch, "commands per batch, messages per publish_batch"));
+    o.push_back(num("subscribe-churn-burst", &config::subscribe_churn_burst,
+                    "subscribes + unsubscribes a connection may send at once (then the rate applies; 4011 over it)"));
+    o.push_back(num("subscribe-churn-per-s", &config::subscribe_churn_per_s,
+                    "subscribes + unsubscribes per second per connection after the burst; 0 = no limit"));
     o.push_back(num("max-token-bytes", &config::max_token_bytes, "connection token length"));
     o.push_back(num("token-refresh-warning-ms", &config::token_refresh_warning_ms,
                     "an open connection is warned (error 4005) this long before its token expires, cut at expiry"));

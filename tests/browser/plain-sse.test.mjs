@@ -2,7 +2,7 @@
 // runs it, and a page.evaluate runs it verbatim on a blank page of the same origin.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, openPage, publish, shots, unique } from './helpers.mjs';
+import { startServer, launchBrowser, openPage, publish, disconnectAll, shots, unique } from './helpers.mjs';
 
 let server, browser;
 before(async () => {
@@ -49,4 +49,28 @@ test('the docs snippet, verbatim, in page.evaluate', async () => {
   assert.deepEqual(data, { match: 'snippet', home: 'A', away: 'B', homeScore: 2, awayScore: 0 });
   await page.evaluate(() => window.es.close());
   await page.close();
+});
+
+// Issue 18, defect 9: a resume that history cannot cover reaches a plain EventSource as a named
+// `gap` event, which plain-sse.html shows. Short history, and a retry long enough that the
+// publications below land while the browser is away (its own reconnect, no library).
+test('plain-sse.html shows a gap after a resume history could not cover', async () => {
+  const gapServer = await startServer(['--history-size', '3', '--sse-retry-ms', '2000']);
+  try {
+    const channel = unique('demo:gap');
+    const { page, watcher } = await openPage(browser.context, gapServer.url, `/plain-sse.html?channel=${channel}`,
+      { ready: () => window.pw && window.pw.opens >= 1, serverDrops: true });
+    await publish(gapServer, channel, { n: 0 });
+    await page.waitForFunction(() => window.pw.messages.length >= 1, null, { polling: 20, timeout: 5000 });
+    await disconnectAll(gapServer);
+    await page.waitForFunction(() => window.pw.readyState !== 'open', null, { polling: 5, timeout: 5000 });
+    for (let i = 1; i <= 10; i++) await publish(gapServer, channel, { n: i });   // only 3 are kept
+    await page.waitForFunction(() => window.pw.gaps.length >= 1, null, { polling: 20, timeout: 10000 });
+    assert.equal((await page.evaluate(() => window.pw.gaps))[0].channel, channel);
+    assert.equal(await page.textContent('#gaps'), '1');
+    watcher.check(assert);
+    await page.close();
+  } finally {
+    await gapServer.stop();
+  }
 });
