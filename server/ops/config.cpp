@@ -289,7 +289,7 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
     if (!opt->set(r.cfg, v)) { r.ok = false; r.error = "bad value for --" + opt->name; return r; }
   if (r.cfg.port < 0 || r.cfg.port > 65535) { r.ok = false; r.error = "bad port"; return r; }
   if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
-    r.cfg.namespaces["demo"] = namespace_config{100, 300000, true, true, true, false};
+    r.cfg.namespaces["demo"] = namespace_config{1000, 300000, true, true, true, false};   // history: config.hpp, history_size
   return r;
 }
 
@@ -308,7 +308,7 @@ std::string help_text() {
     out += line;
   }
   out += "\nNamespaces are configured in the config file:\n"
-         "  {\"namespaces\":{\"demo\":{\"history_size\":100,\"history_ttl_ms\":300000,\"presence\":true,\n"
+         "  {\"namespaces\":{\"demo\":{\"history_size\":1000,\"history_ttl_ms\":300000,\"presence\":true,\n"
          "   \"client_publish\":true,\"anonymous_presence\":true,\"private\":false}}}\n";
   return out;
 }
