@@ -24,6 +24,7 @@ struct server::impl {
   std::mutex mu;
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
+  std::uint64_t next_count_report_ms = 0;   // (first I/O thread only)
 
   // The housekeeping tick: every connection's deadlines (heartbeats, dead peers, slow-consumer
   // grace, handshake timeouts), and on the first thread the node's sweeps.
@@ -38,6 +39,11 @@ struct server::impl {
       if (w.index == 0) {
         n.leases.sweep(now);   // first: an expired lease leaves its presence itself
         n.the_hub().sweep();
+        // Several nodes: this node's subscriber counts, for /api/channels on any node.
+        if (auto* c = n.cluster(); c && now >= next_count_report_ms) {
+          next_count_report_ms = now + n.cfg.node_heartbeat_ms;
+          c->report_subscribers(n.the_hub().subscriber_counts());
+        }
       }
       arm_tick(w);
     });

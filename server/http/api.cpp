@@ -221,8 +221,9 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
         first = false;
         std::string one = position_json(c.channel, c.top);
         one.pop_back();
-        auto it = subs.find(c.channel);
-        out += one + ",\"subscribers\":" + std::to_string(it == subs.end() ? c.subscribers : it->second) + "}";
+        auto it = subs.find(c.channel);   // (a cluster's sums come with its list; one node counts here)
+        auto count = n.cluster() ? c.subscribers : it == subs.end() ? c.subscribers : it->second;
+        out += one + ",\"subscribers\":" + std::to_string(count) + "}";
       }
       out += "],\"complete\":";
       out += complete ? "true}" : "false}";

@@ -22,7 +22,10 @@ class cluster_view {
   // The live nodes (this one included), by id.
   virtual void nodes(std::function<void(std::vector<node_info>)> done) = 0;
   // Every channel with a position, cluster-wide, at most `limit`; `complete` false when cut there.
+  // `subscribers`: the sum over the live nodes, as they last reported them.
   virtual void channels(std::size_t limit, std::function<void(std::vector<channel_info>, bool complete)> done) = 0;
+  // This node's subscriber counts (every node heartbeat), for the cluster-wide sums.
+  virtual void report_subscribers(std::vector<channel_info> local) = 0;
 };
 
 }  // namespace pushwire::server

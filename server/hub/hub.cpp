@@ -187,6 +187,15 @@ std::vector<channel_info> hub::channels() {
   return out;
 }
 
+std::vector<channel_info> hub::subscriber_counts() {
+  std::lock_guard lk(interest_mu_);
+  std::vector<channel_info> out;
+  out.reserve(interest_.size());
+  for (auto& [ch, i] : interest_)
+    if (i.total) out.push_back(channel_info{ch, {}, i.total});
+  return out;
+}
+
 history_stats hub::stats() { return s_.history.stats(); }
 
 void hub::sweep() {

@@ -87,6 +87,7 @@ class hub final : private broker_listener {
   void disconnect(const disconnect_order& d);
 
   std::vector<channel_info> channels();   // with this node's subscriber counts
+  std::vector<channel_info> subscriber_counts();   // every channel this node has subscribers of (no position)
   history_stats stats();
   // Expires history, idempotency keys, presence leases and idle channels.
   void sweep();

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <unordered_map>
 
 #include "server/redis/redis_scripts.hpp"
 
@@ -117,15 +118,60 @@ void redis_cluster::nodes(std::function<void(std::vector<node_info>)> done) {
   });
 }
 
+void redis_cluster::report_subscribers(std::vector<channel_info> local) {
+  engine_->post([this, local = std::move(local)] {
+    std::string key = "pushwire:subs:";
+    key += self_.id;
+    std::unordered_map<std::string, std::size_t> now;
+    std::vector<std::string> set{"HSET", key};
+    for (auto& c : local) {
+      now[c.channel] = c.subscribers;
+      if (auto it = reported_.find(c.channel); it == reported_.end() || it->second != c.subscribers) {
+        set.push_back(c.channel);
+        set.push_back(std::to_string(c.subscribers));
+      }
+    }
+    std::vector<std::string> del{"HDEL", key};
+    for (auto& [ch, n] : reported_)
+      if (!now.contains(ch)) del.push_back(ch);
+    if (set.size() > 2) engine_->command_on(0, set, [](redis_reply) {});
+    if (del.size() > 2) engine_->command_on(0, del, [](redis_reply) {});
+    engine_->command_on(0, {"PEXPIRE", key, std::to_string(3 * heartbeat_ms_)}, [](redis_reply) {});
+    reported_ = std::move(now);
+  });
+}
+
 void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<channel_info>, bool)> done) {
-  struct gather {
+  struct gather : std::enable_shared_from_this<gather> {
+    std::shared_ptr<redis_engine> engine;
     std::vector<channel_info> out;
     std::size_t left = 0;
     bool complete = true;
     std::function<void(std::vector<channel_info>, bool)> done;
+    // Adds up every live node's reported counts (pushwire:subs:<id>), then answers.
+    void sum_subscribers() {
+      scan(engine, 0, "pushwire:subs:*", 10000, [self = shared_from_this()](std::vector<std::string> keys, bool) {
+        auto pending = std::make_shared<std::size_t>(keys.size() + 1);
+        auto totals = std::make_shared<std::unordered_map<std::string, std::size_t>>();
+        auto finish = [self, pending, totals] {
+          if (--*pending) return;
+          for (auto& c : self->out)
+            if (auto it = totals->find(c.channel); it != totals->end()) c.subscribers = it->second;
+          self->done(std::move(self->out), self->complete);
+        };
+        for (auto& k : keys)
+          self->engine->command_on(0, {"HGETALL", k}, [totals, finish](redis_reply r) {
+            for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2)
+              (*totals)[r.elements[i].str] += to_u64(r.elements[i + 1].str);
+            finish();
+          });
+        finish();
+      });
+    }
   };
   engine_->post([this, limit, done = std::move(done)]() mutable {
     auto g = std::make_shared<gather>();
+    g->engine = engine_;
     g->left = engine_->shards();
     g->done = std::move(done);
     for (std::size_t s = 0; s < engine_->shards(); ++s) {
@@ -140,13 +186,15 @@ void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<c
             g->complete = false;
           }
           std::sort(g->out.begin(), g->out.end(), [](auto& a, auto& b) { return a.channel < b.channel; });
-          g->done(std::move(g->out), g->complete);
+          g->sum_subscribers();
         };
         if (keys.empty()) return finish_shard();
         for (auto& k : keys) {
           std::string ch(redis_keys::channel_of(k, "meta"));
           engine_->command_on(s, {"HMGET", k, "epoch", "top"}, [g, ch, pending, finish_shard](redis_reply r) {
-            if (!ch.empty() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string)
+            // (A channel only subscribed to, never published, has an epoch but is not listed.)
+            if (!ch.empty() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string &&
+                to_u64(r.elements[1].str) > 0)
               g->out.push_back(channel_info{ch, protocol::position{r.elements[0].str, to_u64(r.elements[1].str)}, 0});
             if (--*pending == 0) finish_shard();
           });

@@ -4,6 +4,7 @@
 #pragma once
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <unordered_map>
 
 #include "server/hub/cluster.hpp"
 #include "server/redis/redis_engine.hpp"
@@ -18,6 +19,9 @@ class redis_cluster final : public cluster_view {
   void start();   // the first heartbeat goes out at once, then every heartbeat_ms
   void nodes(std::function<void(std::vector<node_info>)> done) override;
   void channels(std::size_t limit, std::function<void(std::vector<channel_info>, bool)> done) override;
+  // Kept in one hash per node, pushwire:subs:<id> (channel -> count): only changed counts are
+  // written; the key expires with the node's registry entry, so a dead node's counts vanish too.
+  void report_subscribers(std::vector<channel_info> local) override;
 
  private:
   void beat();
@@ -26,6 +30,7 @@ class redis_cluster final : public cluster_view {
   node_info self_;
   std::uint64_t heartbeat_ms_;
   std::shared_ptr<boost::asio::steady_timer> timer_;
+  std::unordered_map<std::string, std::size_t> reported_;   // engine thread
 };
 
 }  // namespace pushwire::server
