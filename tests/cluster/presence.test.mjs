@@ -1,0 +1,67 @@
+// Presence across nodes (issue 13 item 5): members connected to different nodes see each other (the
+// client's presence call, /api/presence on either node, join events), and the members of a node
+// killed with SIGKILL disappear within one presence lease (--presence-lease-ms, 2 s in these tests),
+// with a leave event to the members left on the other node.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { FAST, loadClient, once, NODE_FLAGS, startCluster, waitFor } from './cluster.mjs';
+
+const { Client } = await loadClient();
+const LEASE_MS = Number(NODE_FLAGS[NODE_FLAGS.indexOf('--presence-lease-ms') + 1]);
+let cl;
+const clients = [];
+before(async () => {
+  cl = await startCluster({ nodes: 2 });
+});
+after(async () => {
+  for (const c of clients) c.close();
+  await cl?.cleanup();
+});
+
+const members = async (node, ch) => (await node.presence(ch)).members.map((m) => m.client).sort();
+
+for (const transport of ['websocket', 'sse']) {
+  test(`members on one node are visible from all, and a killed node's members leave within one lease (${transport} on the dying node)`, async () => {
+    for (const n of cl.nodes) if (!n.alive()) await n.start();
+    const [A, B] = cl.nodes;
+    const ch = `demo:room-${transport}`;
+    const a = new Client(A.url, { ...FAST, transports: ['websocket'] });
+    const b = new Client(B.url, { ...FAST, transports: [transport] });
+    clients.push(a, b);
+    const events = [];
+    const subA = a.subscribe(ch, {
+      onJoin: (e) => events.push(['join', e.client]),
+      onLeave: (e) => events.push(['leave', e.client]),
+    });
+    await once(subA, 'subscribed');
+    const subB = b.subscribe(ch);
+    await once(subB, 'subscribed');
+
+    // Both members, whichever node is asked.
+    const both = await waitFor(async () => {
+      const m = await members(A, ch);
+      return m.length === 2 && m;
+    }, { what: 'two members through A' });
+    await waitFor(async () => (await members(B, ch)).length === 2, { what: 'two members through B' });
+    assert.deepEqual(await members(B, ch), both);
+    const viaClient = (await subA.presence()).map((m) => m.client).sort();
+    assert.deepEqual(viaClient, both, "the client's presence call on A");
+    // A client never gets its own join, so the join that reaches A's client is B's member.
+    const bId = await waitFor(() => events.find((e) => e[0] === 'join' && both.includes(e[1]))?.[1],
+      { what: `a join event for B's member on A (${JSON.stringify(events)})` });
+
+    // B dies without a word: its member must go within one lease.
+    const t0 = Date.now();
+    await B.kill();
+    await waitFor(async () => {
+      const m = await members(A, ch);
+      return m.length === 1 && !m.includes(bId);
+    }, { timeoutMs: LEASE_MS * 4, what: `B's member to leave (lease ${LEASE_MS} ms)` });
+    const gone = Date.now() - t0;
+    await waitFor(() => events.some((e) => e[0] === 'leave' && e[1] === bId), { timeoutMs: LEASE_MS * 2, what: 'a leave event on A' });
+    // One lease, plus the sweep's tick and the test's own polling.
+    assert.ok(gone <= LEASE_MS + 1000, `B's member left ${gone} ms after the kill (lease ${LEASE_MS} ms)`);
+    a.close();
+    b.close();
+  });
+}

@@ -1,0 +1,125 @@
+// Redis faults (issue 13 item 6): Redis killed with SIGKILL mid-stream and restarted with its data
+// (AOF, fsync always): publishes fail fast with 503 / 4022 meanwhile, subscribers keep their
+// connections, and after the return nothing is lost and the epoch is the same. Redis that lost its
+// data (FLUSHALL, then a restart with nothing on disk): the channel gets a new epoch and the clients
+// are told (recovered:false, onGap), live ones and resuming ones alike.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { FAST, loadClient, once, openSse, startCluster, waitFor } from './cluster.mjs';
+
+const { Client, Code } = await loadClient();
+const STORAGE_UNAVAILABLE = Code?.storageUnavailable ?? 4022;
+const toClean = [];
+after(async () => {
+  for (const f of toClean) await f();
+});
+
+// Publishes with an idempotency key until Redis takes it (after a restart the nodes reconnect with
+// backoff); every refusal on the way must be a quick 503 / 4022.
+async function publishWhenBack(node, ch, n, refusals) {
+  return waitFor(async () => {
+    const r = await node.api('POST', '/api/publish', { channel: ch, data: { n }, idempotency_key: `${ch}-${n}` });
+    if (r.status === 200) return r.json;
+    refusals.push(r);
+    return null;
+  }, { timeoutMs: 20000, intervalMs: 50, what: `publish ${n} accepted again (last: ${refusals.at(-1)?.status} ${refusals.at(-1)?.text})` });
+}
+
+test('Redis killed and restarted with its data mid-stream: fast 503/4022, connections kept, nothing lost', { timeout: 90000 }, async () => {
+  const cl = await startCluster({ nodes: 2, persist: true });
+  toClean.push(() => cl.cleanup());
+  const [A, B] = cl.nodes;
+  const ch = 'through-outage';
+  const clients = ['websocket', 'sse', 'polling'].map((tp) => {
+    const c = new Client(B.url, { ...FAST, pollHoldMs: 1000, transports: [tp] });
+    const s = { c, tp, got: [], gaps: [], reconnects: 0 };
+    c.on('state', (e) => { if (e.to === 'reconnecting') s.reconnects++; });
+    s.sub = c.subscribe(ch, { onMessage: (d) => s.got.push(d.n), onGap: (g) => s.gaps.push(g) });
+    return s;
+  });
+  try {
+    for (const s of clients) await once(s.sub, 'subscribed');
+    const before = [];
+    for (let n = 1; n <= 20; n++) before.push(await A.publish(ch, { n }));
+    for (const s of clients) await waitFor(() => s.got.length >= 20, { what: `20 messages (${s.tp})` });
+
+    await cl.redis.kill();
+    // While Redis is away: every publish, on either node, is refused quickly with 503 / 4022.
+    for (const node of [A, B, A, B]) {
+      const r = await node.api('POST', '/api/publish', { channel: ch, data: { n: -1 } }, 10000);
+      assert.equal(r.status, 503, `${node.id}: ${r.status} ${r.text}`);
+      assert.equal(r.json?.error?.code, STORAGE_UNAVAILABLE, r.text);
+      assert.ok(r.ms < 2000, `refused in ${r.ms} ms`);
+    }
+    // The streaming clients are still connected (heartbeats go on without Redis). Two heartbeat
+    // intervals pass while we wait for their pings, then the state is checked.
+    const s0 = openSse(`${B.url}/sse?channels=`);
+    await s0.ready;
+    await waitFor(() => s0.events.filter((e) => e.event === 'ping').length >= 2, { what: 'two SSE heartbeats from B during the outage' });
+    s0.close();
+    for (const s of clients.filter((x) => x.tp !== 'polling')) {
+      assert.equal(s.c.state, 'connected', `${s.tp} still connected`);
+      assert.equal(s.reconnects, 0, `${s.tp} never reconnected`);
+    }
+
+    await cl.redis.start();
+    const refusals = [];
+    const r21 = await publishWhenBack(A, ch, 21, refusals);
+    assert.ok(refusals.every((r) => r.status === 503 && r.json?.error?.code === STORAGE_UNAVAILABLE),
+      `refusals while reconnecting are 503/4022: ${refusals.map((r) => `${r.status} ${r.text}`).join('; ')}`);
+    assert.equal(r21.epoch, before[0].epoch, 'same epoch: Redis kept its data');
+    assert.equal(r21.offset, before.at(-1).offset + 1);
+    for (let n = 22; n <= 40; n++) await (n % 2 ? A : B).publish(ch, { n });
+    for (const s of clients) {
+      await waitFor(() => s.got.length >= 40, { timeoutMs: 20000, what: `40 messages (${s.tp}, have ${s.got.length})` });
+      assert.deepEqual(s.gaps, [], `${s.tp}: no gap`);
+      assert.deepEqual(s.got, Array.from({ length: 40 }, (_, i) => i + 1), `${s.tp}: exactly once, in order`);
+    }
+  } finally {
+    for (const s of clients) s.c.close();
+  }
+});
+
+test('Redis flushed and restarted empty: a new epoch, and clients are told (recovered:false)', { timeout: 90000 }, async () => {
+  const cl = await startCluster({ nodes: 2 });
+  toClean.push(() => cl.cleanup());
+  const [A, B] = cl.nodes;
+  const ch = 'flushed';
+  const c = new Client(B.url, { ...FAST, transports: ['websocket'] });
+  try {
+    const got = [];
+    const gaps = [];
+    const sub = c.subscribe(ch, { onMessage: (d) => got.push(d.n), onGap: (g) => gaps.push(g) });
+    await once(sub, 'subscribed');
+    const first = [];
+    for (let n = 1; n <= 5; n++) first.push(await A.publish(ch, { n }));
+    await waitFor(() => got.length >= 5, { what: 'five messages' });
+    // A plain SSE client's position before the loss.
+    const s1 = openSse(`${A.url}/sse?channels=${ch}`);
+    await s1.ready;
+    await waitFor(() => s1.controls('subscribed').length === 1);
+    const oldId = s1.lastId();
+    s1.close();
+
+    assert.equal((await cl.redis.cli('FLUSHALL')).trim(), 'OK');
+    await cl.redis.restart();
+    const r6 = await publishWhenBack(A, ch, 6, []);
+    assert.notEqual(r6.epoch, first[0].epoch, 'a new epoch after the loss');
+
+    // The live client learns of the gap and goes on with the new epoch.
+    await waitFor(() => gaps.length >= 1, { timeoutMs: 15000, what: 'onGap on the live client' });
+    await waitFor(() => got.includes(6), { timeoutMs: 15000, what: 'message 6 after the gap' });
+    assert.deepEqual(got, [1, 2, 3, 4, 5, 6]);
+
+    // A plain SSE client resuming from its old position, on the other node: recovered:false.
+    const s2 = openSse(`${B.url}/sse?channels=${ch}`, { 'Last-Event-ID': oldId });
+    await s2.ready;
+    assert.equal(s2.status, 200, s2.body);
+    const sub2 = await waitFor(() => s2.controls('subscribed')[0], { what: 'subscribed on B' });
+    assert.equal(sub2.recovered, false, JSON.stringify(sub2));
+    assert.equal(sub2.epoch, r6.epoch);
+    s2.close();
+  } finally {
+    c.close();
+  }
+});
