@@ -88,7 +88,10 @@ export async function startRedis({ persist = false, unixSocket = false } = {}) {
       if (r.c.exited) throw new Error(`redis-server exited early (${JSON.stringify(r.c.exited)}): ${r.c.log}`);
       // A server still loading its AOF answers -LOADING, which is not ready.
       return (await redisLine(port, 'PING')) === '+PONG';
-    }, { timeoutMs: 10000, what: `redis-server on ${port}` });
+    }, { timeoutMs: 10000, what: `redis-server on ${port}` }).catch(async (e) => {
+      await stopChild(r.c, 'SIGKILL');
+      throw e;
+    });
     r.pid = r.c.pid;
     return r;
   };
@@ -138,7 +141,10 @@ export async function startNode({ redis, id, extra = [], port, viaEnv = false } 
       } catch {
         return false;
       }
-    }, { timeoutMs: 15000, what: `node ${id} port file` });
+    }, { timeoutMs: 15000, what: `node ${id} port file` }).catch(async (e) => {
+      await stopChild(n.c, 'SIGKILL');
+      throw e;
+    });
     n.pid = n.c.pid;
     return n;
   };
@@ -273,11 +279,19 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`).joi
 // Redis, `n` nodes (ids n1..nN) and, with `balancer`, nginx in front of them.
 export async function startCluster({ nodes = 2, balancer = false, persist = false, shards = 1, extra = [] } = {}) {
   const redis = [];
-  for (let i = 0; i < shards; i++) redis.push(await startRedis({ persist }));
   const list = [];
-  const tag = Math.random().toString(36).slice(2, 6);
-  for (let i = 1; i <= nodes; i++) list.push(await startNode({ redis, id: `n${i}-${tag}`, extra }));
-  const nginx = balancer ? await startNginx(list) : null;
+  let nginx = null;
+  try {
+    for (let i = 0; i < shards; i++) redis.push(await startRedis({ persist }));
+    const tag = Math.random().toString(36).slice(2, 6);
+    for (let i = 1; i <= nodes; i++) list.push(await startNode({ redis, id: `n${i}-${tag}`, extra }));
+    if (balancer) nginx = await startNginx(list);
+  } catch (e) {
+    // Whatever did start must not outlive the failure (it would keep the test process alive).
+    for (const n of list) await n.cleanup();
+    for (const r of redis) await r.cleanup();
+    throw e;
+  }
   return {
     redis: redis[0],
     shards: redis,
