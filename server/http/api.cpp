@@ -2,10 +2,12 @@
 // parsed with Boost.JSON (cheap here, and strict); replies are written by hand.
 #include <boost/json.hpp>
 #include <memory>
+#include <unordered_map>
 
 #include "protocol/channel_name.hpp"
 #include "protocol/json_scan.hpp"
 #include "server/http/handlers.hpp"
+#include "server/ops/version.hpp"
 
 namespace pushwire::server {
 
@@ -13,6 +15,9 @@ namespace json = boost::json;
 using protocol::code;
 
 namespace {
+
+// /api/channels lists at most this many (a reply of ~1 MB): enough to look at, bounded to build.
+constexpr std::size_t api_channels_limit = 10000;
 
 std::string position_json(std::string_view channel, const protocol::position& p) {
   std::string out = "{\"channel\":";
@@ -189,18 +194,51 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
       respond(json_reply(std::move(body)));
     });
   }
+  if (p == "/api/info") {
+    auto answer = [&n, respond](std::vector<node_info> nodes) {
+      std::string out = "{\"version\":";
+      protocol::append_json_string(out, version);
+      out += ",\"engine\":";
+      protocol::append_json_string(out, n.engine_name());
+      out += ",\"node\":";
+      protocol::append_json_string(out, n.cfg.node_id);
+      out += ",\"nodes\":[";
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (i) out += ',';
+        out += "{\"id\":";
+        protocol::append_json_string(out, nodes[i].id);
+        out += ",\"started_ms\":";
+        protocol::append_uint(out, nodes[i].started_ms);
+        out += '}';
+      }
+      out += "]}";
+      respond(json_reply(std::move(out)));
+    };
+    if (auto* c = n.cluster()) return c->nodes(std::move(answer));
+    return answer({node_info{n.cfg.node_id, n.started_wall_ms}});
+  }
   if (p == "/api/channels") {
-    std::string out = "{\"channels\":[";
-    bool first = true;
-    for (auto& c : n.the_hub().channels()) {
-      if (!first) out += ',';
-      first = false;
-      std::string one = position_json(c.channel, c.top);
-      one.pop_back();
-      out += one + ",\"subscribers\":" + std::to_string(c.subscribers) + "}";
-    }
-    out += "]}";
-    return respond(json_reply(std::move(out)));
+    // Positions from the whole cluster (the engine's), subscriber counts from this node.
+    auto answer = [&n, respond](std::vector<channel_info> all, bool complete) {
+      auto local = n.the_hub().channels();
+      std::unordered_map<std::string_view, std::size_t> subs;
+      for (auto& c : local) subs[c.channel] = c.subscribers;
+      std::string out = "{\"channels\":[";
+      bool first = true;
+      for (auto& c : all) {
+        if (!first) out += ',';
+        first = false;
+        std::string one = position_json(c.channel, c.top);
+        one.pop_back();
+        auto it = subs.find(c.channel);
+        out += one + ",\"subscribers\":" + std::to_string(it == subs.end() ? c.subscribers : it->second) + "}";
+      }
+      out += "],\"complete\":";
+      out += complete ? "true}" : "false}";
+      respond(json_reply(std::move(out)));
+    };
+    if (auto* c = n.cluster()) return c->channels(api_channels_limit, std::move(answer));
+    return answer(n.the_hub().channels(), true);
   }
   if (p == "/api/stats") {
     n.met.channels.store(n.the_hub().stats().channels, std::memory_order_relaxed);

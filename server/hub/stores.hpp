@@ -3,9 +3,11 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "server/hub/broker.hpp"
 #include "server/hub/clock.hpp"
+#include "server/hub/cluster.hpp"
 #include "server/hub/history.hpp"
 #include "server/hub/idempotency.hpp"
 #include "server/hub/presence.hpp"
@@ -17,6 +19,8 @@ struct store_set {
   std::unique_ptr<broker> brk;
   std::unique_ptr<presence_store> presence;
   std::unique_ptr<idempotency_store> idempotency;
+  std::unique_ptr<cluster_view> cluster;   // null: a cluster of one (the embedded engines)
+  std::string engine = "memory";           // as /api/info names it
 };
 
 struct config;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "server/hub/disk/disk_history.hpp"
@@ -11,6 +12,7 @@
 #include "server/hub/memory/memory_idempotency.hpp"
 #include "server/hub/memory/memory_presence.hpp"
 #include "server/ops/jwt.hpp"
+#include "server/redis/redis_stores.hpp"
 
 namespace pushwire::server {
 
@@ -72,23 +74,48 @@ store_set node::disk_stores(const config& c, const clock& clk) {
   auto history = std::make_unique<disk_history>(std::move(d));
   s.idempotency = std::make_unique<disk_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms, *history);
   s.history = std::move(history);   // destroyed after the idempotency store that writes through it
+  s.engine = "disk";
   return s;
 }
 
+namespace {
+
+// A node without a configured id gets a random one (12 hex digits): ids of nodes started together
+// must differ, and /api/info shows it.
+config with_node_id(config c) {
+  if (!c.node_id.empty()) return c;
+  std::random_device rd;
+  std::uint64_t v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^ wall_seconds();
+  static constexpr char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 12; ++i, v >>= 4) c.node_id += hex[v & 15];
+  return c;
+}
+
+store_set default_stores(const config& c, const clock& clk) {
+  if (c.engine == "redis") return redis_stores(c, clk);
+  return c.data_dir.empty() ? node::memory_stores(c, clk) : node::disk_stores(c, clk);
+}
+
+}  // namespace
+
 node::node(config c, const clock& clock_source, const store_maker& make)
-    : cfg_(std::move(c)),
-      stores_(make ? make(cfg_, clock_source)
-                   : cfg_.data_dir.empty() ? memory_stores(cfg_, clock_source) : disk_stores(cfg_, clock_source)),
+    : cfg_(with_node_id(std::move(c))),
+      stores_(make ? make(cfg_, clock_source) : default_stores(cfg_, clock_source)),
       hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence, *stores_.idempotency},
                                  clock_source, io_threads(cfg_))),
       clk(clock_source),
       policy(make_policy(cfg_)),
+      started_wall_ms(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch()).count())),
       leases(poll_leases::limits{cfg_.max_poll_leases, cfg_.effective_lease_ms(), 64}, *hub_,
              [this] { return new_client_id(); }, met.connections_polling),
       ips(cfg_.max_connections_per_ip),
       demo(cfg_.demo_rate_per_s),
       rng_(clock_source.now_ns() ^ 0x5bd1e995u) {
   hub_->set_event_listener([this](const channel_event_ptr& e) { leases.on_event(e); });
+  // Client ids are presence member ids and long-poll lease ids: on a shared engine they must not
+  // repeat between nodes, so each node counts from a random start (still "c" + digits).
+  if (stores_.cluster) next_client_ = 1'000'000'000 + std::random_device{}() % 1'000'000'000ull * 1'000'000ull;
   if (!cfg_.token_secret.empty()) {
     verifier = [secret = cfg_.token_secret](std::string_view token, std::uint64_t) {
       auto r = verify_jwt(token, secret, static_cast<std::int64_t>(wall_seconds()));

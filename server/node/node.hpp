@@ -50,8 +50,11 @@ class node {
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> connections{0};   // open TCP connections (the connection limit)
   std::size_t max_connections = 0;
+  const std::uint64_t started_wall_ms;   // ms since the Unix epoch, for /api/info
 
   hub& the_hub() { return *hub_; }
+  cluster_view* cluster() { return stores_.cluster.get(); }   // null: a cluster of one
+  const std::string& engine_name() const { return stores_.engine; }
   connection_registry registry;
   poll_leases leases;
   ip_slots ips;

@@ -1,5 +1,7 @@
 #include "server/ops/config.hpp"
 
+#include "server/redis/redis_reply.hpp"
+
 #include <boost/json.hpp>
 #include <charconv>
 #include <fstream>
@@ -158,6 +160,32 @@ const std::vector<option>& options() {
                        [](const config& c) { return std::string(durability_name(c.durable)); }});
     o.push_back(num("fsync-interval-ms", &config::fsync_interval_ms,
                     "--durability interval: fsync this often (bounds what a machine crash loses)"));
+    o.push_back(option{"engine", "memory (one node, the default) or redis (several nodes through --redis)", false,
+                       [](config& c, std::string_view v) {
+                         if (v != "memory" && v != "redis") return false;
+                         c.engine = std::string(v);
+                         return true;
+                       },
+                       [](const config& c) { return c.engine; }});
+    o.push_back(option{"redis", "--engine redis: redis://[:password@]host:port/db or unix:/path (comma list = shards)",
+                       false,
+                       [](config& c, std::string_view v) {
+                         c.redis = split_list(v);
+                         redis_endpoint ep;
+                         std::string why;
+                         for (auto& u : c.redis)
+                           if (!parse_redis_url(u, ep, why)) return false;
+                         return !c.redis.empty();
+                       },
+                       [](const config& c) { return join(c.redis); }});
+    o.push_back(str("node-id", &config::node_id, "this node's id in /api/info; empty = random"));
+    o.push_back(num("node-heartbeat-ms", &config::node_heartbeat_ms,
+                    "--engine redis: node registry heartbeat; a node is gone 3 heartbeats after it stops"));
+    o.push_back(num("redis-pool-size", &config::redis_pool_size, "command connections per Redis shard"));
+    o.push_back(num("redis-timeout-ms", &config::redis_timeout_ms,
+                    "Redis connect and command timeout; past it the connection is lost and retried"));
+    o.push_back(num("redis-max-in-flight", &config::redis_max_in_flight,
+                    "commands queued per Redis connection; more fail at once (503)"));
     return o;
   }();
   return opts;
@@ -281,6 +309,11 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   for (auto& [opt, v] : flags)
     if (!opt->set(r.cfg, v)) { r.ok = false; r.error = "bad value for --" + opt->name; return r; }
   if (r.cfg.port < 0 || r.cfg.port > 65535) { r.ok = false; r.error = "bad port"; return r; }
+  if (r.cfg.engine == "redis" && r.cfg.redis.empty()) { r.ok = false; r.error = "--engine redis needs --redis URL"; return r; }
+  if (r.cfg.engine == "redis" && !r.cfg.data_dir.empty()) {
+    r.ok = false; r.error = "--data-dir is for the memory engine; with --engine redis, history lives in Redis"; return r;
+  }
+  if (r.cfg.engine != "redis" && !r.cfg.redis.empty()) { r.ok = false; r.error = "--redis needs --engine redis"; return r; }
   if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
     r.cfg.namespaces["demo"] = namespace_config{100, 300000, true, true, true, false};
   return r;

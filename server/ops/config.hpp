@@ -91,6 +91,16 @@ struct config {
   durability durable = durability::interval;
   std::uint64_t fsync_interval_ms = 200;       // interval policy: at most this much lost on a machine crash
 
+  // The engine (docs/scaling.md). memory: one node, history in memory (or on disk with --data-dir);
+  // redis: any number of nodes sharing history, presence and Pub/Sub through Redis.
+  std::string engine = "memory";
+  std::vector<std::string> redis;              // redis://[:password@]host:port/db or unix:/path; several = shards
+  std::string node_id;                         // empty = random at start-up (shown in /api/info)
+  std::uint64_t node_heartbeat_ms = 1000;      // node registry; a dead node is gone after 3 heartbeats
+  std::size_t redis_pool_size = 2;             // command connections per Redis shard (plus one Pub/Sub)
+  std::uint64_t redis_timeout_ms = 2000;       // connect and command timeout: a stalled Redis fails fast
+  std::size_t redis_max_in_flight = 10000;     // commands queued per connection; bounds memory when Redis stalls
+
   std::map<std::string, namespace_config> namespaces;
 
   memory_history_config history_cfg() const;

@@ -1,0 +1,159 @@
+#include "server/redis/redis_cluster.hpp"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "server/redis/redis_scripts.hpp"
+
+namespace pushwire::server {
+
+namespace json = boost::json;
+
+namespace {
+
+// One SCAN walk over a shard: every key matching `pattern`, at most `limit`.
+struct scan_walk : std::enable_shared_from_this<scan_walk> {
+  std::shared_ptr<redis_engine> engine;
+  std::size_t shard = 0;
+  std::string pattern;
+  std::size_t limit = 0;
+  std::vector<std::string> keys;
+  bool complete = true;
+  std::function<void(std::vector<std::string>, bool complete)> done;
+
+  void step(const std::string& cursor) {
+    engine->command_on(shard, {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
+                       [self = shared_from_this()](redis_reply r) {
+                         if (r.is_error() || r.elements.size() != 2) {
+                           self->complete = false;
+                           return self->done(std::move(self->keys), false);
+                         }
+                         for (auto& k : r.elements[1].elements) {
+                           if (self->keys.size() >= self->limit) {
+                             return self->done(std::move(self->keys), false);
+                           }
+                           self->keys.push_back(k.str);
+                         }
+                         if (r.elements[0].str == "0") return self->done(std::move(self->keys), self->complete);
+                         self->step(r.elements[0].str);
+                       });
+  }
+};
+
+void scan(std::shared_ptr<redis_engine> engine, std::size_t shard, std::string pattern, std::size_t limit,
+          std::function<void(std::vector<std::string>, bool)> done) {
+  auto w = std::make_shared<scan_walk>();
+  w->engine = std::move(engine);
+  w->shard = shard;
+  w->pattern = std::move(pattern);
+  w->limit = limit;
+  w->done = std::move(done);
+  w->step("0");
+}
+
+std::uint64_t to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+}  // namespace
+
+redis_cluster::redis_cluster(std::shared_ptr<redis_engine> engine, node_info self, std::uint64_t heartbeat_ms)
+    : engine_(std::move(engine)), self_(std::move(self)), heartbeat_ms_(std::max<std::uint64_t>(10, heartbeat_ms)) {}
+
+redis_cluster::~redis_cluster() {
+  if (timer_) {
+    auto t = timer_;
+    engine_->post([t] { t->cancel(); });
+  }
+}
+
+void redis_cluster::start() {
+  engine_->post([this] {
+    timer_ = std::make_shared<boost::asio::steady_timer>(engine_->io());
+    beat();
+  });
+}
+
+void redis_cluster::beat() {
+  json::object o;
+  o["id"] = self_.id;
+  o["started_ms"] = self_.started_ms;
+  std::string key(redis_keys::node_prefix);
+  key += self_.id;
+  engine_->command_on(0, {"SET", std::move(key), json::serialize(o), "PX", std::to_string(3 * heartbeat_ms_)},
+                      [](redis_reply) {});
+  timer_->expires_after(std::chrono::milliseconds(heartbeat_ms_));
+  timer_->async_wait([this, t = timer_](boost::system::error_code ec) {
+    if (!ec) beat();
+  });
+}
+
+void redis_cluster::nodes(std::function<void(std::vector<node_info>)> done) {
+  engine_->post([this, done = std::move(done)]() mutable {
+    std::string pattern(redis_keys::node_prefix);
+    pattern += '*';
+    scan(engine_, 0, std::move(pattern), 10000, [this, done = std::move(done)](std::vector<std::string> keys, bool) {
+      if (keys.empty()) return done({});
+      std::vector<std::string> cmd{"MGET"};
+      for (auto& k : keys) cmd.push_back(std::move(k));
+      engine_->command_on(0, std::move(cmd), [done = std::move(done)](redis_reply r) {
+        std::vector<node_info> out;
+        for (auto& v : r.elements) {
+          boost::system::error_code ec;
+          auto j = json::parse(v.str, ec);
+          if (ec || !j.is_object()) continue;
+          auto& o = j.as_object();
+          node_info n;
+          if (auto* id = o.if_contains("id"); id && id->is_string()) n.id = std::string(id->as_string());
+          if (auto* s = o.if_contains("started_ms"); s && s->is_number()) n.started_ms = s->to_number<std::uint64_t>();
+          if (!n.id.empty()) out.push_back(std::move(n));
+        }
+        std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
+        done(std::move(out));
+      });
+    });
+  });
+}
+
+void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<channel_info>, bool)> done) {
+  struct gather {
+    std::vector<channel_info> out;
+    std::size_t left = 0;
+    bool complete = true;
+    std::function<void(std::vector<channel_info>, bool)> done;
+  };
+  engine_->post([this, limit, done = std::move(done)]() mutable {
+    auto g = std::make_shared<gather>();
+    g->left = engine_->shards();
+    g->done = std::move(done);
+    for (std::size_t s = 0; s < engine_->shards(); ++s) {
+      scan(engine_, s, "pushwire:{*}:meta", limit, [this, g, s, limit](std::vector<std::string> keys, bool complete) {
+        g->complete = g->complete && complete;
+        // One pipelined HMGET per channel; the last reply of the shard finishes it.
+        auto pending = std::make_shared<std::size_t>(keys.size());
+        auto finish_shard = [g, limit] {
+          if (--g->left) return;
+          if (g->out.size() > limit) {
+            g->out.resize(limit);
+            g->complete = false;
+          }
+          std::sort(g->out.begin(), g->out.end(), [](auto& a, auto& b) { return a.channel < b.channel; });
+          g->done(std::move(g->out), g->complete);
+        };
+        if (keys.empty()) return finish_shard();
+        for (auto& k : keys) {
+          std::string ch(redis_keys::channel_of(k, "meta"));
+          engine_->command_on(s, {"HMGET", k, "epoch", "top"}, [g, ch, pending, finish_shard](redis_reply r) {
+            if (!ch.empty() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string)
+              g->out.push_back(channel_info{ch, protocol::position{r.elements[0].str, to_u64(r.elements[1].str)}, 0});
+            if (--*pending == 0) finish_shard();
+          });
+        }
+      });
+    }
+  });
+}
+
+}  // namespace pushwire::server
