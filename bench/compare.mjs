@@ -476,7 +476,7 @@ for (const sc of scenarios) {
     const showRss = sc.group === 'memory';
     const showLat = sc.group === 'latency' || sc.group === 'storm' || sc.group === 'redis-latency' || sc.group === 'redis-kill';
     const rd = showReadUs(readUs([...res[baseKind], ...res[peer]]));
-    log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${rd.padStart(7)}  ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' || sc.group === 'redis-kill' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
+    log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${rd.padStart(7)}  ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
       (sc.group === 'storm' || sc.group === 'redis-kill' ? `  catch-up ${f(ratio.catchup)}` : '') +
       (sc.base ? `  (${baseKind} vs ${peer})` : ''));
   }

@@ -390,6 +390,9 @@ ProcSample sample_procs(const std::vector<int>& pids, bool cpu) {
     if (!cpu) continue;
     if (read_file(base + "/stat", s)) {
       size_t rp = s.rfind(')');
+      // A killed process not yet reaped (state Z) has no CPU left to count: the kill storm adds
+      // what it had used, sampled just before the kill.
+      if (rp != string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z') continue;
       if (rp != string::npos) {
         // fields after ')': state(3) ppid ... utime is field 14, stime 15
         const char* c = s.c_str() + rp + 2;
@@ -592,6 +595,7 @@ struct Loadgen {
   std::vector<int64_t> storm_returns_ns, storm_catchup_ns;
   uint32_t storm_api_status = 0;
   string storm_api_body;
+  ProcSample killed_s;  // --storm kill: the killed node's CPU up to the kill (it vanishes from later samples)
 
   uint32_t next_rand() { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }
   double secs(int64_t a, int64_t b) const { return double(b - a) / 1e9; }
@@ -1474,6 +1478,11 @@ struct Loadgen {
   void end_window(int64_t now) {
     t_win1 = mono_ns();
     win1_s = sample_procs(pids, true);
+    if (o.storm == Storm::kill && storm_fired) {
+      win1_s.utime += killed_s.utime;
+      win1_s.stime += killed_s.stime;
+      win1_s.run_ns += killed_s.run_ns;
+    }
     m1 = machine_stat();
     getrusage(RUSAGE_SELF, &ru1);
     if (o.stall) {
@@ -1584,7 +1593,9 @@ struct Loadgen {
     storm_s0 = sent;
     if (o.storm == Storm::kill) {
       // The node and its children (nginx's workers): each subscriber notices on its own socket.
-      for (int p : expand_pids({o.kill_pid})) ::kill(p, SIGKILL);
+      std::vector<int> victims = expand_pids({o.kill_pid});
+      killed_s = sample_procs(victims, true);
+      for (int p : victims) ::kill(p, SIGKILL);
     } else if (o.storm == Storm::client) {
       for (Sub& s : subs) {
         if (s.fd < 0 || !s.ready) continue;

@@ -39,10 +39,10 @@ start_node b; bpid=$node_pid; bport=$node_port
 fail() { echo "redis bench smoke FAILED ($1); node logs:" >&2; tail -5 "$dir"/a.log "$dir"/b.log >&2; exit 1; }
 timeout 30 "$loadgen" --target pushwire --port "$aport" --ports "$aport,$bport" --api-key "$key" \
   --server-pid "$apid,$bpid,$rpid" --transport ws,sse,poll --subs 150 --messages 200 --size 100 --mode closed \
-  --idle-ms 100 --drain-ms 5000 --timeout 25 --label redis-smoke --json "$dir/fanout.json" || fail "fan-out over two nodes"
+  --idle-ms 100 --drain-ms 5000 --timeout 25 --label redis-smoke --quiet --json "$dir/fanout.json" >/dev/null || fail "fan-out over two nodes"
 timeout 40 "$loadgen" --target pushwire --port "$aport" --ports "$aport,$bport" --api-key "$key" \
   --server-pid "$apid,$bpid,$rpid" --transport ws,sse --subs 100 --messages 150 --size 100 --mode rate --rate 50 \
   --storm kill --kill-pid "$bpid" --storm-at-ms 1000 --idle-ms 100 --drain-ms 10000 --timeout 35 \
-  --label redis-smoke-kill --json "$dir/kill.json" || fail "node b killed"
+  --label redis-smoke-kill --quiet --json "$dir/kill.json" >/dev/null || fail "node b killed"
 grep -q '"storm":{"kind":"kill"' "$dir/kill.json" || fail "no kill storm in the result"
 echo "redis bench smoke: ok ($(grep -o '"storm":{[^}]*}' "$dir/kill.json"))"
