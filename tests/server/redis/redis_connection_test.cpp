@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "tests/server/redis/redis_process.hpp"
 #include "tests/server/test_client.hpp"
 
 namespace ps = pushwire::server;
@@ -22,64 +23,7 @@ extern char** environ;
 
 namespace {
 
-// A redis-server process of the test's own, on 127.0.0.1:port, no persistence, in a temp dir.
-class redis_process {
- public:
-  explicit redis_process(unsigned short port = 0) : port_(port ? port : free_port()) {
-    dir_ = std::filesystem::temp_directory_path() / ("pushwire-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
-    std::filesystem::create_directories(dir_);
-    start();
-  }
-  ~redis_process() {
-    stop();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  void start() {
-    std::string port = std::to_string(port_), dir = dir_.string();
-    std::vector<std::string> args = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "no", "--dir", dir, "--loglevel", "warning"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Its log goes to a file in its directory, not into the test output.
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    std::string log = dir + "/redis.log";
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawnp(&pid_, "redis-server", &fa, nullptr, argv.data(), environ) != 0) pid_ = 0;
-    posix_spawn_file_actions_destroy(&fa);
-    // Ready when it answers on its port.
-    ready_ = test::eventually([&] {
-      net::io_context ioc;
-      net::ip::tcp::socket s(ioc);
-      boost::system::error_code ec;
-      s.connect({net::ip::make_address("127.0.0.1"), port_}, ec);
-      return !ec;
-    }, std::chrono::seconds(10));
-  }
-  void stop() {
-    if (!pid_) return;
-    kill(pid_, SIGKILL);
-    int st;
-    waitpid(pid_, &st, 0);
-    pid_ = 0;
-  }
-  bool ready() const { return pid_ && ready_; }
-  unsigned short port() const { return port_; }
-
- private:
-  static unsigned short free_port() {
-    net::io_context ioc;
-    net::ip::tcp::acceptor a(ioc, {net::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-  }
-  unsigned short port_;
-  std::filesystem::path dir_;
-  pid_t pid_ = 0;
-  bool ready_ = false;
-};
+using test::redis_process;
 
 // Runs the io_context until `done` holds (with a deadline).
 template <class F>

@@ -1,0 +1,188 @@
+// Several nodes on one Redis, at the hub level: each "node" is a hub over its own redis_stores (its
+// own connections, Pub/Sub and thread), all against a real redis-server of the test's own. What a
+// multi-node deployment relies on: cross-node delivery in offset order, exact resume on any node,
+// the epoch kept in Redis, presence across nodes and a dead node's members lapsing, Redis faults.
+// The same over real server processes, nginx and the JS client: tests/cluster/.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "server/hub/hub.hpp"
+#include "server/ops/config.hpp"
+#include "server/redis/redis_stores.hpp"
+#include "tests/server/redis/redis_process.hpp"
+
+using namespace pushwire::server;
+using pushwire::protocol::code;
+using pushwire::protocol::position;
+using test::redis_process;
+
+namespace {
+
+struct recording_sink final : fanout_sink {
+  std::mutex mu;
+  std::vector<publication_ptr> pubs;
+  std::vector<channel_event_ptr> events;
+  void post(const publication_ptr& p) override {
+    std::lock_guard lk(mu);
+    pubs.push_back(p);
+  }
+  void post(const channel_event_ptr& e) override {
+    std::lock_guard lk(mu);
+    events.push_back(e);
+  }
+  std::vector<std::uint64_t> offsets(std::string_view ch) {
+    std::lock_guard lk(mu);
+    std::vector<std::uint64_t> out;
+    for (auto& p : pubs)
+      if (p->channel == ch) out.push_back(p->pos.offset);
+    return out;
+  }
+  std::size_t count_events(channel_event::kind k, std::string_view client) {
+    std::lock_guard lk(mu);
+    std::size_t n = 0;
+    for (auto& e : events)
+      if (e->what == k && e->who.client == client) ++n;
+    return n;
+  }
+};
+
+config node_config(std::vector<unsigned short> ports, std::string id) {
+  config c;
+  c.engine = "redis";
+  for (auto p : ports) c.redis.push_back("redis://127.0.0.1:" + std::to_string(p) + "/0");
+  c.node_id = std::move(id);
+  c.presence_lease_ms = 400;
+  c.node_heartbeat_ms = 100;
+  c.redis_timeout_ms = 500;
+  c.history_size = 50;
+  return c;
+}
+
+// One node: its stores and hub.
+struct node_under_test {
+  node_under_test(const config& c, const pushwire::server::clock& clk) : stores(redis_stores(c, clk)) {
+    h = std::make_unique<hub>(hub_stores{*stores.history, *stores.brk, *stores.presence, *stores.idempotency}, clk, 1);
+    h->set_sinks({&sink});
+    // The housekeeping tick a server runs (lease renewals, expiry of lapsed members).
+    housekeeping = std::jthread([this](std::stop_token st) {
+      while (!st.stop_requested()) {
+        h->sweep();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  ~node_under_test() {
+    housekeeping.request_stop();
+    housekeeping.join();
+    stores.history->drain();   // completions stop before the hub goes
+  }
+
+  template <class R, class Call>
+  R await(Call&& call) {
+    auto st = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+    auto out = std::make_shared<std::optional<R>>();
+    call([st, out](R r) {
+      std::lock_guard lk(st->first);
+      *out = std::move(r);
+      st->second.notify_all();
+    });
+    std::unique_lock lk(st->first);
+    EXPECT_TRUE(st->second.wait_for(lk, std::chrono::seconds(5), [&] { return out->has_value(); }));
+    return out->value_or(R{});
+  }
+  publish_result publish(std::string_view ch, std::string data = "1", std::string_view key = {}) {
+    return await<publish_result>([&](auto done) { h->publish(ch, std::move(data), key, done); });
+  }
+  resume_result subscribe(std::string_view ch, std::optional<position> since = {}) {
+    return await<resume_result>([&](auto done) { h->subscribe(ch, 0, since, done); });
+  }
+  std::vector<member> members(std::string_view ch) {
+    return await<std::vector<member>>([&](auto done) { h->presence(ch, done); });
+  }
+  code join(std::string_view ch, std::string client) {
+    return await<code>([&](auto done) { h->presence_join(ch, member{"u-" + client, client}, 0, done); });
+  }
+
+  store_set stores;
+  std::unique_ptr<hub> h;
+  recording_sink sink;
+  std::jthread housekeeping;
+};
+
+std::vector<std::uint64_t> one_to(std::uint64_t n) {
+  std::vector<std::uint64_t> v;
+  for (std::uint64_t i = 1; i <= n; ++i) v.push_back(i);
+  return v;
+}
+
+class RedisNodes : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(redis.ready()) << "redis-server did not start (scripts/setup.sh installs it)"; }
+  std::unique_ptr<node_under_test> start(std::string id) {
+    return std::make_unique<node_under_test>(node_config({redis.port()}, std::move(id)), clk);
+  }
+  redis_process redis{0, true};
+  steady_clock_source clk;
+};
+
+}  // namespace
+
+TEST_F(RedisNodes, PublishOnOneNodeReachesSubscribersOfEveryNodeInOffsetOrder) {
+  auto a = start("a"), b = start("b");
+  auto ra = a->subscribe("scores"), rb = b->subscribe("scores");
+  ASSERT_EQ(ra.error, code::ok) << ra.reason;
+  EXPECT_EQ(ra.top.epoch, rb.top.epoch);   // one epoch per channel, whichever node asks
+  for (int i = 0; i < 200; ++i) ASSERT_EQ((i % 2 ? a : b)->publish("scores").error, code::ok);
+  ASSERT_TRUE(test::eventually([&] { return a->sink.offsets("scores").size() == 200 && b->sink.offsets("scores").size() == 200; }));
+  EXPECT_EQ(a->sink.offsets("scores"), one_to(200));
+  EXPECT_EQ(b->sink.offsets("scores"), one_to(200));
+}
+
+TEST_F(RedisNodes, ResumeOnAnotherNodeIsExactAndTheEpochOutlivesNodes) {
+  auto a = start("a");
+  for (int i = 0; i < 10; ++i) a->publish("news", std::to_string(i));
+  auto top = a->subscribe("news").top;
+  a.reset();   // the node that published is gone
+  auto b = start("b");
+  auto r = b->subscribe("news", position{top.epoch, 4});
+  ASSERT_EQ(r.recovered, true);
+  std::vector<std::uint64_t> got;
+  for (auto& p : r.missed) got.push_back(p->pos.offset);
+  EXPECT_EQ(got, (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(r.missed.front()->data, "4");
+  EXPECT_EQ(b->subscribe("news", position{"other", 4}).recovered, false);   // another epoch
+  EXPECT_EQ(b->subscribe("news", position{top.epoch, 11}).recovered, false);   // the future
+  for (int i = 0; i < 60; ++i) b->publish("news");   // history keeps 50: offset 5 is gone
+  EXPECT_EQ(b->subscribe("news", position{top.epoch, 4}).recovered, false);
+  EXPECT_EQ(b->subscribe("news", position{top.epoch, 30}).recovered, true);
+}
+
+TEST_F(RedisNodes, PresenceIsSharedAndADeadNodesMembersLapseWithinALease) {
+  auto a = start("a"), b = start("b");
+  b->subscribe("room");
+  ASSERT_EQ(a->join("room", "c1"), code::ok);
+  ASSERT_EQ(b->join("room", "c2"), code::ok);
+  EXPECT_EQ(a->members("room").size(), 2u);
+  ASSERT_TRUE(test::eventually([&] { return b->sink.count_events(channel_event::kind::join, "c1") == 1; }));
+  // Node a stops without a word (no leave): its member lapses after one lease (400 ms), and node b,
+  // which listens to the channel, announces the leave once.
+  auto start_ms = clk.now_ms();
+  a.reset();
+  ASSERT_TRUE(test::eventually([&] { return b->sink.count_events(channel_event::kind::leave, "c1") == 1; },
+                               std::chrono::seconds(3)));
+  EXPECT_LT(clk.now_ms() - start_ms, 1500u);
+  auto left = b->members("room");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].client, "c2");
+  // b keeps renewing its own member past several leases.
+  auto c3 = start("c");
+  c3->subscribe("room");
+  ASSERT_FALSE(test::eventually([&] { return c3->sink.count_events(channel_event::kind::leave, "c2") > 0; },
+                                std::chrono::milliseconds(1200)));
+  EXPECT_EQ(b->members("room").size(), 1u);
+  EXPECT_EQ(b->sink.count_events(channel_event::kind::leave, "c2"), 0u);
+}
