@@ -1,7 +1,7 @@
 // Two nodes on one Redis (issue 13 items 1, 3, 4, 5): the node registry in /api/info, a publish
 // through one node reaching subscribers of the other on every transport (the real JS client, and raw
-// long-polls moving between nodes), idempotent publish retried on the other node, and history and
-// channels answered by either node.
+// long-polls moving between nodes), idempotent publish retried on the other node, history and
+// channels answered by either node, and /api/disconnect reaching a client of the other node.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FAST, loadClient, once, poll, startCluster, startNode, waitFor } from './cluster.mjs';
@@ -171,4 +171,20 @@ describe('history and channels from any node', () => {
     ca.close();
     cb.close();
   });
+});
+
+test('/api/disconnect through one node cuts a client connected to the other (by client id, then all)', async () => {
+  const c = client(B, 'websocket');
+  const states = [];
+  c.on('state', (e) => states.push(e));
+  await once(c.subscribe('cut-me'), 'subscribed');
+  const id = c.clientId;
+  assert.ok(id, 'the client knows its id');
+  const r = await A.apiOk('POST', '/api/disconnect', { client: id, reconnect: true, after_ms: 0, jitter_ms: 0 });
+  await waitFor(() => states.some((e) => e.to === 'reconnecting'), { what: `the client on B cut by A (answer ${JSON.stringify(r)})` });
+  await waitFor(() => c.state === 'connected', { what: 'connected again' });
+  const before = states.filter((e) => e.to === 'reconnecting').length;
+  await A.apiOk('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 0 });
+  await waitFor(() => states.filter((e) => e.to === 'reconnecting').length > before, { what: 'the client on B cut by a disconnect-all through A' });
+  c.close();
 });

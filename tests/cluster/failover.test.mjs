@@ -122,3 +122,32 @@ test('a plain SSE stream resumes on another node from Last-Event-ID, and from si
   s3.close();
   await A.start();
 });
+
+test('a raw SSE stream through nginx whose node is SIGKILLed comes back through nginx with Last-Event-ID', async () => {
+  for (const n of cl.nodes) if (!n.alive()) await n.start();
+  const ch = 'plain-sse-balanced';
+  const s1 = openSse(`${cl.nginx.url}/sse?channels=${ch}`);
+  await s1.ready;
+  assert.equal(s1.status, 200);
+  await waitFor(() => s1.controls('subscribed').length === 1, { what: 'subscribed through nginx' });
+  const holder = await waitFor(async () => {
+    for (const n of alive()) if ((await n.connections('sse')) > 0) return n;
+    return null;
+  }, { what: 'the node holding the stream' });
+  for (let n = 1; n <= 3; n++) await publishAnywhere(ch, n);
+  await waitFor(() => s1.messages().length === 3, { what: 'three messages' });
+  await holder.kill();
+  // The stream ends as a browser would see it: the connection closes.
+  await waitFor(() => s1.closed, { what: 'the stream to end when its node dies' });
+  for (let n = 4; n <= 6; n++) await publishAnywhere(ch, n);
+  const s2 = openSse(`${cl.nginx.url}/sse?channels=${ch}`, { 'Last-Event-ID': s1.lastId() });
+  await s2.ready;
+  assert.equal(s2.status, 200, s2.body);
+  await waitFor(() => s2.messages().length >= 3, { what: 'the missed messages on another node' });
+  assert.equal(s2.controls('subscribed')[0]?.recovered, true);
+  await publishAnywhere(ch, 7);
+  await waitFor(() => s2.messages().length >= 4, { what: 'the live message' });
+  assert.deepEqual([...s1.messages(), ...s2.messages()].map((m) => m.data.n), [1, 2, 3, 4, 5, 6, 7]);
+  s2.close();
+  await holder.start();
+});
