@@ -38,7 +38,8 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     return s;
   });
   try {
-    for (const s of clients) await once(s.sub, 'subscribed');
+    // (All three subscribe at once, so wait on their state rather than on events already past.)
+    for (const s of clients) await waitFor(() => s.sub.state === 'subscribed', { what: `subscribed (${s.tp})` });
     const before = [];
     for (let n = 1; n <= 20; n++) before.push(await A.publish(ch, { n }));
     for (const s of clients) await waitFor(() => s.got.length >= 20, { what: `20 messages (${s.tp})` });
@@ -69,7 +70,10 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
       `refusals while reconnecting are 503/4022: ${refusals.map((r) => `${r.status} ${r.text}`).join('; ')}`);
     assert.equal(r21.epoch, before[0].epoch, 'same epoch: Redis kept its data');
     assert.equal(r21.offset, before.at(-1).offset + 1);
-    for (let n = 22; n <= 40; n++) await (n % 2 ? A : B).publish(ch, { n });
+    // Each node reconnects on its own backoff: B may refuse (503/4022) a little longer than A.
+    for (let n = 22; n <= 40; n++) await publishWhenBack(n % 2 ? A : B, ch, n, refusals);
+    assert.ok(refusals.every((r) => r.status === 503 && r.json?.error?.code === STORAGE_UNAVAILABLE),
+      `refusals while B reconnects are 503/4022: ${refusals.map((r) => `${r.status} ${r.text}`).join('; ')}`);
     for (const s of clients) {
       await waitFor(() => s.got.length >= 40, { timeoutMs: 20000, what: `40 messages (${s.tp}, have ${s.got.length})` });
       assert.deepEqual(s.gaps, [], `${s.tp}: no gap`);
@@ -107,7 +111,9 @@ test('Redis flushed and restarted empty: a client resuming from its old position
     const s2 = openSse(`${node.url}/sse?channels=${ch}`, { 'Last-Event-ID': oldId });
     await s2.ready;
     assert.equal(s2.status, 200, s2.body);
-    const sub2 = await waitFor(() => s2.controls('subscribed')[0], { what: `subscribed on ${node.id}` });
+    const sub2 = await waitFor(() => s2.controls('subscribed')[0], { what: `subscribed on ${node.id}` }).catch((e) => {
+      throw new Error(`${e.message}; the stream had: ${s2.events.map((x) => `${x.event} ${x.data}`).join(' | ')}`);
+    });
     s2.close();
     assert.equal(sub2.recovered, false, `${node.id}: ${JSON.stringify(sub2)}`);
     assert.equal(sub2.epoch, r6.epoch, node.id);
