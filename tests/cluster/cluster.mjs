@@ -119,8 +119,9 @@ export const NODE_FLAGS = ['--ping-interval-ms', '1000', '--poll-hold-ms', '1000
 // A Pushwire node on the Redis engine. It listens on a fixed free port, so a node restarted after a
 // SIGKILL comes back where the balancer expects it. api() answers { status, json, text } without
 // throwing, so tests can check refusals (503/4022); apiOk() throws unless 2xx.
-// With `viaEnv`, the engine and Redis URLs go in PUSHWIRE_ENGINE / PUSHWIRE_REDIS instead of flags.
-export async function startNode({ redis, id, extra = [], port, viaEnv = false } = {}) {
+// `via`: how the engine and Redis URLs are given — 'flags' (--engine, --redis), 'env'
+// (PUSHWIRE_ENGINE, PUSHWIRE_REDIS) or 'config' (keys of a --config JSON file).
+export async function startNode({ redis, id, extra = [], port, via = 'flags' } = {}) {
   if (!existsSync(serverBin)) throw new Error(`server binary not found: ${serverBin} (set PUSHWIRE_SERVER)`);
   const dir = await mkdtemp(join(tmpdir(), 'pushwire-node-'));
   const n = { id, dir, port: port ?? (await freePort()), c: null };
@@ -129,10 +130,13 @@ export async function startNode({ redis, id, extra = [], port, viaEnv = false } 
   n.start = async () => {
     const portFile = join(dir, 'port');
     await rm(portFile, { force: true });
+    const configFile = join(dir, 'config.json');
+    if (via === 'config') await writeFile(configFile, JSON.stringify({ engine: 'redis', redis: urls }));
+    const engineArgs = via === 'flags' ? ['--engine', 'redis', '--redis', urls]
+      : via === 'config' ? ['--config', configFile] : [];
     const args = ['--port', String(n.port), '--port-file', portFile, '--demo', '--api-key', API_KEY,
-      '--log-level', 'warn', ...(viaEnv ? [] : ['--engine', 'redis', '--redis', urls]),
-      ...(id ? ['--node-id', id] : []), ...NODE_FLAGS, ...extra];
-    const env = viaEnv ? { ...process.env, PUSHWIRE_ENGINE: 'redis', PUSHWIRE_REDIS: urls } : process.env;
+      '--log-level', 'warn', ...engineArgs, ...(id ? ['--node-id', id] : []), ...NODE_FLAGS, ...extra];
+    const env = via === 'env' ? { ...process.env, PUSHWIRE_ENGINE: 'redis', PUSHWIRE_REDIS: urls } : process.env;
     n.c = child(serverBin, args, { env });
     await waitFor(async () => {
       if (n.c.exited) throw new Error(`node ${id} exited early (${JSON.stringify(n.c.exited)}): ${n.c.log}`);

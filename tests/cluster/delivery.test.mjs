@@ -39,20 +39,23 @@ test('/api/info names the engine, this node and every live node', async () => {
   }
 });
 
-test('the engine and Redis URL can come from PUSHWIRE_ENGINE / PUSHWIRE_REDIS', async () => {
-  const n = await startNode({ redis: cl.redis, id: `env-${A.id}`, viaEnv: true });
-  try {
-    const info = await n.info();
-    assert.equal(info.engine, 'redis');
-    assert.equal(info.node, n.id);
-    // It shares the cluster: a publish through it reaches A's history.
-    const r = await n.publish('env-check', { x: 1 });
-    const h = await A.history('env-check');
-    assert.deepEqual(h.publications.map((p) => [p.offset, p.data]), [[r.offset, { x: 1 }]]);
-  } finally {
-    await n.cleanup();
-  }
-});
+for (const via of ['env', 'config']) {
+  test(`the engine and Redis URL can come from ${via === 'env' ? 'PUSHWIRE_ENGINE / PUSHWIRE_REDIS' : 'a --config file'}`, async () => {
+    const n = await startNode({ redis: cl.redis, id: `${via}-${A.id}`, via });
+    try {
+      const info = await n.info();
+      assert.equal(info.engine, 'redis');
+      assert.equal(info.node, n.id);
+      // It shares the cluster: a publish through it is in A's history.
+      const ch = `${via}-check`;
+      const r = await n.publish(ch, { x: 1 });
+      const h = await A.history(ch);
+      assert.deepEqual(h.publications.map((p) => [p.offset, p.data]), [[r.offset, { x: 1 }]]);
+    } finally {
+      await n.cleanup();
+    }
+  });
+}
 
 for (const transport of ['websocket', 'sse', 'polling']) {
   test(`a publish through one node reaches a ${transport} subscriber of the other, in order`, async () => {

@@ -69,3 +69,18 @@ for (const transport of ['websocket', 'sse']) {
     b.close();
   });
 }
+
+test("a SIGKILLed node leaves the node registry (/api/info) within three heartbeats, and comes back when restarted", async () => {
+  for (const n of cl.nodes) if (!n.alive()) await n.start();
+  const [A, B] = cl.nodes;
+  const ids = async () => (await A.info()).nodes.map((x) => x.id).sort();
+  await waitFor(async () => (await ids()).includes(B.id), { what: 'B registered' });
+  const t0 = Date.now();
+  await B.kill();
+  // --node-heartbeat-ms defaults to 1 s; a node is gone 3 heartbeats after it stops.
+  await waitFor(async () => !(await ids()).includes(B.id), { timeoutMs: 8000, what: 'B gone from the registry' });
+  const gone = Date.now() - t0;
+  assert.ok(gone <= 3000 + 1500, `gone after ${gone} ms`);
+  await B.start();
+  await waitFor(async () => (await ids()).includes(B.id), { what: 'B back in the registry' });
+});
