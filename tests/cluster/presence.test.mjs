@@ -1,7 +1,8 @@
 // Presence across nodes (issue 13 item 5): members connected to different nodes see each other (the
 // client's presence call, /api/presence on either node, join events), and the members of a node
 // killed with SIGKILL disappear within one presence lease (--presence-lease-ms, 2 s in these tests),
-// with a leave event to the members left on the other node.
+// with a leave event to the members left on the other node — whether the dying node held its member
+// over WebSocket, SSE or long-polling. And the node registry forgets a killed node.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FAST, loadClient, once, NODE_FLAGS, startCluster, waitFor } from './cluster.mjs';
@@ -20,13 +21,13 @@ after(async () => {
 
 const members = async (node, ch) => (await node.presence(ch)).members.map((m) => m.client).sort();
 
-for (const transport of ['websocket', 'sse']) {
+for (const transport of ['websocket', 'sse', 'polling']) {
   test(`members on one node are visible from all, and a killed node's members leave within one lease (${transport} on the dying node)`, async () => {
     for (const n of cl.nodes) if (!n.alive()) await n.start();
     const [A, B] = cl.nodes;
     const ch = `demo:room-${transport}`;
     const a = new Client(A.url, { ...FAST, transports: ['websocket'] });
-    const b = new Client(B.url, { ...FAST, transports: [transport] });
+    const b = new Client(B.url, { ...FAST, pollHoldMs: 1000, transports: [transport] });
     clients.push(a, b);
     const events = [];
     const subA = a.subscribe(ch, {
