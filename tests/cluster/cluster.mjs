@@ -209,7 +209,9 @@ export async function api(base, method, path, body, timeoutMs = 5000) {
 
 // nginx as a plain round-robin balancer (no ip_hash, no cookies) with what WebSocket, SSE and
 // long-polling need: HTTP/1.1 upstream, Upgrade/Connection passed on, no response buffering, long
-// read timeouts. A dead upstream is skipped (proxy_next_upstream) and tried again after 1 s.
+// read timeouts. A dead upstream is skipped for the next one (proxy_next_upstream; refused at once
+// on loopback) and never marked down (max_fails=0): nodes come back within a test, and a balancer
+// that still counted a restarted node as down would answer 502 with every node up.
 export async function startNginx(nodes) {
   const dir = await mkdtemp(join(tmpdir(), 'pushwire-nginx-'));
   await mkdir(join(dir, 'tmp'), { recursive: true });
@@ -231,7 +233,7 @@ http {
   scgi_temp_path ${dir}/tmp/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream pushwire {
-${ports.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`).join('\n')}
+${ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
   }
   server {
     listen 127.0.0.1:${port};
