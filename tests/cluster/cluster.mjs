@@ -96,6 +96,9 @@ export async function startRedis({ persist = false, unixSocket = false } = {}) {
     return r;
   };
   r.kill = async () => stopChild(r.c, 'SIGKILL');
+  // A Redis that stops answering but keeps its connections open (SIGSTOP / SIGCONT).
+  r.pause = () => r.c.proc.kill('SIGSTOP');
+  r.resume = () => r.c.proc.kill('SIGCONT');
   r.stop = async () => stopChild(r.c, 'SIGTERM');
   r.restart = async () => {
     await r.kill();

@@ -2,7 +2,8 @@
 // (AOF, fsync always): publishes fail fast with 503 / 4022 meanwhile, subscribers keep their
 // connections, and after the return nothing is lost and the epoch is the same. Redis that lost its
 // data (FLUSHALL, then a restart with nothing on disk): the channel gets a new epoch and the clients
-// are told (recovered:false, onGap), resuming ones and those connected through the loss alike.
+// are told (recovered:false, onGap), resuming ones and those connected through the loss alike. And a
+// Redis that stops answering (SIGSTOP): refusals within --redis-timeout-ms, I/O threads unblocked.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { FAST, loadClient, once, openSse, startCluster, waitFor } from './cluster.mjs';
@@ -81,6 +82,50 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     }
   } finally {
     for (const s of clients) s.c.close();
+  }
+});
+
+test('a Redis that stops answering (SIGSTOP): publishes refused within the Redis timeout and not published, nodes stay responsive, nothing lost after SIGCONT', { timeout: 60000 }, async () => {
+  const TIMEOUT_MS = 1000;
+  const cl = await startCluster({ nodes: 2, extra: ['--redis-timeout-ms', String(TIMEOUT_MS)] });
+  toClean.push(() => cl.cleanup());
+  const [A, B] = cl.nodes;
+  const ch = 'stalled-redis';
+  const c = new Client(B.url, { ...FAST, transports: ['websocket'] });
+  try {
+    const got = [];
+    const gaps = [];
+    let reconnects = 0;
+    c.on('state', (e) => { if (e.to === 'reconnecting') reconnects++; });
+    const sub = c.subscribe(ch, { onMessage: (d) => got.push(d.n), onGap: (g) => gaps.push(g) });
+    await once(sub, 'subscribed');
+    for (let n = 1; n <= 10; n++) await A.publish(ch, { n });
+    await waitFor(() => got.length >= 10, { what: 'ten messages' });
+
+    cl.redis.pause();
+    const refused = await A.api('POST', '/api/publish', { channel: ch, data: { n: -1 } }, 15000);
+    // Meanwhile the node's I/O threads serve other requests at once.
+    const health = await Promise.all([A, B].map((n) => n.api('GET', '/healthz', undefined, 2000)));
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.json?.error?.code, STORAGE_UNAVAILABLE, refused.text);
+    assert.ok(refused.ms < TIMEOUT_MS + 1500, `refused after ${refused.ms} ms (Redis timeout ${TIMEOUT_MS} ms)`);
+    for (const h of health) assert.ok(h.status === 200 && h.ms < 1000, `healthz ${h.status} in ${h.ms} ms while Redis is stalled`);
+    assert.equal(c.state, 'connected');
+
+    cl.redis.resume();
+    const refusals = [];
+    await publishWhenBack(A, ch, 11, refusals);
+    for (let n = 12; n <= 20; n++) await publishWhenBack(n % 2 ? A : B, ch, n, refusals);
+    await waitFor(() => got.includes(20), { timeoutMs: 15000, what: `message 20 (have ${got.length})` });
+    assert.deepEqual(gaps, []);
+    assert.equal(reconnects, 0, 'the client kept its connection');
+    // docs/protocol.md on 4022: "the publish is refused, nothing was published". A command that
+    // timed out still runs when Redis wakes up, unless the node makes sure it cannot.
+    assert.ok(!got.includes(-1), `a publish answered 503/4022 was delivered after all: ${JSON.stringify(got)}`);
+    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i + 1));
+  } finally {
+    c.close();
+    cl.redis.resume();
   }
 });
 
