@@ -191,3 +191,28 @@ test('/api/disconnect through one node cuts a client connected to the other (by 
   await waitFor(() => states.filter((e) => e.to === 'reconnecting').length > before, { what: 'the client on B cut by a disconnect-all through A' });
   c.close();
 });
+
+test('concurrent publishes through both nodes reach subscribers of both in offset order, none missing', async () => {
+  const ch = 'concurrent';
+  const subs = [];
+  for (const [node, tp] of [[A, 'websocket'], [B, 'sse'], [A, 'polling'], [B, 'websocket']]) {
+    const c = client(node, tp);
+    const s = { tp, node: node.id, got: [], gaps: 0 };
+    await once(c.subscribe(ch, { onMessage: (d, ctx) => s.got.push([ctx.offset, d.k]), onGap: () => s.gaps++ }), 'subscribed');
+    subs.push(s);
+  }
+  const results = [];
+  for (let round = 0; round < 10; round++) {
+    // Twenty publishes in flight at once, half through each node.
+    results.push(...await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? A : B).publish(ch, { k: round * 20 + i }))));
+  }
+  const offsets = results.map((r) => r.offset).sort((a, b) => a - b);
+  assert.deepEqual(offsets, offsets.map((_, i) => offsets[0] + i), 'every publish got its own offset, none skipped');
+  const byOffset = new Map(results.map((r, i) => [r.offset, i]));
+  for (const s of subs) {
+    await waitFor(() => s.got.length >= 200, { what: `200 messages (${s.tp} on ${s.node}, have ${s.got.length})` });
+    assert.equal(s.gaps, 0, `${s.tp} on ${s.node}: no gap`);
+    assert.deepEqual(s.got.map((g) => g[0]), offsets, `${s.tp} on ${s.node}: offset order`);
+    assert.ok(s.got.every(([off, k]) => byOffset.get(off) === k), `${s.tp} on ${s.node}: each offset carries its own message`);
+  }
+});

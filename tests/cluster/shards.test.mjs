@@ -91,3 +91,24 @@ test('a unix: socket URL works', async () => {
     await r.cleanup();
   }
 });
+
+test('a publish_batch through one node over channels of both shards reaches subscribers of the other', async () => {
+  const [A, B] = cl.nodes;
+  const names = Array.from({ length: 8 }, (_, i) => `batch-${i}`);
+  const c = new Client(B.url, { ...FAST, transports: ['websocket'] });
+  try {
+    const got = Object.fromEntries(names.map((ch) => [ch, []]));
+    for (const ch of names) await once(c.subscribe(ch, { onMessage: (d) => got[ch].push(d.n) }), 'subscribed');
+    const messages = [];
+    for (let n = 1; n <= 5; n++) for (const ch of names) messages.push({ channel: ch, data: { n } });
+    const r = await A.apiOk('POST', '/api/publish_batch', { messages });
+    assert.equal(r.results.length, messages.length);
+    assert.ok(r.results.every((x) => !x.error && x.offset > 0), JSON.stringify(r.results.filter((x) => x.error)));
+    await waitFor(() => names.every((ch) => got[ch].length >= 5), { what: 'five messages on every channel' });
+    for (const ch of names) assert.deepEqual(got[ch], [1, 2, 3, 4, 5], ch);
+    const where = await Promise.all(cl.shards.map(async (s) => new Set((await s.keys('pushwire:*')).map(channelOf))));
+    assert.ok(where.every((set) => names.some((ch) => set.has(ch))), 'the batch touched both shards');
+  } finally {
+    c.close();
+  }
+});
