@@ -335,7 +335,7 @@ const argReadUs = (args) => {
 const plannedReadUs = (sc) => argReadUs([...(sc.args ?? []), ...lgExtra]);
 if (listOnly) {
   for (const sc of scenarios)
-    console.log(`${sc.name.padEnd(24)} ${sc.group.padEnd(9)} ${sc.servers.join(',').padEnd(19)} read ${String(plannedReadUs(sc)).padStart(5)} us  ${sc.special ? `(${sc.special})` : [...sc.args, ...lgExtra].join(' ')}`);
+    console.log(`${sc.name.padEnd(24)} ${sc.group.padEnd(9)} ${sc.servers.join(',').padEnd(19)} read ${String(plannedReadUs(sc)).padStart(5)} us  ${sc.special ? `(${sc.special})` : [...sc.args, ...lgExtra].join(' ')}${sc.kill ? ` --storm kill (second node) --storm-at-ms ${sc.kill.atMs}` : ''}`);
   process.exit(0);
 }
 
