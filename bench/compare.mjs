@@ -9,6 +9,8 @@
 //   node bench/compare.mjs [--quick] [--only ..] --list   (the scenarios and their arguments, no run)
 //
 // --quick: 1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 minutes).
+// --only redis-: the Redis scale-out scenarios (issue 13): two Pushwire nodes on one redis-server vs
+// two nginx + Nchan on one redis-server, the memory engine beside them (with --quick: 1,000 only).
 // Without it: every scenario of docs/performance.md (< 15 minutes). Each run of the load generator
 // is bounded in time and count; servers listen on free loopback ports and are stopped after each run.
 //
@@ -32,7 +34,9 @@ if (flag('--help') || flag('-h')) {
   console.log(`usage: bench/compare.sh [--quick] [--only prefix[,..]] [--servers pushwire,nchan,node] [--rounds N]
                         [--loadgen-args "FLAGS"] [--summarize bench/results/<run>] [--list]
   --quick          1,000 subscribers, websocket and SSE, closed loop, once per server
-  --only P[,..]    only the scenarios whose names start with one of these prefixes
+  --only P[,..]    only the scenarios whose names start with one of these prefixes (a trailing * is
+                   allowed); --only redis- = Redis scale-out: two Pushwire nodes vs two Nchan on
+                   one redis-server each, memory engine beside them
   --loadgen-args   extra load-generator flags for every run (they come last, so they win),
                    e.g. "--read-interval-us 50000" for the late reader everywhere
   --summarize DIR  ratios and summary.json of an earlier run again, no run
