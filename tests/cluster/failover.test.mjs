@@ -1,7 +1,8 @@
 // Nodes die (issue 13 items 4 and 7): the real JS client subscribed through nginx (round robin, no
 // stickiness) while the node holding it is SIGKILLed again and again under a numbered stream: every
-// message arrives exactly once and in order. And a plain SSE stream (raw HTTP, as a browser's
-// EventSource reconnects) resumes on another node from its Last-Event-ID, or from since= in the URL.
+// message arrives exactly once and in order, on each transport. And a plain SSE stream (raw HTTP, as
+// a browser's EventSource reconnects) resumes on another node from its Last-Event-ID or from since=
+// in the URL, directly and through nginx after its node was SIGKILLed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FAST, loadClient, once, openSse, startCluster, waitFor } from './cluster.mjs';
