@@ -69,8 +69,9 @@ admit_verdict server_stream::admit(std::string_view channel, const position& pos
   if (!c || !c->subscribed) return admit_verdict::unknown;
   if (c->resuming) return admit_verdict::hold;
   if (c->sent && c->sent->epoch == pos.epoch && pos.offset <= c->sent->offset) return admit_verdict::duplicate;
+  bool reset = c->sent && c->sent->epoch != pos.epoch;
   c->sent = pos;
-  return admit_verdict::send;
+  return reset ? admit_verdict::reset : admit_verdict::send;
 }
 
 void server_stream::wrote_position(std::string_view channel, const position& pos, bool publication) {

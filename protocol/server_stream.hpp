@@ -9,8 +9,10 @@
 // channel's position to `start`, the resume point (with `recovered:true` the `since` the client
 // gave, else the channel's newest position); resumed(channel) ends the replay. A live publication
 // is offered with admit(); the answer is
-//   send        newer than the channel's position in its epoch (or another epoch): the position
-//               moves to it; queue it;
+//   send        newer than the channel's position in its epoch: the position moves to it; queue it;
+//   reset       in another epoch than the position: the channel's history was lost meanwhile (a
+//               Redis that lost its data). The position moves to it; the shell first tells the
+//               client (`subscribed` with recovered:false at the offset before it), then queues it;
 //   duplicate   at or below the position: already sent (a replay overlapped the live stream);
 //   hold        the channel's subscribe (its resume read) is still in flight: keep it until
 //               resumed(channel), then offer it again after the replay (hub.hpp, step 3);
@@ -63,7 +65,7 @@ std::string_view stream_state_name(stream_state s);
 
 enum class stream_action : std::uint8_t { send_ping, probe, send_notice, cut };
 
-enum class admit_verdict : std::uint8_t { send, duplicate, hold, unknown };
+enum class admit_verdict : std::uint8_t { send, reset, duplicate, hold, unknown };
 
 class server_stream {
  public:

@@ -1,5 +1,7 @@
 // Typed events about a channel that reach every node with subscribers of it, like publications but
 // without a position: presence joins and leaves. Encoded lazily per wire format, like publications.
+// And one the broker raises itself: a gap, when publications a node should have received live are
+// no longer in the history to fill them in (a long-lost connection to a remote broker).
 #pragma once
 #include <memory>
 #include <string>
@@ -15,10 +17,11 @@ struct member {
 };
 
 struct channel_event {
-  enum class kind : std::uint8_t { join, leave };
+  enum class kind : std::uint8_t { join, leave, gap };
   kind what = kind::join;
   std::string channel;
-  member who;
+  member who;                // join, leave
+  protocol::position at;     // gap: publications after this one up to the next delivered are lost
   encoding_cache encodings;
 };
 using channel_event_ptr = std::shared_ptr<const channel_event>;

@@ -174,6 +174,8 @@ std::vector<channel_event_ptr> poll_leases::unpark(const std::string& id, std::u
 }
 
 void poll_leases::on_event(const channel_event_ptr& e) {
+  // A gap is for live streams; a poll's cursor meets it in the history (recovered:false) anyway.
+  if (e->what == channel_event::kind::gap) return;
   std::lock_guard lk(mu_);
   auto w = watchers_.find(e->channel);
   if (w == watchers_.end()) return;

@@ -120,15 +120,37 @@ std::vector<std::string> redis_broker::listened() const {
 }
 
 void redis_broker::listen(const std::string& ch) {
+  auto it = channels_.find(ch);
+  if (it == channels_.end()) return;
+  if (!it->second.last) {
+    // The first time: read the channel's position before listening. It is a floor for what this
+    // node may miss should its Pub/Sub connection drop before the first publication arrives; a
+    // fill from it re-delivers at most what subscribers have (their duplicate filters drop that).
+    engine_->command(ch, {"HMGET", redis_keys::meta(ch), "epoch", "top"}, [this, ch](redis_reply r) {
+      auto it = channels_.find(ch);
+      if (it == channels_.end()) return;
+      if (r.is_error() || r.elements.size() != 2) return;   // Redis is away: on_connected listens again
+      position floor;
+      if (r.elements[0].type == redis_reply::kind::string) {
+        floor.epoch = r.elements[0].str;
+        floor.offset = to_u64(r.elements[1].str).value_or(0);
+      }
+      if (!it->second.last) it->second.last = floor;
+      listen(ch);
+    });
+    return;
+  }
   engine_->pubsub(engine_->shard_of(ch)).command({"SUBSCRIBE", redis_keys::pubsub(ch)}, [this, ch](redis_reply r) {
     if (r.is_error()) return;   // Redis is away: on_connected listens again when it is back
     auto it = channels_.find(ch);
     if (it == channels_.end()) return;
     auto& l = it->second;
+    bool again = l.listened_before;
     l.confirmed = true;
+    l.listened_before = true;
     auto ready = std::move(l.waiting);
     l.waiting.clear();
-    if (l.last) fill(ch);   // listening again after a lost connection: what did we miss?
+    if (again) fill(ch);   // listening again after a lost connection: what did we miss?
     for (auto& f : ready) f();
   });
 }
@@ -198,9 +220,13 @@ void redis_broker::fill(const std::string& ch) {
   auto& l = channels_[ch];
   if (l.filling) return;
   l.filling = true;
-  auto args = history_.read_args(ch, l.last, false, 0);
+  // From the last position (an empty epoch: the channel had none; a new epoch: Redis lost its
+  // data) everything kept is newer.
+  std::optional<position> since;
+  if (l.last && !l.last->epoch.empty()) since = l.last;
+  auto args = history_.read_args(ch, since, false, 0);
   engine_->script(redis_scripts::get().read, ch, {redis_keys::meta(ch), redis_keys::history(ch)}, std::move(args),
-                  [this, ch](redis_reply r) {
+                  [this, ch, since](redis_reply r) {
                     auto it = channels_.find(ch);
                     if (it == channels_.end()) return;
                     auto& l = it->second;
@@ -208,12 +234,31 @@ void redis_broker::fill(const std::string& ch) {
                     std::optional<bool> ignored;
                     std::vector<publication_ptr> missed;
                     if (!r.is_error() && listener_) redis_history::parse_read(ch, r, top, ignored, missed);
+                    if (!r.is_error() && l.last && !l.last->epoch.empty() && !top.epoch.empty() &&
+                        top.epoch != l.last->epoch) {
+                      // Another epoch: read everything it kept, from its start.
+                      l.last = position{};
+                      l.filling = false;
+                      return fill(ch);
+                    }
                     auto held = std::move(l.held);
                     l.held.clear();
                     l.filling = false;
                     std::stable_sort(held.begin(), held.end(),
                                      [](auto& a, auto& b) { return a->pos.offset < b->pos.offset; });
                     if (!listener_) return;
+                    // Trimmed past what this node had: the subscribers are told (hub.hpp, gaps).
+                    if (since && !r.is_error() && top.epoch == since->epoch) {
+                      std::uint64_t next = missed.empty() ? top.offset + 1 : missed.front()->pos.offset;
+                      if (next > since->offset + 1) {
+                        auto e = std::make_shared<channel_event>();
+                        e->what = channel_event::kind::gap;
+                        e->channel = ch;
+                        e->at = position{top.epoch, next - 1};
+                        l.last = e->at;
+                        listener_->on_channel_event(e);
+                      }
+                    }
                     for (auto& p : missed) deliver(l, p);
                     for (auto& p : held) deliver(l, p);
                   });

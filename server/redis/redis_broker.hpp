@@ -44,6 +44,7 @@ class redis_broker final : public broker {
   struct listening {
     std::size_t count = 0;
     bool confirmed = false;
+    bool listened_before = false;                  // a confirmation after that one is a re-listen
     std::vector<std::function<void()>> waiting;   // subscribe() calls waiting for the confirmation
     std::optional<protocol::position> last;        // the last publication delivered
     bool filling = false;                          // a history read for missed publications is out

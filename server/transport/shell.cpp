@@ -44,6 +44,9 @@ std::function<void(Result)> shell::complete(std::function<void(Result)> fn) {
 void shell::deliver(const outgoing& o) {
   if (auto* p = std::get_if<publication_ptr>(&o)) {
     switch (stream_.admit((*p)->channel, (*p)->pos)) {
+      case protocol::admit_verdict::reset:
+        announce_reset(**p);
+        [[fallthrough]];
       case protocol::admit_verdict::send:
         node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
         return offer(o, false);
@@ -58,7 +61,35 @@ void shell::deliver(const outgoing& o) {
         return;
     }
   }
-  if (auto* e = std::get_if<channel_event_ptr>(&o); e && channels_.contains((*e)->channel)) offer(o, false);
+  auto* e = std::get_if<channel_event_ptr>(&o);
+  if (!e || !channels_.contains((*e)->channel)) return;
+  if ((*e)->what != channel_event::kind::gap) return offer(o, false);
+  // Told only if this stream had not got past the gap already (its resume replay may have covered
+  // it): moving the position to the gap's start is then a `send`.
+  if (stream_.admit((*e)->channel, (*e)->at) == protocol::admit_verdict::send)
+    announce_break((*e)->channel, (*e)->at);
+}
+
+void shell::announce_reset(const publication& p) {
+  // The channel's history started over in a new epoch while this client was subscribed (the
+  // engine lost its data): what came before `p` in the new epoch, and anything of the old epoch not
+  // yet sent, cannot be replayed.
+  announce_break(p.channel, protocol::position{p.pos.epoch, p.pos.offset - 1});
+}
+
+void shell::announce_break(const std::string& channel, const protocol::position& at) {
+  // The client hears it like a resume that could not recover: `subscribed`, recovered:false, at the
+  // position the stream goes on from.
+  protocol::frame f;
+  f.kind = protocol::frame_kind::subscribed;
+  f.channel = channel;
+  f.pos = at;
+  f.recovered = false;
+  auto c = make_control(protocol::encode(f));
+  c->channel = channel;
+  c->stream_pos = f.pos;
+  node_.met.recoveries_failed.fetch_add(1, std::memory_order_relaxed);
+  send_control(std::move(c));
 }
 
 void shell::offer(const outgoing& o, bool replay) {
@@ -250,7 +281,8 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
   // (nothing else runs on this thread in between).
   stream_.resumed(a.channel);
   for (auto& p : r.missed)
-    if (stream_.admit(p->channel, p->pos) == protocol::admit_verdict::send) {
+    if (auto v = stream_.admit(p->channel, p->pos); v == protocol::admit_verdict::send || v == protocol::admit_verdict::reset) {
+      if (v == protocol::admit_verdict::reset) announce_reset(*p);
       node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
       offer(p, true);
     }

@@ -77,6 +77,8 @@ class shell : public subscriber {
   void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now);
   void leave_channel(const std::string& channel, bool leave_presence);
   void offer(const outgoing& o, bool replay);
+  void announce_reset(const publication& p);   // a new epoch under a live subscription
+  void announce_break(const std::string& channel, const protocol::position& at);
   // Counts `size` bytes against the stream's queue bound; false (and the slow-consumer path) when
   // refused.
   bool take_bytes(std::size_t size, bool replay);

@@ -23,6 +23,7 @@ std::string sse_of_lines(std::string_view text, std::string_view event) {
   return out;
 }
 
+// Join and leave (a gap never reaches the wire as an event: the shell turns it into `subscribed`).
 std::string channel_event_frame(const channel_event& e) {
   protocol::frame f{.kind = e.what == channel_event::kind::join ? protocol::frame_kind::join : protocol::frame_kind::leave};
   f.channel = e.channel;

@@ -39,7 +39,7 @@ TEST(ServerStream, DuplicatesAndOrderWithinAnEpoch) {
   EXPECT_EQ(s.admit("a", at(6)), admit_verdict::send);
   EXPECT_EQ(s.admit("a", at(6)), admit_verdict::duplicate);
   EXPECT_EQ(s.admit("a", at(3)), admit_verdict::duplicate);
-  EXPECT_EQ(s.admit("a", at(1, "e2")), admit_verdict::send);   // a new epoch starts over
+  EXPECT_EQ(s.admit("a", at(1, "e2")), admit_verdict::reset);   // a new epoch: the client is told, then it starts over
   EXPECT_EQ(s.admit("a", at(1, "e2")), admit_verdict::duplicate);
   s.unsubscribed("a");
   EXPECT_EQ(s.admit("a", at(9)), admit_verdict::unknown);

@@ -10,9 +10,11 @@
 
 #include <boost/asio.hpp>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "server/redis/redis_connection.hpp"
 #include "tests/server/test_client.hpp"
 
 extern char** environ;
@@ -66,6 +68,20 @@ class redis_process {
     pid_ = 0;
   }
   bool ready() const { return pid_ && ready_; }
+  // One command over a connection of its own (e.g. FLUSHALL, CLIENT KILL, DBSIZE), waited for.
+  pushwire::server::redis_reply command(std::vector<std::string> args) {
+    boost::asio::io_context ioc;
+    pushwire::server::redis_endpoint ep;
+    ep.port = port_;
+    auto c = std::make_shared<pushwire::server::redis_connection>(ioc, ep, pushwire::server::redis_connection::options{});
+    std::optional<pushwire::server::redis_reply> out;
+    c->start();
+    c->command(std::move(args), [&](pushwire::server::redis_reply r) { out = std::move(r); });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(std::chrono::milliseconds(5));
+    c->stop();
+    return out.value_or(pushwire::server::redis_reply::failure("no reply"));
+  }
   unsigned short port() const { return port_; }
 
  private:
