@@ -4,6 +4,7 @@
 // data (FLUSHALL, then a restart with nothing on disk): the channel gets a new epoch and the clients
 // are told (recovered:false, onGap), resuming ones and those connected through the loss alike. And a
 // Redis that stops answering (SIGSTOP): refusals within --redis-timeout-ms, I/O threads unblocked.
+// And the nodes' Pub/Sub connections cut again and again under a numbered stream.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { FAST, loadClient, once, openSse, startCluster, waitFor } from './cluster.mjs';
@@ -126,6 +127,40 @@ test('a Redis that stops answering (SIGSTOP): publishes refused within the Redis
   } finally {
     c.close();
     cl.redis.resume();
+  }
+});
+
+test("the nodes' Pub/Sub connections cut (CLIENT KILL TYPE pubsub) under a numbered stream: nothing lost, order kept", { timeout: 60000 }, async () => {
+  const cl = await startCluster({ nodes: 2 });
+  toClean.push(() => cl.cleanup());
+  const [A, B] = cl.nodes;
+  const ch = 'pubsub-cut';
+  const subs = [];
+  for (const [node, tp] of [[A, 'websocket'], [B, 'websocket'], [B, 'sse']]) {
+    const c = new Client(node.url, { ...FAST, transports: [tp] });
+    const s = { c, tp, node: node.id, got: [], gaps: [] };
+    await once(c.subscribe(ch, { onMessage: (d) => s.got.push(d.n), onGap: (g) => s.gaps.push(g) }), 'subscribed');
+    subs.push(s);
+  }
+  try {
+    const N = 200;
+    let cuts = 0;
+    for (let n = 1; n <= N; n++) {
+      await (n % 2 ? A : B).publish(ch, { n });
+      if (n % 40 === 0) {
+        const killed = Number((await cl.redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')).trim());
+        assert.ok(killed >= 2, `both nodes' Pub/Sub connections cut (${killed})`);
+        cuts++;
+      }
+    }
+    assert.equal(cuts, 5);
+    for (const s of subs) {
+      await waitFor(() => s.got.length >= N, { timeoutMs: 15000, what: `${N} messages (${s.tp} on ${s.node}, have ${s.got.length})` });
+      assert.deepEqual(s.gaps, [], `${s.tp} on ${s.node}: no gap`);
+      assert.deepEqual(s.got, Array.from({ length: N }, (_, i) => i + 1), `${s.tp} on ${s.node}: exactly once, in order`);
+    }
+  } finally {
+    for (const s of subs) s.c.close();
   }
 });
 
