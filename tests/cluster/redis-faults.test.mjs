@@ -7,7 +7,7 @@
 // And the nodes' Pub/Sub connections cut again and again under a numbered stream.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { FAST, loadClient, once, openSse, startCluster, waitFor } from './cluster.mjs';
+import { FAST, loadClient, once, openSse, startCluster, startNode, waitFor } from './cluster.mjs';
 
 const { Client, Code } = await loadClient();
 const STORAGE_UNAVAILABLE = Code?.storageUnavailable ?? 4022;
@@ -161,6 +161,33 @@ test("the nodes' Pub/Sub connections cut (CLIENT KILL TYPE pubsub) under a numbe
     }
   } finally {
     for (const s of subs) s.c.close();
+  }
+});
+
+test('a node started while Redis is down comes up, refuses publishes with 503/4022, and serves once Redis is back', { timeout: 60000 }, async () => {
+  const cl = await startCluster({ nodes: 1, persist: true });
+  toClean.push(() => cl.cleanup());
+  const [A] = cl.nodes;
+  const r1 = await A.publish('early', { n: 1 });
+  await cl.redis.kill();
+  const late = await startNode({ redis: cl.redis, id: `late-${A.id}` });
+  toClean.push(() => late.cleanup());
+  const refused = await late.api('POST', '/api/publish', { channel: 'early', data: { n: -1 } }, 10000);
+  assert.equal(refused.status, 503, refused.text);
+  assert.equal(refused.json?.error?.code, STORAGE_UNAVAILABLE, refused.text);
+  await cl.redis.start();
+  const r2 = await publishWhenBack(late, 'early', 2, []);
+  assert.deepEqual([r2.epoch, r2.offset], [r1.epoch, r1.offset + 1]);
+  const c = new Client(late.url, { ...FAST, transports: ['websocket'] });
+  try {
+    const got = [];
+    const sub = c.subscribe('early', { since: { epoch: r1.epoch, offset: 0 }, onMessage: (d) => got.push(d.n) });
+    await once(sub, 'subscribed');
+    await waitFor(() => got.length >= 2, { what: 'the history through the late node' });
+    assert.deepEqual(got, [1, 2]);
+    await waitFor(async () => (await late.info()).nodes?.length === 2, { what: 'both nodes in the registry' });
+  } finally {
+    c.close();
   }
 });
 
