@@ -218,8 +218,10 @@ test('Redis flushed and restarted empty: a client resuming from its old position
     const s2 = openSse(`${node.url}/sse?channels=${ch}`, { 'Last-Event-ID': oldId });
     await s2.ready;
     assert.equal(s2.status, 200, s2.body);
-    const sub2 = await waitFor(() => s2.controls('subscribed')[0], { what: `subscribed on ${node.id}` }).catch((e) => {
-      throw new Error(`${e.message}; the stream had: ${s2.events.map((x) => `${x.event} ${x.data}`).join(' | ')}`);
+    const sub2 = await waitFor(() => s2.controls('subscribed')[0], { what: `subscribed on ${node.id}` }).catch(async (e) => {
+      const p = await node.api('POST', '/api/publish', { channel: `${ch}-probe`, data: 1 });
+      throw new Error(`${e.message}; the stream had: ${s2.events.map((x) => `${x.event} ${x.data}`).join(' | ')}; ` +
+        `a publish through ${node.id} now answers ${p.status} ${p.text}`);
     });
     s2.close();
     assert.equal(sub2.recovered, false, `${node.id}: ${JSON.stringify(sub2)}`);
