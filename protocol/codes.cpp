@@ -31,6 +31,7 @@ std::string_view code_name(code c) {
     case code::too_many_channels: return "too many channels";
     case code::presence_full: return "presence full";
     case code::storage_unavailable: return "storage unavailable";
+    case code::idempotency_conflict: return "idempotency conflict";
     case code::connect_called: return "connect called";
     case code::transport_opened: return "transport opened";
     case code::transport_closed: return "transport closed";

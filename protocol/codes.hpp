@@ -41,6 +41,7 @@ enum class code : std::uint16_t {
   too_many_channels = 4020,    // the server's channel cap is reached: no new channel now
   presence_full = 4021,        // the channel's presence member cap is reached
   storage_unavailable = 4022,  // the durable history cannot write (disk full, read-only, damaged)
+  idempotency_conflict = 4023, // an idempotency key reused on its channel with other data
   // client-side transition reasons (100-199)
   connect_called = 100,
   transport_opened = 101,

@@ -222,6 +222,7 @@ export const Code: Readonly<{
   tooManyChannels: 4020;
   presenceFull: 4021;
   storageUnavailable: 4022;
+  idempotencyConflict: 4023;
   connectCalled: 100;
   transportOpened: 101;
   transportClosed: 102;

@@ -83,6 +83,9 @@ void publish_object(node& n, const json::object& o, std::function<void(code, std
   std::string key;
   if (auto* k = o.if_contains("idempotency_key")) {
     if (!k->is_string()) return done(code::bad_frame, "idempotency_key must be a string");
+    if (k->as_string().size() > n.cfg.max_idempotency_key_bytes)
+      return done(code::bad_frame,
+                  "idempotency_key is longer than " + std::to_string(n.cfg.max_idempotency_key_bytes) + " bytes");
     key = std::string(k->as_string());
   }
   n.the_hub().publish(channel, std::move(payload), key, [&n, channel, done](publish_result r) {

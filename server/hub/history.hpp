@@ -20,7 +20,9 @@ namespace pushwire::server {
 struct append_result {
   protocol::code error = protocol::code::ok;
   std::string reason;
-  publication_ptr pub;   // with its assigned position
+  publication_ptr pub;       // with its assigned position; null for a duplicate
+  protocol::position pos;    // set on every success: the new position, or a duplicate's first one
+  bool duplicate = false;    // the key was seen on this channel with the same data: nothing published
 };
 
 struct resume_result {
@@ -55,8 +57,17 @@ class history_store {
   // Appends `data`, assigning the channel's next position (creating the channel, and its epoch, on
   // first use). `done` runs exactly once. For one channel, completions run in offset order and
   // never two at once, so a broker fed from them delivers each channel in order.
-  virtual void append(std::string_view channel, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
-                      std::function<void(append_result)> done) = 0;
+  //
+  // Idempotency (an empty key: none). The key is scoped to `channel` and checked and remembered in
+  // the same atomic step as the append, so concurrent appends with one key publish once:
+  //   - a key not seen on this channel (or expired): appended, and the key remembered with the
+  //     position and a stable hash of `data` (data_hash.hpp), bounded by count and TTL;
+  //   - seen with the same data hash: `duplicate`, `pos` = the first publication's position, `pub`
+  //     null, nothing published (a store completes it only once that publication is acknowledged);
+  //   - seen with other data: error idempotency_conflict, nothing published.
+  // The same key on another channel is independent.
+  virtual void append(std::string_view channel, std::string data, std::string_view idempotency_key,
+                      std::uint64_t published_ns, std::uint64_t now_ms, std::function<void(append_result)> done) = 0;
   // The resume read of a subscribe: the channel's newest position and, with `since`, whether every
   // publication after it is still kept (`recovered`) and those publications.
   virtual void resume(std::string_view channel, const std::optional<protocol::position>& since,
@@ -67,7 +78,7 @@ class history_store {
                     std::uint64_t now_ms, std::function<void(history_result)> done) = 0;
   virtual std::vector<channel_info> channels() = 0;
   virtual history_stats stats() = 0;
-  // Drops what is too old, and forgets channels idle past their idle time that hold nothing and
+  // Drops what is too old (publications and idempotency keys), and forgets channels idle past their idle time that hold nothing and
   // are not `in_use` (a later use starts a new epoch, so clients learn of the break).
   virtual void sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) = 0;
   // Returns once every completion of an append made before the call has run: the node calls it

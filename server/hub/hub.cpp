@@ -49,18 +49,8 @@ void hub::set_sinks(std::vector<fanout_sink*> sinks) { sinks_ = std::move(sinks)
 
 void hub::publish(std::string_view channel, std::string data, std::string_view key,
                   std::function<void(publish_result)> done) {
-  if (key.empty()) return append(std::string(channel), std::move(data), {}, std::move(done));
-  s_.idempotency.lookup(key, clock_.now_ms(),
-                        [this, ch = std::string(channel), data = std::move(data), key = std::string(key),
-                         done = std::move(done)](std::optional<protocol::position> seen) mutable {
-                          if (seen) return done(publish_result{code::ok, {}, std::move(*seen), true});
-                          append(std::move(ch), std::move(data), std::move(key), std::move(done));
-                        });
-}
-
-void hub::append(std::string channel, std::string data, std::string key, std::function<void(publish_result)> done) {
   // The append's completion runs in offset order (under the memory store's channel lock): it only
-  // feeds the broker and the idempotency store. The caller's `done` runs once append() returned
+  // feeds the broker. The caller's `done` runs once append() returned
   // (an inline completion) or from the completion itself (a later one), never under a store lock.
   struct handoff {
     std::atomic<int> state{0};   // 0 pending, 1 append() returned, 2 completed
@@ -70,14 +60,12 @@ void hub::append(std::string channel, std::string data, std::string key, std::fu
   auto h = std::make_shared<handoff>();
   h->done = std::move(done);
   auto now = clock_.now_ms();
-  s_.history.append(channel, std::move(data), clock_.now_ns(), now, [this, h, key = std::move(key), now](append_result r) {
+  s_.history.append(channel, std::move(data), key, clock_.now_ns(), now, [this, h](append_result r) {
     h->result.error = r.error;
     h->result.reason = std::move(r.reason);
-    if (r.pub) {
-      h->result.pos = r.pub->pos;
-      s_.brk.publish(r.pub);
-      if (!key.empty()) s_.idempotency.record(key, r.pub->pos, now);
-    }
+    h->result.pos = std::move(r.pos);
+    h->result.duplicate = r.duplicate;
+    if (r.pub) s_.brk.publish(r.pub);
     if (h->state.exchange(2) == 1) h->done(std::move(h->result));
   });
   if (h->state.exchange(1) == 2) h->done(std::move(h->result));
@@ -204,7 +192,6 @@ history_stats hub::stats() { return s_.history.stats(); }
 void hub::sweep() {
   auto now = clock_.now_ms();
   s_.presence.sweep(now);
-  s_.idempotency.sweep(now);
   s_.history.sweep(now, [this](std::string_view ch) { return in_use(ch); });
 }
 

@@ -1,10 +1,10 @@
-// The node's hub: publish, subscribe with exact resume, presence and disconnects, over the four
-// seams (history, broker, presence, idempotency). It includes no networking header (STYLE.md): it
+// The node's hub: publish, subscribe with exact resume, presence and disconnects, over the three
+// seams (history — which also keeps the idempotency keys —, broker, presence). It includes no networking header (STYLE.md): it
 // hands typed publications and events to one fanout_sink per I/O thread, and the I/O threads do
 // the encoding and the writing.
 //
-// Publication path: publish() -> idempotency lookup -> history append (assigns the position) ->
-// broker -> on_publication() on every node with subscribers -> the sink of each I/O thread with
+// Publication path: publish() -> history append (checks the idempotency key and assigns the
+// position in one step) -> broker -> on_publication() on every node with subscribers -> the sink of each I/O thread with
 // subscribers of that channel.
 //
 // Exact resume — the contract a remote store can meet too:
@@ -32,7 +32,6 @@
 #include "server/hub/broker.hpp"
 #include "server/hub/clock.hpp"
 #include "server/hub/history.hpp"
-#include "server/hub/idempotency.hpp"
 #include "server/hub/presence.hpp"
 
 namespace pushwire::server {
@@ -50,14 +49,13 @@ struct publish_result {
   protocol::code error = protocol::code::ok;
   std::string reason;
   protocol::position pos;
-  bool duplicate = false;   // the idempotency key was seen: nothing new was published
+  bool duplicate = false;   // the idempotency key was seen on this channel: nothing new was published
 };
 
 struct hub_stores {
   history_store& history;
   broker& brk;
   presence_store& presence;
-  idempotency_store& idempotency;
 };
 
 class hub final : private broker_listener {
@@ -90,12 +88,11 @@ class hub final : private broker_listener {
 
   std::vector<channel_info> channels();   // with this node's subscriber counts
   history_stats stats();
-  // Expires history, presence leases, idempotency keys and idle channels.
+  // Expires history, idempotency keys, presence leases and idle channels.
   void sweep();
   const clock& time() const { return clock_; }
 
  private:
-  void append(std::string channel, std::string data, std::string key, std::function<void(publish_result)> done);
   void on_publication(const publication_ptr& p) override;
   void on_channel_event(const channel_event_ptr& e) override;
   void on_disconnect(const disconnect_order& d) override;

@@ -1,5 +1,5 @@
-// The four seams' implementations a node runs on, as one set. The memory set is the embedded
-// default; a test (or, later, --engine) hands the server another set.
+// The three seams' implementations a node runs on, as one set. The memory set is the embedded
+// default; --engine redis (server/redis/redis_stores.hpp) or a test hands the node another set.
 #pragma once
 #include <functional>
 #include <memory>
@@ -9,7 +9,6 @@
 #include "server/hub/clock.hpp"
 #include "server/hub/cluster.hpp"
 #include "server/hub/history.hpp"
-#include "server/hub/idempotency.hpp"
 #include "server/hub/presence.hpp"
 
 namespace pushwire::server {
@@ -18,7 +17,6 @@ struct store_set {
   std::unique_ptr<history_store> history;
   std::unique_ptr<broker> brk;
   std::unique_ptr<presence_store> presence;
-  std::unique_ptr<idempotency_store> idempotency;
   std::unique_ptr<cluster_view> cluster;   // null: a cluster of one (the embedded engines)
   std::string engine = "memory";           // as /api/info names it
 };

@@ -6,10 +6,8 @@
 #include <thread>
 
 #include "server/hub/disk/disk_history.hpp"
-#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
-#include "server/hub/memory/memory_idempotency.hpp"
 #include "server/hub/memory/memory_presence.hpp"
 #include "server/ops/jwt.hpp"
 #include "server/redis/redis_stores.hpp"
@@ -54,8 +52,7 @@ store_set node::memory_stores(const config& c, const clock& clk) {
   // Epochs differ between runs of the process: its start time and the wall clock.
   h.epoch_seed = clk.now_ns() ^ (wall_seconds() << 20);
   return store_set{std::make_unique<memory_history>(std::move(h)), std::make_unique<memory_broker>(),
-                   std::make_unique<memory_presence>(c.max_presence_members),
-                   std::make_unique<memory_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms)};
+                   std::make_unique<memory_presence>(c.max_presence_members)};
 }
 
 store_set node::disk_stores(const config& c, const clock& clk) {
@@ -71,9 +68,7 @@ store_set node::disk_stores(const config& c, const clock& clk) {
                    static_cast<std::int64_t>(clk.now_ms());
   std::ifstream boot("/proc/sys/kernel/random/boot_id");
   std::getline(boot, d.boot_id);
-  auto history = std::make_unique<disk_history>(std::move(d));
-  s.idempotency = std::make_unique<disk_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms, *history);
-  s.history = std::move(history);   // destroyed after the idempotency store that writes through it
+  s.history = std::make_unique<disk_history>(std::move(d));
   s.engine = "disk";
   return s;
 }
@@ -101,7 +96,7 @@ store_set default_stores(const config& c, const clock& clk) {
 node::node(config c, const clock& clock_source, const store_maker& make)
     : cfg_(with_node_id(std::move(c))),
       stores_(make ? make(cfg_, clock_source) : default_stores(cfg_, clock_source)),
-      hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence, *stores_.idempotency},
+      hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence},
                                  clock_source, io_threads(cfg_))),
       clk(clock_source),
       policy(make_policy(cfg_)),

@@ -145,6 +145,8 @@ const std::vector<option>& options() {
                     "forget a channel unused this long (new epoch); 0 = its history TTL"));
     o.push_back(num("idempotency-keys", &config::idempotency_keys, "remembered API idempotency keys"));
     o.push_back(num("idempotency-ttl-ms", &config::idempotency_ttl_ms, "how long an idempotency key is remembered"));
+    o.push_back(num("max-idempotency-key-bytes", &config::max_idempotency_key_bytes,
+                    "length of an API publish's idempotency_key; longer is refused with 400"));
     o.push_back(num("presence-lease-ms", &config::presence_lease_ms, "presence lease of one-way clients; 0 = poll hold + 10 s"));
     o.push_back(num("sse-retry-ms", &config::sse_retry_ms, "SSE retry: field, jittered 50-150 %"));
     o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
@@ -268,6 +270,7 @@ memory_history_config config::history_cfg() const {
   h.max_channels = max_channels;
   h.total_bytes = history_total_bytes;
   h.channel_idle_ms = channel_idle_ms;
+  h.keys = idempotency_limits{idempotency_keys, idempotency_ttl_ms};
   h.namespaces[""] = history_policy{history_size, history_ttl_ms};
   for (auto& [name, n] : namespaces) h.namespaces[name] = history_policy{n.history_size, n.history_ttl_ms};
   return h;

@@ -74,6 +74,9 @@ struct config {
   std::uint64_t channel_idle_ms = 0;           // 0 = the namespace's history TTL: idle as long as history lasts
   std::size_t idempotency_keys = 100000;       // remembered API publish keys
   std::uint64_t idempotency_ttl_ms = 300000;   // longer than a sane backend retry loop
+  // A UUID is 36 bytes, a ULID 26, a SHA-256 in hex 64: 128 fits every usual key with room, and
+  // keeps the key table (--idempotency-keys of them) within ~13 MiB of key text at worst.
+  std::size_t max_idempotency_key_bytes = 128;
   std::uint64_t presence_lease_ms = 0;         // one-way clients; 0 = poll hold + 10 s
   std::uint64_t sse_retry_ms = 2000;           // EventSource retry, jittered 50-150 %
   std::uint64_t reconnect_jitter_ms = 2000;    // spread of `after` in server disconnects

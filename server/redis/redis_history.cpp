@@ -45,15 +45,8 @@ std::uint64_t redis_history::idle_ms(const history_policy& p) const {
 
 std::string redis_history::new_epoch() { return protocol::make_epoch(epoch_counter_.fetch_add(1)); }
 
-void redis_history::append(std::string_view channel, std::string data, std::uint64_t published_ns, std::uint64_t,
-                           std::function<void(append_result)> done) {
-  append_keyed(channel, std::move(data), {}, published_ns,
-               [done = std::move(done)](append_result r, bool, position) { done(std::move(r)); });
-}
-
-void redis_history::append_keyed(std::string_view channel, std::string data, std::string_view key,
-                                 std::uint64_t published_ns,
-                                 std::function<void(append_result, bool, position)> done) {
+void redis_history::append(std::string_view channel, std::string data, std::string_view key,
+                           std::uint64_t published_ns, std::uint64_t, std::function<void(append_result)> done) {
   const auto& p = policy_of(channel);
   std::string origin = cfg_.node_id;
   origin += ' ';
@@ -70,16 +63,24 @@ void redis_history::append_keyed(std::string_view channel, std::string data, std
     args[0] = std::move(payload);
     engine_->script(redis_scripts::get().publish, ch, std::move(keys), std::move(args),
                     [ch, data = std::move(data), published_ns, done = std::move(done)](redis_reply r) mutable {
-                      if (r.is_error()) return done({code::storage_unavailable, unavailable(r), nullptr}, false, {});
+                      append_result out;
                       auto& e = r.elements;
-                      if (e.size() == 1 && e[0].str == "conflict")
-                        return done({code::bad_frame, "idempotency key reused with other data", nullptr}, false, {});
                       std::optional<std::uint64_t> off = e.size() == 3 ? to_u64(e[2].str) : std::nullopt;
-                      if (!off) return done({code::internal_error, "unexpected reply from redis", nullptr}, false, {});
-                      position pos{e[1].str, *off};
-                      if (e[0].str == "duplicate") return done({code::ok, {}, nullptr}, true, pos);
-                      auto pub = make_publication(ch, pos, std::move(data), published_ns);
-                      done({code::ok, {}, std::move(pub)}, false, pos);
+                      if (r.is_error()) {
+                        out.error = code::storage_unavailable;
+                        out.reason = unavailable(r);
+                      } else if (e.size() == 1 && e[0].str == "conflict") {
+                        out.error = code::idempotency_conflict;
+                        out.reason = "idempotency key already used with other data on this channel";
+                      } else if (!off) {
+                        out.error = code::internal_error;
+                        out.reason = "unexpected reply from redis";
+                      } else {
+                        out.pos = position{e[1].str, *off};
+                        out.duplicate = e[0].str == "duplicate";
+                        if (!out.duplicate) out.pub = make_publication(ch, out.pos, std::move(data), published_ns);
+                      }
+                      done(std::move(out));
                     });
   });
 }

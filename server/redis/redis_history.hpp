@@ -27,11 +27,10 @@ class redis_history final : public history_store {
  public:
   redis_history(std::shared_ptr<redis_engine> engine, redis_history_config cfg);
 
-  void append(std::string_view channel, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
-              std::function<void(append_result)> done) override;
-  // The same with an idempotency key ("" = none): checked, and recorded, in the same script.
-  void append_keyed(std::string_view channel, std::string data, std::string_view key, std::uint64_t published_ns,
-                    std::function<void(append_result, bool duplicate, protocol::position)> done);
+  // The idempotency key is checked, and recorded, in the publish script itself (per channel,
+  // atomic across nodes; bounded by its TTL in Redis, and by Redis's memory).
+  void append(std::string_view channel, std::string data, std::string_view idempotency_key, std::uint64_t published_ns,
+              std::uint64_t now_ms, std::function<void(append_result)> done) override;
   void resume(std::string_view channel, const std::optional<protocol::position>& since, std::uint64_t now_ms,
               std::function<void(resume_result)> done) override;
   void read(std::string_view channel, const std::optional<protocol::position>& since, std::size_t limit,

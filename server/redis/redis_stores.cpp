@@ -3,7 +3,6 @@
 #include <chrono>
 #include <random>
 
-#include "server/hub/memory/memory_idempotency.hpp"
 #include "server/ops/config.hpp"
 #include "server/redis/redis_broker.hpp"
 #include "server/redis/redis_cluster.hpp"
@@ -47,8 +46,6 @@ store_set redis_stores(const config& c, const clock& clk) {
   s.history = std::move(history);
   s.brk = std::move(brk);
   s.presence = std::move(presence);
-  // TODO(h-hub merge): the keys are checked in the publish script once the seam carries them.
-  s.idempotency = std::make_unique<memory_idempotency>(c.idempotency_keys, c.idempotency_ttl_ms);
   s.cluster = std::move(cluster);
   s.engine = "redis";
   return s;

@@ -103,7 +103,8 @@ class Api : public ::testing::Test {
 };
 
 // Every message gets its own result, in order: a position, or its error inline (the batch itself is
-// 200); a failed message takes no offset, and a repeated idempotency key returns the first result.
+// 200); a failed message takes no offset, a repeated idempotency key returns the first result, and
+// the key reused with other data is refused (4023).
 TEST_F(Api, PublishBatchAnswersEachMessageInOrder) {
   std::string too_big = "\"" + std::string(99, 'a') + "\"";   // 101 bytes > max_message_bytes 100
   auto r = post("/api/publish_batch", R"({"messages":[)"
@@ -115,11 +116,12 @@ TEST_F(Api, PublishBatchAnswersEachMessageInOrder) {
                                       R"(42,)"
                                       R"({"channel":"other","data":1},)"
                                       R"({"channel":"b","data":3,"idempotency_key":"k"},)"
+                                      R"({"channel":"b","data":3,"idempotency_key":"k"},)"
                                       R"({"channel":"b","data":4,"idempotency_key":"k"})"
                                       "]}");
   ASSERT_EQ(r.status, 200u) << r.body;
   auto results = parse_body(r).at("results").as_array();
-  ASSERT_EQ(results.size(), 9u) << r.body;
+  ASSERT_EQ(results.size(), 10u) << r.body;
   auto ok = [&](std::size_t i, const char* channel, std::uint64_t offset) {
     auto& o = results[i].as_object();
     ASSERT_FALSE(o.contains("error")) << i << ": " << json::serialize(o);
@@ -142,6 +144,7 @@ TEST_F(Api, PublishBatchAnswersEachMessageInOrder) {
   ok(6, "other", 1);
   ok(7, "b", 3);
   ok(8, "b", 3);     // same idempotency key: the first result, nothing published
+  failed(9, 4023);   // same key, other data
   EXPECT_EQ(str(results[0], "epoch"), str(results[2], "epoch"));
   auto h = history_of("channel=b");
   EXPECT_EQ(h.offsets, (std::vector<std::uint64_t>{1, 2, 3}));

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "protocol/channel_name.hpp"
+#include "server/hub/data_hash.hpp"
 #include "server/hub/history_window.hpp"
 #include "server/ops/log.hpp"
 
@@ -41,9 +42,12 @@ constexpr const char* schema =
     " active INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS pubs(name TEXT NOT NULL, off INTEGER NOT NULL, at INTEGER NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY(name, off)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS keys(key TEXT PRIMARY KEY, epoch TEXT NOT NULL, off INTEGER NOT NULL,"
-    " expires INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS keys_expires ON keys(expires);";
+    // Idempotency keys per channel, with the hash of the data they published (data_hash.hpp). The
+    // global `keys` table of earlier versions cannot be scoped to a channel: it is dropped.
+    "DROP TABLE IF EXISTS keys;"
+    "CREATE TABLE IF NOT EXISTS idem(name TEXT NOT NULL, key BLOB NOT NULL, epoch TEXT NOT NULL,"
+    " off INTEGER NOT NULL, hash INTEGER NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY(name, key)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS idem_expires ON idem(expires);";
 
 // A prepared statement that resets itself after each use.
 struct stmt {
@@ -86,11 +90,11 @@ struct disk_history::statements {
         del_before(db, "DELETE FROM pubs WHERE name = ? AND off < ?;"),
         del_all(db, "DELETE FROM pubs WHERE name = ?;"),
         del_ch(db, "DELETE FROM channels WHERE name = ?;"),
-        key(db, "INSERT OR REPLACE INTO keys(key, epoch, off, expires) VALUES(?, ?, ?, ?);"),
-        key_expire(db, "DELETE FROM keys WHERE expires <= ?;"),
+        key(db, "INSERT OR REPLACE INTO idem(name, key, epoch, off, hash, expires) VALUES(?, ?, ?, ?, ?, ?);"),
+        key_expire(db, "DELETE FROM idem WHERE expires <= ?;"),
         key_bound(db,
-                  "DELETE FROM keys WHERE key IN (SELECT key FROM keys ORDER BY expires LIMIT max(0, (SELECT count(*) "
-                  "FROM keys) - ?));") {}
+                  "DELETE FROM idem WHERE (name, key) IN (SELECT name, key FROM idem ORDER BY expires LIMIT max(0, "
+                  "(SELECT count(*) FROM idem) - ?));") {}
 };
 
 namespace {
@@ -112,7 +116,8 @@ std::int64_t wall_ms() {
 
 }  // namespace
 
-disk_history::disk_history(disk_history_config cfg) : cfg_(std::move(cfg)), epoch_counter_(cfg_.mem.epoch_seed) {
+disk_history::disk_history(disk_history_config cfg)
+    : cfg_(std::move(cfg)), epoch_counter_(cfg_.mem.epoch_seed), keys_(cfg_.mem.keys) {
   if (!cfg_.mem.namespaces.contains("")) cfg_.mem.namespaces.emplace("", history_policy{});
   // A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, not kill the server.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -192,7 +197,7 @@ bool disk_history::open_db(std::string& err) {
       std::lock_guard lk(map_mu_);
       channels_.clear();
       bytes_ = 0;
-      loaded_keys_.clear();
+      keys_.clear();
       continue;
     }
     return false;
@@ -271,13 +276,19 @@ bool disk_history::load(std::string& err) {
     }
   }
   {
-    stmt q(db_, "SELECT key, epoch, off, expires FROM keys ORDER BY expires;");
+    stmt q(db_, "SELECT name, key, epoch, off, hash, expires FROM idem ORDER BY expires;");
     if (!q) return err = sqlite3_errmsg(db_), false;
     int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
-      loaded_keys_.push_back(stored_key{col_text(q.s, 0),
-                                        position{col_text(q.s, 1), static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 2))},
-                                        sqlite3_column_int64(q.s, 3)});
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+      auto* k = static_cast<const char*>(sqlite3_column_blob(q.s, 1));
+      idempotency_keys::stored s;
+      s.channel = col_text(q.s, 0);
+      s.key.assign(k ? k : "", static_cast<std::size_t>(sqlite3_column_bytes(q.s, 1)));
+      s.pos = position{col_text(q.s, 2), static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 3))};
+      s.hash = static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 4));
+      s.expires_ms = to_local(sqlite3_column_int64(q.s, 5));   // in this run's clock: it expires when it would have
+      keys_.restore(s);
+    }
     if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
   }
   if (tail_lost)
@@ -366,15 +377,31 @@ void disk_history::enqueue(op o) {
   q_cv_.notify_one();
 }
 
-void disk_history::append(std::string_view name, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
-                          std::function<void(append_result)> done) {
+void disk_history::append(std::string_view name, std::string data, std::string_view key, std::uint64_t published_ns,
+                          std::uint64_t now_ms, std::function<void(append_result)> done) {
   {
     std::lock_guard lk(q_mu_);
-    if (!failure_.empty())
-      return done({code::storage_unavailable, "history storage unavailable: " + failure_, nullptr});
+    if (!failure_.empty()) return done({code::storage_unavailable, "history storage unavailable: " + failure_});
   }
   auto [c, lk] = open(name, now_ms);
-  if (!c) return done({code::too_many_channels, "the server's channel limit is reached", nullptr});
+  if (!c) return done({code::too_many_channels, "the server's channel limit is reached"});
+  std::uint64_t hash = key.empty() ? 0 : data_hash(data);
+  if (!key.empty()) {
+    if (auto seen = keys_.find(name, key, now_ms)) {   // under the channel's lock: one step with the append
+      lk.unlock();
+      if (seen->hash != hash)
+        return done({code::idempotency_conflict, "idempotency_key was used on this channel with other data"});
+      lk.lock();
+      // Acknowledged only once the first publication is: until its commit, the duplicate waits
+      // beside it (the writer completes both with the same outcome).
+      if (!c->dead && seen->pos.epoch == c->epoch && seen->pos.offset > c->visible) {
+        c->waiters.push_back(waiter{seen->pos.epoch, seen->pos.offset, std::move(done)});
+        return;
+      }
+      lk.unlock();
+      return done({.pos = seen->pos, .duplicate = true});
+    }
+  }
   if (c->broken) new_epoch(*c);
   auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
   c->last_active_ms = now_ms;
@@ -384,8 +411,14 @@ void disk_history::append(std::string_view name, std::string data, std::uint64_t
   }
   // The append is queued before its trim, and under the channel's lock: the queue holds each
   // channel's operations in the order they happened.
-  enqueue(op{op_kind::append, c, c->name, c->epoch, pub->pos.offset,
-             cfg_.time_base_ms + static_cast<std::int64_t>(now_ms), pub, std::move(done)});
+  op o{op_kind::append, c, c->name, c->epoch, pub->pos.offset, cfg_.time_base_ms + static_cast<std::int64_t>(now_ms),
+       pub, std::move(done)};
+  if (!key.empty()) {   // remembered now (so a concurrent retry sees it), written in the same commit
+    o.key = std::string(key);
+    o.hash = hash;
+    o.key_expires_wall = cfg_.time_base_ms + static_cast<std::int64_t>(keys_.remember(name, key, pub->pos, hash, now_ms));
+  }
+  enqueue(std::move(o));
   if (c->policy.size > 0) trim(*c, now_ms);
 }
 
@@ -428,17 +461,42 @@ void disk_history::writer_loop() {
         if (o.kind != op_kind::append) continue;
         auto f = failed.find(o.name);
         bool good = ok && !(f != failed.end() && f->second == o.epoch);
-        if (good) {
+        std::vector<waiter> dups;   // duplicate keys of this publication: they share its outcome
+        {
           std::lock_guard lk(o.ch->mu);
-          good = o.ch->epoch == o.epoch;
-          if (good && o.ch->visible < o.offset) o.ch->visible = o.offset;
-        } else {
-          failed[o.name] = o.epoch;
-          std::lock_guard lk(o.ch->mu);
-          if (o.ch->epoch == o.epoch) o.ch->broken = true;   // its offsets were handed out: new epoch next time
+          if (good) {
+            good = o.ch->epoch == o.epoch;
+            if (good && o.ch->visible < o.offset) o.ch->visible = o.offset;
+          } else {
+            failed[o.name] = o.epoch;
+            if (o.ch->epoch == o.epoch) o.ch->broken = true;   // its offsets were handed out: new epoch next time
+          }
+          if (!good && !o.key.empty()) keys_.forget(o.name, o.key, o.pub->pos);   // a retry may publish it anew
+          for (auto it = o.ch->waiters.begin(); it != o.ch->waiters.end();) {
+            if (it->epoch == o.epoch && it->offset == o.offset) {
+              dups.push_back(std::move(*it));
+              it = o.ch->waiters.erase(it);
+            } else {
+              ++it;
+            }
+          }
         }
-        if (good) o.done({code::ok, {}, o.pub});
-        else o.done({code::storage_unavailable, "history storage unavailable: " + (err.empty() ? std::string("an earlier write of this channel failed") : err), nullptr});
+        append_result r;
+        if (good) {
+          r.pub = o.pub;
+          r.pos = o.pub->pos;
+        } else {
+          r.error = code::storage_unavailable;
+          r.reason = "history storage unavailable: " +
+                     (err.empty() ? std::string("an earlier write of this channel failed") : err);
+        }
+        for (auto& d : dups) {
+          append_result dr;
+          if (good) dr = append_result{.pos = r.pos, .duplicate = true};
+          else dr = append_result{r.error, r.reason};
+          d.done(std::move(dr));
+        }
+        o.done(std::move(r));
       }
       {
         std::lock_guard lk(q_mu_);
@@ -480,6 +538,9 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
                SQLITE_DONE;
         ok = ok && up.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
                        SQLITE_DONE;
+        if (ok && !o.key.empty())
+          ok = key.text(1, o.name).blob(2, o.key).text(3, o.epoch).num(4, static_cast<std::int64_t>(o.offset))
+                   .num(5, static_cast<std::int64_t>(o.hash)).num(6, o.key_expires_wall).run() == SQLITE_DONE;
         break;
       case op_kind::trim:
         ok = del_before.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE;
@@ -490,10 +551,6 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
         break;
       case op_kind::forget:
         ok = del_all.text(1, o.name).run() == SQLITE_DONE && del_ch.text(1, o.name).run() == SQLITE_DONE;
-        break;
-      case op_kind::key:
-        ok = key.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
-             SQLITE_DONE;
         break;
       case op_kind::key_sweep:
         ok = key_expire.num(1, o.at_wall).run() == SQLITE_DONE &&
@@ -508,16 +565,6 @@ bool disk_history::commit(std::vector<op>& batch, std::string& err) {
     exec("ROLLBACK;", ignore);
   }
   return ok;
-}
-
-std::vector<disk_history::stored_key> disk_history::take_loaded_keys() { return std::move(loaded_keys_); }
-
-void disk_history::record_key(std::string_view key, const position& pos, std::int64_t expires_wall) {
-  enqueue(op{op_kind::key, nullptr, std::string(key), pos.epoch, pos.offset, expires_wall, nullptr, nullptr});
-}
-
-void disk_history::sweep_keys(std::int64_t now_wall, std::size_t max_keys) {
-  enqueue(op{op_kind::key_sweep, nullptr, {}, {}, max_keys, now_wall, nullptr, nullptr});
 }
 
 void disk_history::drain() {
@@ -581,6 +628,14 @@ history_stats disk_history::stats() {
 }
 
 void disk_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
+  keys_.sweep(now_ms);
+  // The housekeeping tick calls this often; the table on disk needs its expiry and count bound
+  // about once a second.
+  constexpr std::uint64_t key_sweep_every_ms = 1000;
+  auto last = last_key_sweep_ms_.load(std::memory_order_relaxed);
+  if (now_ms >= last + key_sweep_every_ms && last_key_sweep_ms_.compare_exchange_strong(last, now_ms))
+    enqueue(op{op_kind::key_sweep, nullptr, {}, {}, cfg_.mem.keys.max_keys,
+               cfg_.time_base_ms + static_cast<std::int64_t>(now_ms), nullptr, nullptr});
   auto idle_for = [&](channel& c) { return cfg_.mem.channel_idle_ms ? cfg_.mem.channel_idle_ms : c.policy.ttl_ms; };
   std::vector<std::string> idle;
   for (auto& c : snapshot()) {

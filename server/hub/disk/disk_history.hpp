@@ -60,8 +60,9 @@ class disk_history final : public history_store {
   ~disk_history() override;   // drains the queue, fsyncs, marks a clean shutdown
 
   // Completions run later, on the writer thread, one at a time, in queue order.
-  void append(std::string_view channel, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
-              std::function<void(append_result)> done) override;
+  // A duplicate idempotency key whose first publication is not committed yet completes after it.
+  void append(std::string_view channel, std::string data, std::string_view idempotency_key, std::uint64_t published_ns,
+              std::uint64_t now_ms, std::function<void(append_result)> done) override;
   void resume(std::string_view channel, const std::optional<protocol::position>& since, std::uint64_t now_ms,
               std::function<void(resume_result)> done) override;
   void read(std::string_view channel, const std::optional<protocol::position>& since, std::size_t limit,
@@ -70,17 +71,8 @@ class disk_history final : public history_store {
   history_stats stats() override;
   void sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) override;
 
-  // Idempotency keys live in the same database (disk_idempotency): written by the writer thread in
-  // the commit after their publication's, expired and bounded at sweep_keys().
-  struct stored_key {
-    std::string key;
-    protocol::position pos;
-    std::int64_t expires_wall;
-  };
-  std::vector<stored_key> take_loaded_keys();   // the keys found at open, oldest first
-  void record_key(std::string_view key, const protocol::position& pos, std::int64_t expires_wall);
-  void sweep_keys(std::int64_t now_wall, std::size_t max_keys);
-  std::int64_t time_base_ms() const { return cfg_.time_base_ms; }
+  // Idempotency keys live in the same database (table `idem`): each is written in the commit of
+  // its publication, read back at open, expired and bounded there by sweep() about once a second.
 
   // Empty while the store can write; else why it cannot (tests and /healthz-like checks).
   std::string failure();
@@ -91,6 +83,11 @@ class disk_history final : public history_store {
   struct entry {
     std::uint64_t at_ms;
     publication_ptr pub;
+  };
+  struct waiter {   // a duplicate key's request, waiting for its first publication's commit
+    std::string epoch;
+    std::uint64_t offset;
+    std::function<void(append_result)> done;
   };
   struct channel {
     std::mutex mu;
@@ -103,8 +100,9 @@ class disk_history final : public history_store {
     std::uint64_t last_active_ms = 0;
     bool dead = false;     // forgotten by sweep(): whoever holds it looks it up again
     bool broken = false;   // a commit of it failed: its next append starts a new epoch
+    std::vector<waiter> waiters;
   };
-  enum class op_kind { append, trim, epoch, forget, key, key_sweep };
+  enum class op_kind { append, trim, epoch, forget, key_sweep };
   struct op {
     op_kind kind;
     std::shared_ptr<channel> ch;
@@ -113,6 +111,9 @@ class disk_history final : public history_store {
     std::int64_t at_wall = 0;
     publication_ptr pub;
     std::function<void(append_result)> done;
+    std::string key;                  // append: its idempotency key (empty: none), data hash, expiry
+    std::uint64_t hash = 0;
+    std::int64_t key_expires_wall = 0;
   };
 
   std::pair<std::shared_ptr<channel>, std::unique_lock<std::mutex>> open(std::string_view name, std::uint64_t now_ms);
@@ -143,7 +144,8 @@ class disk_history final : public history_store {
   std::vector<op> queue_;
   std::uint64_t queued_ = 0, committed_ = 0;   // batches: flush() waits for committed_ >= queued_
   bool stop_ = false;
-  std::vector<stored_key> loaded_keys_;
+  idempotency_keys keys_;
+  std::atomic<std::uint64_t> last_key_sweep_ms_{0};
   std::string failure_;                         // set when the store cannot write at all
   std::thread writer_;
 };

@@ -1,6 +1,7 @@
 #include "server/hub/memory/memory_history.hpp"
 
 #include "protocol/channel_name.hpp"
+#include "server/hub/data_hash.hpp"
 #include "server/hub/history_window.hpp"
 
 namespace pushwire::server {
@@ -9,7 +10,7 @@ using protocol::code;
 using protocol::position;
 
 memory_history::memory_history(memory_history_config cfg)
-    : cfg_(std::move(cfg)), epoch_counter_(cfg_.epoch_seed) {
+    : cfg_(std::move(cfg)), epoch_counter_(cfg_.epoch_seed), keys_(cfg_.keys) {
   if (!cfg_.namespaces.contains("")) cfg_.namespaces.emplace("", history_policy{});
 }
 
@@ -50,10 +51,18 @@ void memory_history::trim(channel& c, std::uint64_t now_ms) {
   while (c.kept.size() > 1 && bytes_.load(std::memory_order_relaxed) > cfg_.total_bytes) drop_front();
 }
 
-void memory_history::append(std::string_view name, std::string data, std::uint64_t published_ns,
+void memory_history::append(std::string_view name, std::string data, std::string_view key, std::uint64_t published_ns,
                             std::uint64_t now_ms, std::function<void(append_result)> done) {
   auto [c, lk] = open(name, now_ms);
-  if (!c) return done({code::too_many_channels, "the server's channel limit is reached", nullptr});
+  if (!c) return done({code::too_many_channels, "the server's channel limit is reached"});
+  std::uint64_t hash = key.empty() ? 0 : data_hash(data);
+  if (!key.empty()) {
+    if (auto seen = keys_.find(name, key, now_ms)) {   // under the channel's lock: one step with the append
+      if (seen->hash != hash)
+        return done({code::idempotency_conflict, "idempotency_key was used on this channel with other data"});
+      return done({.pos = seen->pos, .duplicate = true});
+    }
+  }
   auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
   c->last_active_ms = now_ms;
   if (c->policy.size > 0) {
@@ -61,7 +70,9 @@ void memory_history::append(std::string_view name, std::string data, std::uint64
     c->kept.push_back(entry{now_ms, pub});
     trim(*c, now_ms);
   }
-  done({code::ok, {}, std::move(pub)});   // under the lock: the order of completions is the order of offsets
+  if (!key.empty()) keys_.remember(name, key, pub->pos, hash, now_ms);
+  auto pos = pub->pos;
+  done({.pub = std::move(pub), .pos = std::move(pos)});   // under the lock: the order of completions is the order of offsets
 }
 
 void memory_history::resume(std::string_view name, const std::optional<position>& since, std::uint64_t now_ms,
@@ -114,6 +125,7 @@ history_stats memory_history::stats() {
 }
 
 void memory_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
+  keys_.sweep(now_ms);
   std::vector<std::string> idle;
   for (auto& c : snapshot()) {
     std::lock_guard lk(c->mu);

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "server/hub/history.hpp"
+#include "server/hub/idempotency_keys.hpp"
 
 namespace pushwire::server {
 
@@ -25,6 +26,7 @@ struct memory_history_config {
   std::size_t total_bytes = 256u << 20;        // all channels together
   std::uint64_t channel_idle_ms = 0;           // 0 = the namespace's history TTL
   std::uint64_t epoch_seed = 1;                // the caller's randomness for epochs
+  idempotency_limits keys;                     // API publish keys, per channel
 };
 
 class memory_history final : public history_store {
@@ -32,8 +34,8 @@ class memory_history final : public history_store {
   explicit memory_history(memory_history_config cfg);
 
   // The completion runs inline, under the channel's lock: it must only hand the publication on.
-  void append(std::string_view channel, std::string data, std::uint64_t published_ns, std::uint64_t now_ms,
-              std::function<void(append_result)> done) override;
+  void append(std::string_view channel, std::string data, std::string_view idempotency_key, std::uint64_t published_ns,
+              std::uint64_t now_ms, std::function<void(append_result)> done) override;
   void resume(std::string_view channel, const std::optional<protocol::position>& since, std::uint64_t now_ms,
               std::function<void(resume_result)> done) override;
   void read(std::string_view channel, const std::optional<protocol::position>& since, std::size_t limit,
@@ -67,6 +69,7 @@ class memory_history final : public history_store {
   std::unordered_map<std::string, std::shared_ptr<channel>> channels_;
   std::atomic<std::uint64_t> epoch_counter_;
   std::atomic<std::size_t> bytes_{0};
+  idempotency_keys keys_;
 };
 
 }  // namespace pushwire::server

@@ -15,10 +15,8 @@
 #include <thread>
 
 #include "server/hub/disk/disk_history.hpp"
-#include "server/hub/disk/disk_idempotency.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
-#include "server/hub/memory/memory_idempotency.hpp"
 #include "server/hub/memory/memory_presence.hpp"
 
 using namespace pushwire::server;
@@ -38,13 +36,12 @@ struct limits {
   std::uint64_t idempotency_ttl_ms = 60000;
 };
 
-// One implementation of the four seams.
+// One implementation of the three seams.
 struct stores {
   std::shared_ptr<void> cleanup;   // runs after the stores below are gone (a temporary data dir)
   std::unique_ptr<history_store> history;
   std::unique_ptr<broker> brk;
   std::unique_ptr<presence_store> presence;
-  std::unique_ptr<idempotency_store> idempotency;
 };
 struct implementation {
   const char* name;
@@ -59,9 +56,9 @@ stores memory_stores(const limits& l) {
   h.total_bytes = l.total_bytes;
   h.channel_idle_ms = l.channel_idle_ms;
   h.epoch_seed = 7;
+  h.keys = idempotency_limits{l.idempotency_keys, l.idempotency_ttl_ms};
   return stores{nullptr, std::make_unique<memory_history>(h), std::make_unique<memory_broker>(),
-                std::make_unique<memory_presence>(l.max_members),
-                std::make_unique<memory_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms)};
+                std::make_unique<memory_presence>(l.max_members)};
 }
 
 // The durable history and idempotency keys (SQLite in a fresh temporary data dir) beside the memory
@@ -77,12 +74,11 @@ stores disk_stores(const limits& l, durability policy) {
   d.mem.total_bytes = l.total_bytes;
   d.mem.channel_idle_ms = l.channel_idle_ms;
   d.mem.epoch_seed = 7;
+  d.mem.keys = idempotency_limits{l.idempotency_keys, l.idempotency_ttl_ms};
   d.dir = dir;
   d.policy = policy;
   d.boot_id = "contract";
-  auto history = std::make_unique<disk_history>(d);
-  s.idempotency = std::make_unique<disk_idempotency>(l.idempotency_keys, l.idempotency_ttl_ms, *history);
-  s.history = std::move(history);
+  s.history = std::make_unique<disk_history>(d);
   return s;
 }
 
@@ -117,7 +113,7 @@ class HubContract : public ::testing::TestWithParam<implementation> {
   void make(limits l = {}) {
     h_.reset();
     s_ = GetParam().make(l);
-    h_ = std::make_unique<hub>(hub_stores{*s_.history, *s_.brk, *s_.presence, *s_.idempotency}, clk_, 2);
+    h_ = std::make_unique<hub>(hub_stores{*s_.history, *s_.brk, *s_.presence}, clk_, 2);
     h_->set_sinks({&sink0_, &sink1_});
   }
   void SetUp() override { make(); }
@@ -363,6 +359,43 @@ TEST_P(HubContract, IdempotencyKeysByTtlAndCount) {
   clk_.advance(5000);
   h_->sweep();
   EXPECT_FALSE(publish("a", "1", "k3").duplicate);
+}
+
+TEST_P(HubContract, IdempotencyKeysAreScopedPerChannelAndRefuseOtherData) {
+  auto a = publish("a", "1", "k");
+  auto b = publish("b", "1", "k");   // the same key on another channel: its own publication
+  EXPECT_FALSE(b.duplicate);
+  EXPECT_EQ(b.error, code::ok);
+  EXPECT_EQ(history("b").publications.size(), 1u);
+  EXPECT_NE(b.pos, a.pos);
+  auto again = publish("b", "1", "k");
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.pos, b.pos);
+  auto other = publish("a", "2", "k");   // reused with other data: refused, nothing published
+  EXPECT_EQ(other.error, code::idempotency_conflict);
+  EXPECT_EQ(history("a").publications.size(), 1u);
+  EXPECT_TRUE(publish("a", "1", "k").duplicate);   // the first data still counts as a retry
+}
+
+TEST_P(HubContract, ConcurrentPublishesWithOneKeyPublishOnce) {
+  constexpr int keys = 50, threads = 8;
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::map<int, std::set<std::uint64_t>> offsets_of;   // key -> offsets the publishers were told
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&] {
+      for (int k = 0; k < keys; ++k) {
+        std::string data = std::to_string(k), key = "key";   // not "x" + to_string(): g++ 12 -Wrestrict (PR 105651)
+        key += data;
+        auto r = publish("race", data, key);
+        ASSERT_EQ(r.error, code::ok);
+        std::lock_guard lk(mu);
+        offsets_of[k].insert(r.pos.offset);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(history("race").publications.size(), static_cast<std::size_t>(keys));   // one per key
+  for (auto& [k, offs] : offsets_of) EXPECT_EQ(offs.size(), 1u) << "key" << k;
 }
 
 TEST_P(HubContract, DisconnectOrdersReachTheListener) {

@@ -7,7 +7,6 @@
 #include "server/hub/hub.hpp"
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
-#include "server/hub/memory/memory_idempotency.hpp"
 #include "server/hub/memory/memory_presence.hpp"
 
 using namespace pushwire::server;
@@ -26,9 +25,8 @@ class PollLeases : public ::testing::Test {
   memory_history history_{memory_history_config{}};
   memory_broker broker_;
   memory_presence presence_{100};
-  memory_idempotency idem_{10, 1000};
   manual_clock clk_;
-  hub hub_{hub_stores{history_, broker_, presence_, idem_}, clk_, 1};
+  hub hub_{hub_stores{history_, broker_, presence_}, clk_, 1};
   std::atomic<std::uint64_t> gauge_{0};
   int next_ = 1;
   poll_leases leases_{poll_leases::limits{.max_leases = 2, .lease_ms = 1000, .max_queued_events = 3}, hub_,

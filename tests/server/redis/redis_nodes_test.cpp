@@ -73,7 +73,7 @@ config node_config(std::vector<unsigned short> ports, std::string id) {
 // One node: its stores and hub.
 struct node_under_test {
   node_under_test(const config& c, const pushwire::server::clock& clk) : stores(redis_stores(c, clk)) {
-    h = std::make_unique<hub>(hub_stores{*stores.history, *stores.brk, *stores.presence, *stores.idempotency}, clk, 1);
+    h = std::make_unique<hub>(hub_stores{*stores.history, *stores.brk, *stores.presence}, clk, 1);
     h->set_sinks({&sink});
     // The housekeeping tick a server runs (lease renewals, expiry of lapsed members).
     housekeeping = std::jthread([this](std::stop_token st) {
@@ -289,4 +289,27 @@ TEST_F(RedisNodes, AGapTheHistoryCannotFillIsReported) {
   EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
   EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end());
   EXPECT_GT(gaps.front().offset, 1u);
+}
+
+TEST_F(RedisNodes, AnIdempotentPublishRetriedOnAnotherNodePublishesOnce) {
+  auto a = start("a"), b = start("b");
+  auto first = a->publish("orders", "{\"id\":1}", "key-1");
+  ASSERT_EQ(first.error, code::ok);
+  auto retry = b->publish("orders", "{\"id\":1}", "key-1");   // the backend retried through node b
+  EXPECT_EQ(retry.error, code::ok);
+  EXPECT_TRUE(retry.duplicate);
+  EXPECT_EQ(retry.pos, first.pos);
+  EXPECT_EQ(b->publish("orders", "{\"id\":2}", "key-1").error, code::idempotency_conflict);   // other data
+  auto elsewhere = b->publish("invoices", "{\"id\":1}", "key-1");                           // another channel
+  EXPECT_EQ(elsewhere.error, code::ok);
+  EXPECT_FALSE(elsewhere.duplicate);
+  // Racing retries on both nodes: one publication per key.
+  std::vector<std::jthread> racers;
+  for (int t = 0; t < 4; ++t)
+    racers.emplace_back([&, t] {
+      for (int k = 0; k < 20; ++k) (t % 2 ? a : b)->publish("race", "1", "k" + std::to_string(k));
+    });
+  racers.clear();
+  auto h = a->await<history_result>([&](auto done) { a->h->history("race", std::nullopt, 0, done); });
+  EXPECT_EQ(h.top.offset, 20u);
 }

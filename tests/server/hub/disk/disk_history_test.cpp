@@ -54,7 +54,7 @@ class DiskHistory : public ::testing::Test {
     return out.value_or(R{});
   }
   static append_result append(history_store& h, std::string_view ch, std::uint64_t now, std::string data = "1") {
-    return await<append_result>([&](auto done) { h.append(ch, std::move(data), 0, now, done); });
+    return await<append_result>([&](auto done) { h.append(ch, std::move(data), {}, 0, now, done); });
   }
   static history_result read(history_store& h, std::string_view ch, std::uint64_t now) {
     return await<history_result>([&](auto done) { h.read(ch, std::nullopt, 0, now, done); });
