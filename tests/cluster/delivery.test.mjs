@@ -120,8 +120,15 @@ test('an idempotent publish retried on the other node is published once', async 
   const sub = c.subscribe(ch, { onMessage: (d, ctx) => got.push([d.v, ctx.offset]) });
   await once(sub, 'subscribed');
   const r1 = await A.publish(ch, { v: 'first' }, { idempotency_key: 'order-17' });
-  const r2 = await B.publish(ch, { v: 'retry' }, { idempotency_key: 'order-17' });
+  // The backend's retry: the same request, through the other node.
+  const r2 = await B.publish(ch, { v: 'first' }, { idempotency_key: 'order-17' });
   assert.deepEqual(r2, r1, 'the retry answers the first result');
+  // The same key with other data is a conflict (409, 4023) on either node, and publishes nothing.
+  for (const node of [A, B]) {
+    const bad = await node.api('POST', '/api/publish', { channel: ch, data: { v: 'other' }, idempotency_key: 'order-17' });
+    assert.equal(bad.status, 409, `${node.id}: ${bad.text}`);
+    assert.equal(bad.json?.error?.code, 4023, bad.text);
+  }
   const r3 = await B.publish(ch, { v: 'next' });
   assert.equal(r3.offset, r1.offset + 1);
   await waitFor(() => got.length >= 2, { what: 'two messages' });
