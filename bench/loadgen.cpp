@@ -1612,7 +1612,7 @@ struct Loadgen {
     } else {
       // POST /api/disconnect on a spare API connection.
       uint32_t i = uint32_t(pubs.size() - 1);
-      string body = "{\"reconnect\":true,\"after_ms\":0,\"jitter_ms\":" + std::to_string(o.jitter_ms) + "}";
+      string body = "{\"all\":true,\"reconnect\":true,\"after_ms\":0,\"jitter_ms\":" + std::to_string(o.jitter_ms) + "}";
       string r = "POST /api/disconnect HTTP/1.1\r\nHost: " + o.host + ":" + std::to_string(o.pub_port) +
                  "\r\nContent-Type: application/json\r\nAuthorization: Bearer " + o.api_key +
                  "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;

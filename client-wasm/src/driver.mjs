@@ -12,6 +12,8 @@ import { SseTransport } from './sse.mjs';
 import { WebSocketTransport } from './websocket.mjs';
 
 const clock = globalThis.performance ?? Date;
+// The longest delay setTimeout honours (a signed 32-bit count of milliseconds).
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Driver {
   // env: { urls, WebSocket, EventSource, fetch, setTimeout, clearTimeout, getToken }; onEvent(e) gets each
@@ -165,8 +167,10 @@ export class Driver {
     this.timer = null;
     this.timerAt = deadline;
     if (deadline === null || deadline === undefined) return;
-    // Timers may fire a millisecond early; the core then finds nothing due and asks again.
-    const delay = Math.max(0, deadline - this.now() + 1);
+    // Timers may fire a millisecond early; the core then finds nothing due and asks again. A delay
+    // over setTimeout's maximum (2^31 - 1 ms) would fire at once (a warning and a busy loop): wait
+    // the maximum instead, and the core asks again then.
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, deadline - this.now() + 1));
     this.timer = this.env.setTimeout(() => {
       this.timer = null;
       this.timerAt = null;

@@ -102,7 +102,9 @@ void listener::do_accept() {
       if (took) refuse(extra);
       acceptor_->non_blocking(false, ec2);
       spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      log_refused(ec.value() == ENFILE ? "system descriptor cap (ENFILE)" : "descriptor cap (EMFILE)");
+      // Counted only when a connection was refused: accept() also fails with EMFILE when none is
+      // pending, and that failure refused nobody (counting it over-counted, issue 18).
+      if (took) log_refused(ec.value() == ENFILE ? "system descriptor cap (ENFILE)" : "descriptor cap (EMFILE)");
       // accept() fails with EMFILE even when no connection is pending (the descriptor comes
       // first): then wait until one is, instead of spinning. Without a spare (another thread
       // took the descriptor), wait a little.

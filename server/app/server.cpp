@@ -52,7 +52,7 @@ struct server::impl {
         std::vector<conn_base*> snapshot(wp->conns.begin(), wp->conns.end());
         for (auto* c : snapshot) {
           if (!wp->conns.contains(c)) continue;
-          if (d.matches(c->client_id(), c->user_id())) c->server_disconnect(d, d.after_ms + n.jitter(d.jitter_ms));
+          if (d.matches(c->client_id(), c->user_id())) c->server_disconnect(d, n.reconnect_after(d));
         }
       });
     }

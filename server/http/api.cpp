@@ -6,6 +6,7 @@
 
 #include "protocol/channel_name.hpp"
 #include "protocol/json_scan.hpp"
+#include "server/http/disconnect_body.hpp"
 #include "server/http/handlers.hpp"
 #include "server/ops/version.hpp"
 
@@ -139,21 +140,8 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
       return;
     }
     disconnect_order d;
-    if (auto* c = body.if_contains("client"); c && c->is_string()) d.client = std::string(c->as_string());
-    else if (auto* u = body.if_contains("user"); u && u->is_string()) d.user = std::string(u->as_string());
-    else d.all = true;
-    if (auto* r = body.if_contains("reconnect"); r && r->is_bool()) d.reconnect = r->as_bool();
-    auto num = [&](const char* k, std::uint64_t& out, std::uint64_t max) {
-      if (auto* v = body.if_contains(k)) {
-        if (auto* i = v->if_int64(); i && *i >= 0) out = static_cast<std::uint64_t>(*i);
-        else if (auto* u = v->if_uint64()) out = *u;
-        out = std::min(out, max);
-      }
-    };
-    constexpr std::uint64_t max_delay_ms = 3'600'000;   // an hour: any number that enters is bounded
-    num("after_ms", d.after_ms, max_delay_ms);
-    d.jitter_ms = 2000;
-    num("jitter_ms", d.jitter_ms, max_delay_ms);
+    std::string why;
+    if (!parse_disconnect_body(body, d, why)) return fail(code::bad_frame, why);
     return respond(json_reply("{\"disconnected\":" + std::to_string(n.disconnect(d)) + "}"));
   }
   if (in.method != "GET") return fail(code::bad_frame, "use GET");

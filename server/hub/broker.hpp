@@ -13,6 +13,11 @@
 namespace pushwire::server {
 
 // Which connections a server disconnect addresses (the API, shutdown), and what they are told.
+// The longest reconnect advice a disconnect may carry, in ms, for `after_ms` and `jitter_ms` alike:
+// an hour, far inside the protocol's integer range (2^53 - 1) and inside a browser timer (2^31 - 1).
+// The API refuses larger values (docs/protocol.md "HTTP API"); delays are clamped to it as well.
+inline constexpr std::uint64_t max_reconnect_delay_ms = 3'600'000;
+
 struct disconnect_order {
   std::string client;   // one connection (or long-poll lease)
   std::string user;     // every connection of a user

@@ -1,6 +1,8 @@
 #include "server/node/node.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -158,7 +160,12 @@ std::uint64_t node::jitter(std::uint64_t max) {
   rng_ ^= rng_ << 13;
   rng_ ^= rng_ >> 7;
   rng_ ^= rng_ << 17;
-  return rng_ % (max + 1);
+  // max + 1 wraps to 0 at the top of the range: then every value is in [0, max].
+  return max == UINT64_MAX ? rng_ : rng_ % (max + 1);
+}
+
+std::uint64_t node::reconnect_after(const disconnect_order& d) {
+  return std::min(d.after_ms, max_reconnect_delay_ms) + jitter(std::min(d.jitter_ms, max_reconnect_delay_ms));
 }
 
 std::size_t node::disconnect(const disconnect_order& d) {

@@ -69,7 +69,10 @@ class node {
   }
   // Whether `id` has the form of a server-issued client id ("c" + 1-19 digits).
   static bool valid_client_id(std::string_view id);
-  std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], any thread
+  std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], any thread, any max
+  // The `after` a connection is told for `d`: after_ms plus its own jitter, each part clamped to
+  // max_reconnect_delay_ms (whatever reached the order, the frame stays in the protocol's range).
+  std::uint64_t reconnect_after(const disconnect_order& d);
 
   // A server disconnect (API, shutdown): marks this node's leases and hands it to the broker, which
   // brings it to every node's listener. Returns how many of this node's connections it addresses.

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
 
 namespace pushwire::server {
@@ -51,8 +52,12 @@ template <class T>
 option num(std::string name, T config::*field, std::string help) {
   return option{std::move(name), std::move(help), false,
                 [field](config& c, std::string_view v) {
+                  // Every number fits its field (no wrap on the way in) and the protocol's integer
+                  // range, 0 ... 2^53 - 1: durations such as the ping interval go out in frames.
+                  constexpr std::uint64_t max_number = (std::uint64_t{1} << 53) - 1;
                   std::uint64_t x;
-                  if (!parse_u64(v, x)) return false;
+                  if (!parse_u64(v, x) || x > max_number) return false;
+                  if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return false;
                   c.*field = static_cast<T>(x);
                   return true;
                 },

@@ -158,18 +158,18 @@ void redis_connection::lost(const std::string& why) {
   });
 }
 
-void redis_connection::command(std::vector<std::string> args, done_fn done) {
+void redis_connection::command(const std::vector<std::string>& args, done_fn done) {
   if (link_ == link::stopped) return done(redis_reply::failure("stopped"));
   // Between attempts Redis is known to be away: fail at once. While connecting, wait (bounded by
   // the connect timeout).
   if (link_ == link::backing_off || link_ == link::idle) return done(redis_reply::failure("redis unavailable"));
   if (waiting_.size() + sent_.size() >= opts_.max_in_flight)
     return done(redis_reply::failure("too many commands in flight"));
-  enqueue(std::move(args), std::move(done), false);
+  enqueue(args, std::move(done), false);
   write_more();
 }
 
-void redis_connection::enqueue(std::vector<std::string> args, done_fn done, bool internal) {
+void redis_connection::enqueue(const std::vector<std::string>& args, done_fn done, bool internal) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
   argv.reserve(args.size());

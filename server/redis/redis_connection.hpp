@@ -43,7 +43,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void stop();
   // Sends a command (argv form: no quoting issues); `done` gets its reply, or an error reply when
   // refused (over the bound, stopped) or when the connection is lost first.
-  void command(std::vector<std::string> args, done_fn done);
+  void command(const std::vector<std::string>& args, done_fn done);
   bool ready() const { return link_ == link::ready; }
 
   std::function<void(const redis_reply&)> on_push;   // Pub/Sub messages
@@ -63,7 +63,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void write_more();
   void do_read();
   void on_replies();
-  void enqueue(std::vector<std::string> args, done_fn done, bool internal);
+  void enqueue(const std::vector<std::string>& args, done_fn done, bool internal);
   void arm_watchdog();   // while replies are awaited: the oldest may not wait past the timeout
   std::uint64_t next_backoff_ms();
 

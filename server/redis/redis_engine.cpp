@@ -91,20 +91,19 @@ void redis_engine::script_on(std::size_t shard, const lua_script& s, std::vector
 
 void redis_engine::run_script(redis_connection& c, const lua_script& s, std::vector<std::string> keys,
                               std::vector<std::string> args, done_fn done) {
-  std::vector<std::string> cmd;
-  cmd.reserve(3 + keys.size() + args.size());
-  cmd.push_back("EVALSHA");
-  cmd.push_back(s.sha1);
-  cmd.push_back(std::to_string(keys.size()));
-  for (auto& k : keys) cmd.push_back(std::move(k));
-  for (auto& a : args) cmd.push_back(std::move(a));
-  auto again = cmd;   // kept for the NOSCRIPT case
-  c.command(std::move(cmd), [conn = c.shared_from_this(), &s, again = std::move(again),
-                             done = std::move(done)](redis_reply r) mutable {
+  // Kept (not copied) until the reply, for the rare full resend.
+  auto cmd = std::make_shared<std::vector<std::string>>();
+  cmd->reserve(3 + keys.size() + args.size());
+  cmd->push_back("EVALSHA");
+  cmd->push_back(s.sha1);
+  cmd->push_back(std::to_string(keys.size()));
+  for (auto& k : keys) cmd->push_back(std::move(k));
+  for (auto& a : args) cmd->push_back(std::move(a));
+  c.command(*cmd, [conn = c.shared_from_this(), &s, cmd, done = std::move(done)](redis_reply r) mutable {
     if (!r.is_error() || !r.str.starts_with("NOSCRIPT")) return done(std::move(r));
-    again[0] = "EVAL";
-    again[1] = s.source;
-    conn->command(std::move(again), std::move(done));
+    (*cmd)[0] = "EVAL";
+    (*cmd)[1] = s.source;
+    conn->command(*cmd, std::move(done));
   });
 }
 

@@ -161,8 +161,18 @@ std::vector<channel_info> redis_history::channels() { return {}; }
 
 history_stats redis_history::stats() { return {}; }
 
-// Redis ages and trims history itself (Stream MAXLEN, key expiry, the scripts' age filter).
-void redis_history::sweep(std::uint64_t, const std::function<bool(std::string_view)>&) {}
+// Redis ages and trims history itself (Stream MAXLEN, key expiry, the scripts' age filter). What is
+// left: the epochs of channels this node listens to stay alive while they are quiet.
+void redis_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>&) {
+  if (!listened_ || now_ms < next_touch_ms_) return;
+  std::uint64_t shortest = UINT64_MAX;
+  for (auto& [ns, p] : cfg_.policy.namespaces) shortest = std::min(shortest, idle_ms(p));
+  next_touch_ms_ = now_ms + std::max<std::uint64_t>(1, shortest / 3);
+  engine_->post([this] {
+    for (auto& ch : listened_())
+      engine_->command(ch, {"PEXPIRE", redis_keys::meta(ch), std::to_string(idle_ms(policy_of(ch)))}, [](redis_reply) {});
+  });
+}
 
 void redis_history::drain() { engine_->shutdown(); }
 

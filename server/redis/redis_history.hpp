@@ -39,6 +39,9 @@ class redis_history final : public history_store {
   history_stats stats() override;
   void sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) override;
   void drain() override;
+  // The channels this node listens to (called on the engine's thread): sweep() keeps their epochs
+  // alive in Redis, so a channel with subscribers but no publishes never starts over.
+  void set_listened(std::function<std::vector<std::string>()> f) { listened_ = std::move(f); }
 
   // The read script's answer as publications (the broker's gap fill uses it too).
   static bool parse_read(std::string_view channel, const redis_reply& r, protocol::position& top,
@@ -54,7 +57,8 @@ class redis_history final : public history_store {
   std::shared_ptr<redis_engine> engine_;
   redis_history_config cfg_;
   std::atomic<std::uint64_t> epoch_counter_;
-  std::atomic<std::size_t> channels_seen_{0};
+  std::function<std::vector<std::string>()> listened_;
+  std::uint64_t next_touch_ms_ = 0;
 };
 
 }  // namespace pushwire::server

@@ -39,6 +39,7 @@ store_set redis_stores(const config& c, const clock& clk) {
   auto presence = std::make_unique<redis_presence>(engine, *brk, clk,
                                                    redis_presence_config{c.max_presence_members, c.effective_lease_ms()});
   auto cluster = std::make_unique<redis_cluster>(engine, node_info{c.node_id, wall_ms}, c.node_heartbeat_ms);
+  history->set_listened([b = brk.get()] { return b->listened(); });
   brk->attach();
   engine->start();
   cluster->start();

@@ -61,7 +61,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
       // The lease was marked by a server disconnect while no poll was parked: deliver it now (the
       // lease is already gone).
       auto& d = *disconnect_;
-      shell_.session().disconnect(d.code, d.reason, d.reconnect, d.after_ms + n_.jitter(d.jitter_ms));
+      shell_.session().disconnect(d.code, d.reason, d.reconnect, n_.reconnect_after(d));
       shell_.drain(now);
       return respond(200);
     }

@@ -168,6 +168,8 @@ void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::sha
   // error instead of reconnecting forever.
   if (token.empty() && !n.cfg.anonymous)
     return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "a token is required");
+  if (token.size() > n.cfg.max_token_bytes)   // the same bound the session applies to `connect`
+    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "token is too long");
   if (!token.empty()) {
     auto v = n.verifier ? n.verifier(token, n.clk.now_ms())
                         : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};

@@ -97,7 +97,9 @@ export async function startServer(extra = []) {
     api,
     log: () => log,
     publish: (channel, data) => api('POST', '/api/publish', { channel, data }),
-    disconnect: (body = {}) => api('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 50, ...body }),
+    // Everyone unless the body names a client or a user (the API wants exactly one target).
+    disconnect: (body = {}) => api('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 50,
+      ...(body.client || body.user ? {} : { all: true }), ...body }),
     async stop() {
       if (!exited) {
         proc.kill('SIGTERM');

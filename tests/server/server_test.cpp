@@ -567,7 +567,7 @@ TEST_F(Server, SseDropAndResumeUnderLoadLosesNothing) {
       ASSERT_EQ(f.pos.offset, last + 1) << "run " << run;
       last = f.pos.offset;
       if (++got == 3) {
-        auto r = http_call(port, http::verb::post, "/api/disconnect", R"({"jitter_ms":0})", {{"Authorization", "Bearer key"}});
+        auto r = http_call(port, http::verb::post, "/api/disconnect", R"({"all":true,"jitter_ms":0})", {{"Authorization", "Bearer key"}});
         ASSERT_EQ(r.status, 200u);
       }
     }

@@ -13,6 +13,7 @@
 
 #include "server/hub/hub.hpp"
 #include "server/ops/config.hpp"
+#include "server/redis/redis_scripts.hpp"
 #include "server/redis/redis_stores.hpp"
 #include "tests/server/redis/redis_process.hpp"
 
@@ -312,4 +313,39 @@ TEST_F(RedisNodes, AnIdempotentPublishRetriedOnAnotherNodePublishesOnce) {
   racers.clear();
   auto h = a->await<history_result>([&](auto done) { a->h->history("race", std::nullopt, 0, done); });
   EXPECT_EQ(h.top.offset, 20u);
+}
+
+TEST_F(RedisNodes, AServerDisconnectReachesEveryNode) {
+  std::mutex mu;                    // (before the nodes: their threads call the listeners until they go)
+  std::vector<std::string> got;
+  auto a = start("a"), b = start("b");
+  for (auto* n : {a.get(), b.get()})
+    n->h->set_disconnect_listener([&, id = n == a.get() ? "a" : "b"](const disconnect_order& d) {
+      std::lock_guard lk(mu);
+      got.push_back(std::string(id) + ":" + d.user + ":" + std::to_string(d.after_ms));
+    });
+  // The order goes out once Pub/Sub listens on pushwire:control (at connect): retried until then.
+  ASSERT_TRUE(test::eventually([&] {
+    disconnect_order d;
+    d.user = "alice";
+    d.after_ms = 1500;
+    a->h->disconnect(d);
+    std::lock_guard lk(mu);
+    return std::find(got.begin(), got.end(), "b:alice:1500") != got.end() &&
+           std::find(got.begin(), got.end(), "a:alice:1500") != got.end();
+  }));
+}
+
+TEST_F(RedisNodes, AQuietChannelWithSubscribersKeepsItsEpoch) {
+  auto c = node_config({redis.port()}, "a");
+  c.history_ttl_ms = 200;
+  c.channel_idle_ms = 200;   // the epoch would expire 1.2 s after the last use without a keep-alive
+  auto a = std::make_unique<node_under_test>(c, clk);
+  auto first = a->subscribe("quiet");
+  ASSERT_EQ(first.error, code::ok);
+  // Wait past the epoch's expiry (the keep-alive runs every idle/3 from the housekeeping tick).
+  auto key = pushwire::server::redis_keys::meta("quiet");
+  ASSERT_FALSE(test::eventually([&] { return redis.command({"EXISTS", key}).integer == 0; }, std::chrono::milliseconds(2500)));
+  auto r = a->publish("quiet");
+  EXPECT_EQ(r.pos.epoch, first.top.epoch);
 }
