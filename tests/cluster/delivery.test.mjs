@@ -194,7 +194,7 @@ test('/api/disconnect through one node cuts a client connected to the other (by 
   await waitFor(() => states.some((e) => e.to === 'reconnecting'), { what: `the client on B cut by A (answer ${JSON.stringify(r)})` });
   await waitFor(() => c.state === 'connected', { what: 'connected again' });
   const before = states.filter((e) => e.to === 'reconnecting').length;
-  await A.apiOk('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 0 });
+  await A.apiOk('POST', '/api/disconnect', { all: true, reconnect: true, after_ms: 0, jitter_ms: 0 });
   await waitFor(() => states.filter((e) => e.to === 'reconnecting').length > before, { what: 'the client on B cut by a disconnect-all through A' });
   c.close();
 });

@@ -64,7 +64,7 @@ test('delivery, history and resume across nodes for channels on either shard', a
     for (const p of pick) assert.deepEqual(got[p.ch], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], p.ch);
     // The server cuts the connection; the client resumes both channels (one per shard) on B.
     const reconnected = once(c, 'state', (e) => e.to === 'connected');
-    await B.apiOk('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 0 });
+    await B.apiOk('POST', '/api/disconnect', { all: true, reconnect: true, after_ms: 0, jitter_ms: 0 });
     for (let n = 11; n <= 15; n++) for (const p of pick) await A.publish(p.ch, { n });
     await reconnected;
     await waitFor(() => pick.every((p) => got[p.ch].length >= 15), { what: 'the resumed messages' });
