@@ -530,7 +530,9 @@ void client_machine::on_subscribed(const frame& f) {
     // whatever the flag says.
     recovered = f.recovered.value_or(false) && f.pos.epoch == sub.pos->epoch;
     if (!*recovered) sub.pos = f.pos;
-  } else {
+  } else if (!sub.pos || sub.pos->epoch != f.pos.epoch || sub.pos->offset < f.pos.offset) {
+    // Never backwards within an epoch: a repeated `subscribed` for an active subscription must not
+    // make messages already delivered deliverable again (found by tests/fuzz/client_fuzz).
     sub.pos = f.pos;
   }
   sub.resume_sent = false;

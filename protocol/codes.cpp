@@ -32,6 +32,7 @@ std::string_view code_name(code c) {
     case code::presence_full: return "presence full";
     case code::storage_unavailable: return "storage unavailable";
     case code::idempotency_conflict: return "idempotency conflict";
+    case code::outcome_unknown: return "outcome unknown";
     case code::connect_called: return "connect called";
     case code::transport_opened: return "transport opened";
     case code::transport_closed: return "transport closed";

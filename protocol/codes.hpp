@@ -42,6 +42,7 @@ enum class code : std::uint16_t {
   presence_full = 4021,        // the channel's presence member cap is reached
   storage_unavailable = 4022,  // the durable history cannot write (disk full, read-only, damaged)
   idempotency_conflict = 4023, // an idempotency key reused on its channel with other data
+  outcome_unknown = 4024,      // the engine (Redis) took the publish but did not confirm it in time
   // client-side transition reasons (100-199)
   connect_called = 100,
   transport_opened = 101,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test suite: GoogleTest through CTest (native, sanitizers, wasm under
-# Node), node --test, and the browser tests in Chromium. Exits non-zero on the first failing suite.
+# Sets up, builds and runs every test suite: GoogleTest through CTest (native, ASan + UBSan and
+# ThreadSanitizer builds, wasm under Node), the libFuzzer smoke, node --test, and the browser tests
+# in Chromium. Exits non-zero on the first failing suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,13 +10,53 @@ jobs=$(nproc)
 echo "== native tests (CTest)"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 120
 
-echo "== sanitizer build and tests (ASan + UBSan)"
+echo "== sanitizer builds (ASan + UBSan; ThreadSanitizer), each in its own reused directory"
 [ -f build-asan/build.ninja ] || cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPUSHWIRE_SANITIZE=ON
+[ -f build-tsan/build.ninja ] || cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPUSHWIRE_TSAN=ON
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --test-dir build-asan -j"$jobs" --output-on-failure --timeout 300
+cmake --build build-tsan -j"$jobs"
 
-echo "== differential fuzz run: envelope scanner vs Boost.JSON (libFuzzer, fixed seed)"
+# The two suites are independent: they run side by side, each into its own log, printed in full
+# when it fails (a summary line otherwise). No report of either sanitizer is allowed.
+echo "== sanitizer tests: ASan + UBSan and TSan in parallel (logs: build-asan/ctest.log, build-tsan/ctest.log)"
+san_start=$SECONDS
+asan_env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+tsan_env=(TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1)
+( env "${asan_env[@]}" ctest --test-dir build-asan -LE bench -j"$jobs" --output-on-failure --timeout 300 \
+    >build-asan/ctest.log 2>&1 ) &
+asan_pid=$!
+( env "${tsan_env[@]}" ctest --test-dir build-tsan -LE bench -j"$jobs" --output-on-failure --timeout 300 \
+    >build-tsan/ctest.log 2>&1 ) &
+tsan_pid=$!
+asan_rc=0; tsan_rc=0
+wait $asan_pid || asan_rc=$?
+wait $tsan_pid || tsan_rc=$?
+for s in asan tsan; do
+  rc_var=${s}_rc
+  if [ "${!rc_var}" != 0 ]; then
+    cat "build-$s/ctest.log"
+    echo "== $s tests FAILED"
+  else
+    echo "   $s: $(grep -E 'tests passed' "build-$s/ctest.log")"
+  fi
+done
+echo "   sanitizer suites took $((SECONDS - san_start)) s"
+if [ "$asan_rc" != 0 ] || [ "$tsan_rc" != 0 ]; then exit 1; fi
+# The bench smoke (a real server under 150 subscribers, label "bench") needs the machine to itself:
+# two at once on 2 cores starve each other into its timeout. One after the other, after the rest.
+for s in asan tsan; do
+  env_ref=${s}_env[@]
+  if ! env "${!env_ref}" ctest --test-dir "build-$s" -L bench --output-on-failure --timeout 300 \
+       >"build-$s/ctest-bench.log" 2>&1; then
+    cat "build-$s/ctest-bench.log"
+    echo "== $s bench smoke FAILED"
+    exit 1
+  fi
+  echo "   $s bench smoke: $(grep -E 'tests passed' "build-$s/ctest-bench.log")"
+done
+echo "   sanitizer suites and their bench smokes took $((SECONDS - san_start)) s"
+
+echo "== fuzz smoke: every libFuzzer target, fixed seed and run count, regression inputs replayed"
 bash scripts/fuzz.sh
 
 echo "== wasm core tests (CTest under Node)"

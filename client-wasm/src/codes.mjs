@@ -32,6 +32,7 @@ export const Code = Object.freeze({
   presenceFull: 4021,
   storageUnavailable: 4022,
   idempotencyConflict: 4023,
+  outcomeUnknown: 4024,
   connectCalled: 100,
   transportOpened: 101,
   transportClosed: 102,

@@ -223,6 +223,7 @@ export const Code: Readonly<{
   presenceFull: 4021;
   storageUnavailable: 4022;
   idempotencyConflict: 4023;
+  outcomeUnknown: 4024;
   connectCalled: 100;
   transportOpened: 101;
   transportClosed: 102;

@@ -21,6 +21,7 @@ unsigned http_status(code c) {
     case code::rate_limited: case code::too_many_requests_in_flight: case code::presence_full: return 429;
     case code::timeout: return 408;
     case code::idempotency_conflict: return 409;
+    case code::outcome_unknown: return 504;
     case code::internal_error: return 500;
     default: return 400;
   }

@@ -94,7 +94,8 @@ http_reply serve_static(const config& cfg, std::string_view path, std::string_vi
       candidates.push_back(cfg.client_root + "/dist/" + f);
       candidates.push_back(cfg.client_root + "/src/" + f);
     }
-  } else if (!cfg.web_root.empty() && safe_relative(rel.substr(1))) {
+  } else if (!cfg.web_root.empty() && rel.starts_with('/') && safe_relative(rel.substr(1))) {
+    // (Beast accepts a target without the leading '/', e.g. "GET ?x": substr(1) of "" threw.)
     if (rel.ends_with("/")) rel += "index.html";
     candidates.push_back(cfg.web_root + rel);
     candidates.push_back(cfg.web_root + rel + "/index.html");

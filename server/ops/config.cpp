@@ -211,7 +211,10 @@ bool read_namespaces(const boost::json::object& obj, config& c, std::string& err
     auto* o = v.if_object();
     if (!o) { err = "namespace " + std::string(k) + " must be an object"; return false; }
     namespace_config n;
-    for (auto& [fk, fv] : *o) {
+    for (auto& member : *o) {
+      // Not a structured binding: clang 14 (the fuzz build) cannot capture one in the lambdas below.
+      std::string_view fk = member.key();
+      const boost::json::value& fv = member.value();
       auto u = [&](auto& field) {
         if (auto* i = fv.if_int64(); i && *i >= 0) { field = static_cast<std::remove_reference_t<decltype(field)>>(*i); return true; }
         if (auto* i = fv.if_uint64()) { field = static_cast<std::remove_reference_t<decltype(field)>>(*i); return true; }

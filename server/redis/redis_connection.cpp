@@ -147,7 +147,9 @@ void redis_connection::lost(const std::string& why) {
     while (!q->empty()) {
       auto p = std::move(q->front());
       q->pop_front();
-      if (p.done) p.done(redis_reply::failure("connection lost: " + why));
+      auto r = redis_reply::failure("connection lost: " + why);
+      r.outcome_unknown = q == &sent_;
+      if (p.done) p.done(std::move(r));
     }
   }
   link_ = link::backing_off;

@@ -66,7 +66,12 @@ void redis_history::append(std::string_view channel, std::string data, std::stri
                       append_result out;
                       auto& e = r.elements;
                       std::optional<std::uint64_t> off = e.size() == 3 ? to_u64(e[2].str) : std::nullopt;
-                      if (r.is_error()) {
+                      if (r.is_error() && r.outcome_unknown) {
+                        out.error = code::outcome_unknown;
+                        out.reason = "redis did not confirm the publish (";
+                        out.reason += r.str;
+                        out.reason += "): it may have been published; retry with the same idempotency key";
+                      } else if (r.is_error()) {
                         out.error = code::storage_unavailable;
                         out.reason = unavailable(r);
                       } else if (e.size() == 1 && e[0].str == "conflict") {

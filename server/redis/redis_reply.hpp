@@ -14,6 +14,9 @@ struct redis_reply {
   long long integer = 0;
   std::string str;                     // string, status, error
   std::vector<redis_reply> elements;   // array
+  // A failure of a command that was written before the connection broke or timed out: Redis may
+  // have run it (a stalled Redis runs what it already read when it resumes).
+  bool outcome_unknown = false;
   bool is_error() const { return type == kind::error; }
   static redis_reply failure(std::string why) {
     redis_reply r;

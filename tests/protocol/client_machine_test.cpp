@@ -612,6 +612,22 @@ TEST(ClientMachine, SubscribeWithoutSinceTakesThePositionWithoutGap) {
   EXPECT_TRUE(of_kind(h.take_events(), ek::gap).empty());
 }
 
+// A `subscribed` repeated for an active subscription (a misbehaving server) must not move the
+// position back: the message already delivered stays a duplicate (found by client_fuzz).
+TEST(ClientMachine, RepeatedSubscribedDoesNotRewindThePosition) {
+  harness h;
+  h.m.subscribe("a", std::nullopt, h.now);
+  std::uint32_t g = h.connect_websocket();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e", 9), std::nullopt, 2), h.now);
+  h.m.handle_transport_data(g, message_frame("a", pos("e", 10)), h.now);
+  h.clear();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e", 9), std::nullopt, 2), h.now);
+  h.m.handle_transport_data(g, message_frame("a", pos("e", 10)), h.now);
+  EXPECT_TRUE(of_kind(h.take_events(), ek::message).empty());
+  EXPECT_EQ(h.m.last_position("a"), pos("e", 10));
+  EXPECT_EQ(h.m.duplicates_dropped(), 1u);
+}
+
 TEST(ClientMachine, SkippedOffsetsRaiseGapThenDeliver) {
   harness h;
   h.m.subscribe("a", std::nullopt, h.now);

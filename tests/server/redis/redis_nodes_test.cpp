@@ -203,8 +203,11 @@ TEST_F(RedisNodes, WhileRedisIsDownPublishesFailFastAndSubscribersCatchUpAfter) 
   ASSERT_TRUE(test::eventually([&] { return a->sink.offsets("feed").size() == 5; }));
   redis.stop();
   auto t0 = clk.now_ms();
+  // Refused (4022) once the node knows Redis is gone; a publish written before it noticed is
+  // "outcome unknown" (4024) — never a hang.
   auto r = b->publish("feed");
-  EXPECT_EQ(r.error, code::storage_unavailable) << r.reason;
+  EXPECT_TRUE(r.error == code::storage_unavailable || r.error == code::outcome_unknown) << r.reason;
+  EXPECT_EQ(b->publish("feed").error, code::storage_unavailable);
   EXPECT_LT(clk.now_ms() - t0, 1000u);   // within the command timeout (500 ms here), not a hang
   redis.start();   // the append-only file brings every acknowledged publish back
   ASSERT_TRUE(redis.ready());
@@ -348,4 +351,19 @@ TEST_F(RedisNodes, AQuietChannelWithSubscribersKeepsItsEpoch) {
   ASSERT_FALSE(test::eventually([&] { return redis.command({"EXISTS", key}).integer == 0; }, std::chrono::milliseconds(2500)));
   auto r = a->publish("quiet");
   EXPECT_EQ(r.pos.epoch, first.top.epoch);
+}
+
+TEST_F(RedisNodes, APublishRedisTookButDidNotConfirmIsOutcomeUnknownNotRefused) {
+  auto c = node_config({redis.port()}, "a");
+  c.redis_timeout_ms = 200;
+  auto a = std::make_unique<node_under_test>(c, clk);
+  ASSERT_EQ(a->publish("stall").error, code::ok);
+  redis.pause();   // SIGSTOP: Redis reads nothing, answers nothing
+  auto r = a->publish("stall", "2");
+  redis.resume();  // SIGCONT: it runs what it had read — the publish may well have happened
+  EXPECT_EQ(r.error, code::outcome_unknown) << r.reason;
+  // The backend retries with an idempotency key: exactly once either way.
+  ASSERT_TRUE(test::eventually([&] { return a->publish("stall", "3", "retry-key").error == code::ok; }));
+  auto again = a->publish("stall", "3", "retry-key");
+  EXPECT_TRUE(again.duplicate);
 }

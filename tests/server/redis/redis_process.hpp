@@ -68,6 +68,8 @@ class redis_process {
     pid_ = 0;
   }
   bool ready() const { return pid_ && ready_; }
+  void pause() { if (pid_) kill(pid_, SIGSTOP); }    // a stalled Redis: reads and answers nothing
+  void resume() { if (pid_) kill(pid_, SIGCONT); }
   // One command over a connection of its own (e.g. FLUSHALL, CLIENT KILL, DBSIZE), waited for.
   pushwire::server::redis_reply command(std::vector<std::string> args) {
     boost::asio::io_context ioc;
