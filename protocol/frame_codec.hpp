@@ -43,4 +43,12 @@ void split_batch(std::string_view batch, F&& each) {
   }
 }
 
+// How many commands a batch holds (its non-empty lines), counted before any runs: a batch over
+// the limit is refused whole.
+inline std::size_t batch_size(std::string_view batch) {
+  std::size_t n = 0;
+  split_batch(batch, [&](std::string_view) { ++n; });
+  return n;
+}
+
 }  // namespace pushwire::protocol

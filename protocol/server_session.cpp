@@ -1,5 +1,7 @@
 #include "protocol/server_session.hpp"
 
+#include <algorithm>
+
 #include "protocol/channel_name.hpp"
 #include "protocol/frame_codec.hpp"
 
@@ -37,21 +39,24 @@ server_session::server_session(session_policy policy, token_verifier verifier, s
     : policy_(std::move(policy)), verifier_(std::move(verifier)), info_(std::move(info)),
       handshake_deadline_(now + policy_.handshake_timeout_ms) {
   if (!policy_.find("")) policy_.namespaces.push_back(namespace_policy{});
+  churn_tokens_ = static_cast<double>(policy_.churn_burst);
+  churn_at_ = now;
 }
 
 void server_session::handle_text(std::string_view batch, std::uint64_t now) {
   if (state_ == session_state::closing || state_ == session_state::closed) return;
   // Envelope allowance: a publish frame carries its payload plus channel, id and keys.
   codec_limits limits{policy_.max_message_bytes + 512 + max_channel_length};
-  std::size_t count = 0;
+  // All or nothing: a batch over the limit is refused before any of its commands runs, so a client
+  // told "refused" never finds part of it published.
+  if (batch_size(batch) > policy_.max_batch) {
+    fail_and_close(0, code::bad_frame,
+                   "more than " + std::to_string(policy_.max_batch) + " commands in one batch: none was executed");
+    return;
+  }
   bool stop = false;
   split_batch(batch, [&](std::string_view line) {
     if (stop || state_ == session_state::closing) return;
-    if (++count > policy_.max_batch) {
-      fail_and_close(0, code::bad_frame, "too many commands in one batch");
-      stop = true;
-      return;
-    }
     command c;
     decode_error err;
     if (!decode_command(line, c, err, limits)) {
@@ -68,6 +73,24 @@ void server_session::handle_text(std::string_view batch, std::uint64_t now) {
     }
     command_in(c, now);
   });
+}
+
+bool server_session::churn_allowed(const command& c, std::uint64_t now) {
+  if (policy_.churn_per_s == 0) return true;
+  // A token bucket: `churn_burst` tokens, refilled at churn_per_s; each subscribe or unsubscribe
+  // takes one. Time only moves forward here (a clock step back refills nothing).
+  if (now > churn_at_) {
+    churn_tokens_ = std::min<double>(static_cast<double>(policy_.churn_burst),
+                                     churn_tokens_ + static_cast<double>(now - churn_at_) * policy_.churn_per_s / 1000.0);
+    churn_at_ = now;
+  }
+  if (churn_tokens_ >= 1.0) {
+    churn_tokens_ -= 1.0;
+    return true;
+  }
+  send_error(c.id, code::rate_limited,
+             "more than " + std::to_string(policy_.churn_per_s) + " subscribes and unsubscribes per second");
+  return false;
 }
 
 void server_session::handle_command(const command& cmd, std::uint64_t now) {
@@ -90,6 +113,7 @@ void server_session::command_in(command& c, std::uint64_t now) {
       send_error(c.id, code::bad_frame, "already connected");
       return;
     case command_kind::subscribe: {
+      if (!churn_allowed(c, now)) return;
       if (!check_channel(c)) return;
       if (subs_.contains(c.channel)) {
         send_error(c.id, code::already_subscribed, "already subscribed to \"" + c.channel + "\"");
@@ -109,6 +133,7 @@ void server_session::command_in(command& c, std::uint64_t now) {
       return;
     }
     case command_kind::unsubscribe: {
+      if (!churn_allowed(c, now)) return;
       auto it = subs_.find(c.channel);
       if (it == subs_.end()) {
         send_error(c.id, code::not_subscribed, "not subscribed to \"" + c.channel + "\"");

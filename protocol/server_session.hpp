@@ -65,6 +65,13 @@ struct session_policy {
   std::uint64_t handshake_timeout_ms = 10000; // open -> `connect` command
   std::size_t max_batch = 100;                // commands per batch: bounds work per input
   std::size_t max_token_bytes = 4096;         // a JWT larger than this is refused unread
+  // Subscribes plus unsubscribes per connection (a token bucket; over it: error 4011, the
+  // connection stays). Each one costs the hub and the broker a registration, so a client must not
+  // churn them without bound. The burst lets a page subscribe to all its channels at once (the
+  // default max_subscriptions, 128) and still unsubscribe them; the rate covers a UI that switches
+  // rooms far faster than a person clicks. 0 = no limit.
+  std::size_t churn_burst = 256;
+  std::size_t churn_per_s = 20;
   // A connection whose token expires while it is open is warned this long before (an `error`
   // frame 4005 without id: reconnect with a fresh token), then disconnected with 4005 at expiry.
   // 30 s gives a client time to fetch a token and reconnect before the cut.
@@ -156,6 +163,8 @@ class server_session {
   void request(session_action a, const command& c);
   // Validates a channel for `kind`; on failure sends the error and returns false.
   bool check_channel(const command& c);
+  // Takes a subscribe/unsubscribe from the churn budget; over it sends 4011 and returns false.
+  bool churn_allowed(const command& c, std::uint64_t now);
 
   session_policy policy_;
   token_verifier verifier_;
@@ -171,6 +180,8 @@ class server_session {
   std::map<std::uint64_t, pending> pending_;
   std::uint64_t next_request_ = 1;
   std::deque<session_action> actions_;
+  double churn_tokens_ = 0;   // the churn budget left (see session_policy::churn_per_s)
+  std::uint64_t churn_at_ = 0;
 };
 
 }  // namespace pushwire::protocol

@@ -12,6 +12,10 @@ using protocol::code;
 void handle_cmd(node& n, const http_in& in, local_subscribers& subs, unsigned io_thread,
                 std::function<void(std::function<void()>)> post, http_respond respond) {
   if (in.method != "POST") return respond(error_reply(code::bad_frame, "use POST"));
+  // All or nothing, like a WebSocket batch: over the limit, nothing runs (the connect counts).
+  if (protocol::batch_size(in.body) > n.cfg.max_batch)
+    return respond(error_reply(code::bad_frame, "more than " + std::to_string(n.cfg.max_batch) +
+                                                    " commands in one request: none was executed"));
   auto now = n.clk.now_ms();
   auto sp = n.stream_policy(false);
   sp.queue_bytes = n.cfg.body_limit + n.cfg.max_message_bytes;   // one reply body, built at once

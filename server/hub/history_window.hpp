@@ -12,6 +12,13 @@
 
 namespace pushwire::server {
 
+// The empty-channel rule (docs/protocol.md, "Empty channels"). A channel that holds nothing has
+// no entry in a store (a subscribe or a read never makes one); its position is offset 0 of the
+// store's current *empty epoch*. The append that makes the entry gives the channel that same
+// epoch, so {empty epoch, 0} simply continues at offset 1, and the ordinary resume rules below
+// apply. A store changes its empty epoch whenever it forgets a channel that had publications: a
+// channel's next incarnation never reuses an epoch, and a client holding an old empty position
+// learns that something may have come and gone (recovered:false).
 // The resume read: nullopt without `since`; else whether every publication after `since` is still
 // kept (`recovered`), and those publications appended to `missed`.
 template <class Kept>

@@ -28,6 +28,8 @@ protocol::session_policy make_policy(const config& c) {
   p.handshake_timeout_ms = c.handshake_timeout_ms;
   p.max_batch = c.max_batch;
   p.max_token_bytes = c.max_token_bytes;
+  p.churn_burst = c.subscribe_churn_burst;
+  p.churn_per_s = c.subscribe_churn_per_s;
   p.token_refresh_warning_ms = c.token_refresh_warning_ms;
   p.namespaces.push_back(protocol::namespace_policy{});
   for (auto& [name, n] : c.namespaces) {

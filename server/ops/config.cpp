@@ -137,6 +137,10 @@ const std::vector<option>& options() {
     o.push_back(num("max-parked-polls", &config::max_parked_polls, "parked long-polls in total"));
     o.push_back(num("max-poll-leases", &config::max_poll_leases, "live long-poll clients (leases) in total"));
     o.push_back(num("max-batch", &config::max_batch, "commands per batch, messages per publish_batch"));
+    o.push_back(num("subscribe-churn-burst", &config::subscribe_churn_burst,
+                    "subscribes + unsubscribes a connection may send at once (then the rate applies; 4011 over it)"));
+    o.push_back(num("subscribe-churn-per-s", &config::subscribe_churn_per_s,
+                    "subscribes + unsubscribes per second per connection after the burst; 0 = no limit"));
     o.push_back(num("max-token-bytes", &config::max_token_bytes, "connection token length"));
     o.push_back(num("token-refresh-warning-ms", &config::token_refresh_warning_ms,
                     "an open connection is warned (error 4005) this long before its token expires, cut at expiry"));
@@ -326,7 +330,7 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   }
   if (r.cfg.engine != "redis" && !r.cfg.redis.empty()) { r.ok = false; r.error = "--redis needs --engine redis"; return r; }
   if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
-    r.cfg.namespaces["demo"] = namespace_config{100, 300000, true, true, true, false};
+    r.cfg.namespaces["demo"] = namespace_config{1000, 300000, true, true, true, false};   // history: config.hpp, history_size
   return r;
 }
 
@@ -345,7 +349,7 @@ std::string help_text() {
     out += line;
   }
   out += "\nNamespaces are configured in the config file:\n"
-         "  {\"namespaces\":{\"demo\":{\"history_size\":100,\"history_ttl_ms\":300000,\"presence\":true,\n"
+         "  {\"namespaces\":{\"demo\":{\"history_size\":1000,\"history_ttl_ms\":300000,\"presence\":true,\n"
          "   \"client_publish\":true,\"anonymous_presence\":true,\"private\":false}}}\n";
   return out;
 }

@@ -12,7 +12,7 @@
 namespace pushwire::server {
 
 struct namespace_config {
-  std::size_t history_size = 100;          // enough for a short reconnect on a busy channel
+  std::size_t history_size = 1000;         // as the default namespace's (below)
   std::uint64_t history_ttl_ms = 300000;   // 5 min: a laptop lid or a train tunnel
   bool presence = false;
   bool client_publish = false;
@@ -63,11 +63,20 @@ struct config {
   std::size_t max_parked_polls = 10000;        // parked long-polls in total
   std::size_t max_poll_leases = 100000;        // live long-poll clients (leases, ~200 bytes each)
   std::size_t max_batch = 100;                 // commands per batch, messages per publish_batch
+  // Subscribes + unsubscribes per WebSocket connection: a burst that covers subscribing to and
+  // leaving max-subscriptions (128) channels at once, then 20/s, far above a person switching
+  // rooms; over it: error 4011 (protocol/server_session.hpp).
+  std::size_t subscribe_churn_burst = 256;
+  std::size_t subscribe_churn_per_s = 20;
   std::size_t max_token_bytes = 4096;          // a JWT with hundreds of grants still fits
   std::uint64_t token_refresh_warning_ms = 30000;  // warn an open connection this long before its token expires
   std::size_t max_stream_channels = 64;        // channels per SSE stream / long-poll: bounded URLs
   std::size_t max_channels = 100000;           // channels in total: bounds memory against name spraying
-  std::size_t history_size = 100;              // default namespace
+  // Default namespace. A plain EventSource comes back after `retry:` (2 s jittered to at most 3 s)
+  // plus its reconnect: at 50 msg/s that is ~150-250 publications; 1,000 covers 20 s at 50 msg/s
+  // (10 s at 100), several retry windows. Age (history_ttl_ms) and the total-bytes bound still
+  // apply, so quiet or huge channels keep less.
+  std::size_t history_size = 1000;
   std::uint64_t history_ttl_ms = 300000;       // default namespace
   std::size_t history_total_bytes = 256u << 20;  // all history together
   std::size_t max_presence_members = 1000;     // per channel: a member list stays one small reply

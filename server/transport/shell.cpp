@@ -272,6 +272,7 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
       c->channel = a.channel;
       c->stream_pos = start;
       c->informational = recovered;   // long-poll: a cursor that is up to date is no news
+      c->gap = r.recovered && !recovered;
       send_control(std::move(c));
     } else {
       execute(*act, now);

@@ -83,7 +83,14 @@ const std::string& sse_text(const outgoing& o) {
     }
     const std::string& operator()(const control_ptr& c) const {
       if (!c->sse_only.empty()) return c->sse_only;
-      return c->encodings.get(sse_slot, [&] { return sse_of_lines(c->text, c->ping ? "ping" : "control"); });
+      return c->encodings.get(sse_slot, [&] {
+        auto out = sse_of_lines(c->text, c->ping ? "ping" : "control");
+        // A plain EventSource never sees `control` events unless it listens for them; a resume
+        // that history could not cover also goes out as `event: gap` (same data), the one name
+        // such a page needs to know (docs/protocol.md, "Server-Sent Events").
+        if (c->gap) out += sse_of_lines(c->text, "gap");
+        return out;
+      });
     }
   };
   return std::visit(visitor{}, o);

@@ -20,6 +20,7 @@ struct control_frame {
   std::string channel;                           // `subscribed`: the channel whose stream position it sets
   std::optional<protocol::position> stream_pos;  // `subscribed`: the resume point (SSE id line, poll cursor)
   bool ping = false;                             // SSE: `event: ping` rather than `event: control`
+  bool gap = false;                              // SSE: a `subscribed` with recovered:false is also `event: gap`
   bool informational = false;                    // long-poll: no reason to answer a parked poll early
   std::string sse_only;                          // SSE's own lines (`retry:`), nothing elsewhere
   encoding_cache encodings;

@@ -50,3 +50,27 @@ test('the docs snippet, verbatim, in page.evaluate', async () => {
   await page.evaluate(() => window.es.close());
   await page.close();
 });
+
+// Issue 18, defect 9: a resume that history cannot cover reaches a plain EventSource as a named
+// `gap` event, which plain-sse.html shows. The page resumes from offset 1 of a channel that kept
+// only its last 3 of 10 publications (its EventSource URL carries `since=`, as a page that stored
+// its last id would).
+test('plain-sse.html shows a gap after a resume history could not cover', async () => {
+  const gapServer = await startServer(['--history-size', '3']);
+  try {
+    const channel = unique('gap');   // the default namespace: --history-size applies
+    let epoch;
+    for (let i = 1; i <= 10; i++) ({ epoch } = await publish(gapServer, channel, { n: i }));
+    const query = encodeURIComponent(`${channel}&since=${epoch}-1`);
+    const { page, watcher } = await openPage(browser.context, gapServer.url, `/plain-sse.html?channel=${query}`,
+      { ready: () => window.pw && window.pw.opens >= 1 });
+    await page.waitForFunction(() => window.pw.gaps.length >= 1, null, { polling: 20, timeout: 10000 });
+    assert.equal((await page.evaluate(() => window.pw.gaps))[0].channel, channel);
+    assert.equal(await page.textContent('#gaps'), '1');
+    await shots(page, 'plain-sse-gap');
+    watcher.check(assert);
+    await page.close();
+  } finally {
+    await gapServer.stop();
+  }
+});

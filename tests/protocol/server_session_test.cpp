@@ -270,3 +270,50 @@ TEST(ServerSession, TokenWithoutExpiryAndAnonymousHaveNoDeadline) {
   b.connect();
   EXPECT_FALSE(b.s.next_deadline());
 }
+
+// Issue 18, defect 10: a batch over max_batch is refused before any command runs.
+TEST(ServerSession, BatchOverTheLimitRunsNothing) {
+  harness h;
+  auto p = policy();
+  p.max_batch = 3;
+  h.s = server_session{p, verify, session_info{"c1", true}, 0};
+  h.connect();
+  std::string four;
+  for (int i = 0; i < 4; ++i) four += R"({"cmd":"publish","id":)" + std::to_string(10 + i) + R"(,"channel":"demo:x","data":1})" + "\n";
+  h.s.handle_text(four, 2);
+  auto a = h.drain();
+  for (auto& x : a) EXPECT_NE(x.kind, session_action_kind::publish) << "a publish of the refused batch ran";
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(h.sent(a[0]).error_code, code::bad_frame);
+  EXPECT_EQ(h.s.state(), session_state::closing);
+}
+
+// Issue 18, defect 2: subscribes and unsubscribes share a per-connection token bucket.
+TEST(ServerSession, SubscriptionChurnIsRateLimited) {
+  harness h;
+  auto p = policy();
+  p.max_subscriptions = 100;
+  p.churn_burst = 4;
+  p.churn_per_s = 2;
+  h.s = server_session{p, verify, session_info{"c1", true}, 0};
+  h.connect();
+  auto sub = [&](int id, std::uint64_t now) {
+    h.s.handle_text(R"({"cmd":"subscribe","id":)" + std::to_string(id) + R"(,"channel":"n)" + std::to_string(id) + "\"}", now);
+    auto a = h.drain();
+    EXPECT_EQ(a.size(), 1u);
+    return a.empty() ? session_action_kind::send : a[0].kind;
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(sub(i, 10), session_action_kind::subscribe) << i;   // the burst
+  h.s.handle_text(R"({"cmd":"subscribe","id":50,"channel":"over"})", 10);
+  auto refused = h.drain();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(h.sent(refused[0]).error_code, code::rate_limited);
+  EXPECT_EQ(h.s.state(), session_state::open);   // the connection stays
+  EXPECT_FALSE(h.s.subscribed("over"));
+  EXPECT_EQ(sub(60, 510), session_action_kind::subscribe);   // 500 ms at 2/s: one more
+  EXPECT_EQ(sub(61, 510), session_action_kind::send);        // and no more
+  h.s.handle_text(R"({"cmd":"unsubscribe","id":70,"channel":"n0"})", 510);   // unsubscribes count too
+  auto u = h.drain();
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(h.sent(u[0]).error_code, code::rate_limited);
+}

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 
 #include "protocol/channel_name.hpp"
@@ -117,7 +118,10 @@ std::int64_t wall_ms() {
 }  // namespace
 
 disk_history::disk_history(disk_history_config cfg)
-    : cfg_(std::move(cfg)), epoch_counter_(cfg_.mem.epoch_seed), keys_(cfg_.mem.keys) {
+    : cfg_(std::move(cfg)), epoch_counter_(cfg_.mem.epoch_seed), budget_(cfg_.mem.total_bytes), keys_(cfg_.mem.keys) {
+  // New in every run: a client that saw an empty channel before a restart is told it may have
+  // missed something (conservative; the empty epoch is not persisted).
+  empty_epoch_ = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
   if (!cfg_.mem.namespaces.contains("")) cfg_.mem.namespaces.emplace("", history_policy{});
   // A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, not kill the server.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -196,7 +200,6 @@ bool disk_history::open_db(std::string& err) {
                  {{"file", aside}, {"error", err}});
       std::lock_guard lk(map_mu_);
       channels_.clear();
-      bytes_ = 0;
       keys_.clear();
       continue;
     }
@@ -258,8 +261,7 @@ bool disk_history::load(std::string& err) {
       auto* d = static_cast<const char*>(sqlite3_column_blob(q.s, 3));
       std::string data(d ? d : "", static_cast<std::size_t>(sqlite3_column_bytes(q.s, 3)));
       auto pub = make_publication(name, position{c->epoch, off}, std::move(data), 0);
-      bytes_ += pub->accounted_bytes();
-      c->kept.push_back(entry{to_local(sqlite3_column_int64(q.s, 2)), std::move(pub)});
+      c->kept.push_back(entry{to_local(sqlite3_column_int64(q.s, 2)), std::move(pub), nullptr});
     }
     if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
     // What is kept must be one unbroken run ending at the channel's top, or resume would claim a
@@ -304,6 +306,7 @@ bool disk_history::load(std::string& err) {
     return err = sqlite3_errmsg(db_), false;
   if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
   std::lock_guard lk(map_mu_);
+  admit_loaded();
   for (auto& [n, ch] : channels_)
     if (ch->broken) {
       std::lock_guard lk2(ch->mu);
@@ -312,20 +315,45 @@ bool disk_history::load(std::string& err) {
   return true;
 }
 
+void disk_history::admit_loaded() {
+  // The byte budget takes the loaded publications in the order they were kept (oldest overall
+  // first), so the bound holds and evicts across channels as it did while running.
+  std::vector<std::pair<std::uint64_t, entry*>> all;
+  for (auto& [n, ch] : channels_)
+    for (auto& e : ch->kept) all.emplace_back(e.at_ms, &e);
+  std::stable_sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [at, e] : all) e->ticket = budget_.admit(e->pub->accounted_bytes());
+  for (auto& [n, ch] : channels_) {
+    std::size_t cut = 0;   // everything up to the last entry without a ticket goes: history stays unbroken
+    for (std::size_t i = 0; i < ch->kept.size(); ++i)
+      if (history_budget::gone(ch->kept[i].ticket)) cut = i + 1;
+    if (cut == 0) continue;
+    for (std::size_t i = 0; i < cut; ++i) budget_.release(ch->kept[i].ticket);
+    ch->kept.erase(ch->kept.begin(), ch->kept.begin() + static_cast<std::ptrdiff_t>(cut));
+    std::uint64_t first = ch->kept.empty() ? ch->offset + 1 : ch->kept.front().pub->pos.offset;
+    enqueue(op{op_kind::trim, nullptr, ch->name, ch->epoch, first, 0, nullptr, nullptr});
+  }
+}
+
+std::string disk_history::empty_epoch() {
+  std::lock_guard lk(map_mu_);
+  return empty_epoch_;
+}
+
 std::shared_ptr<disk_history::channel> disk_history::make_channel(const std::string& name, std::uint64_t now_ms) {
   auto c = std::make_shared<channel>();
   c->name = name;
   auto ns = cfg_.mem.namespaces.find(protocol::channel_namespace(name));
   c->policy = ns != cfg_.mem.namespaces.end() ? ns->second : history_policy{};
   c->last_active_ms = now_ms;
-  new_epoch(*c);
+  new_epoch(*c, empty_epoch_);   // {empty epoch, 0} continues here (history_window.hpp); caller holds map_mu_
   return c;
 }
 
-void disk_history::new_epoch(channel& c) {
-  for (auto& e : c.kept) bytes_.fetch_sub(e.pub->accounted_bytes(), std::memory_order_relaxed);
+void disk_history::new_epoch(channel& c, std::string epoch) {
+  for (auto& e : c.kept) budget_.release(e.ticket);
   c.kept.clear();
-  c.epoch = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
+  c.epoch = epoch.empty() ? protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed)) : std::move(epoch);
   c.offset = c.visible = 0;
   c.broken = false;
   enqueue(op{op_kind::epoch, nullptr, c.name, c.epoch, 0, cfg_.time_base_ms + static_cast<std::int64_t>(c.last_active_ms),
@@ -333,7 +361,7 @@ void disk_history::new_epoch(channel& c) {
 }
 
 std::pair<std::shared_ptr<disk_history::channel>, std::unique_lock<std::mutex>> disk_history::open(
-    std::string_view name, std::uint64_t now_ms) {
+    std::string_view name, std::uint64_t now_ms, bool create) {
   for (;;) {
     std::shared_ptr<channel> c;
     {
@@ -343,7 +371,7 @@ std::pair<std::shared_ptr<disk_history::channel>, std::unique_lock<std::mutex>> 
       if (it != channels_.end()) {
         c = it->second;
       } else {
-        if (channels_.size() >= cfg_.mem.max_channels) return {};
+        if (!create || channels_.size() >= cfg_.mem.max_channels) return {};
         c = make_channel(key, now_ms);
         channels_.emplace(std::move(key), c);
       }
@@ -355,17 +383,33 @@ std::pair<std::shared_ptr<disk_history::channel>, std::unique_lock<std::mutex>> 
 
 void disk_history::trim(channel& c, std::uint64_t now_ms) {
   std::size_t before = c.kept.size();
+  // Entries the byte budget evicted (the oldest overall) are always a prefix of the kept list.
+  while (!c.kept.empty() && history_budget::gone(c.kept.front().ticket)) c.kept.pop_front();
   auto drop_front = [&] {
-    bytes_.fetch_sub(c.kept.front().pub->accounted_bytes(), std::memory_order_relaxed);
+    budget_.release(c.kept.front().ticket);
     c.kept.pop_front();
   };
   while (!c.kept.empty() && c.kept.size() > c.policy.size) drop_front();
   while (!c.kept.empty() && c.kept.front().at_ms + c.policy.ttl_ms <= now_ms) drop_front();
-  while (c.kept.size() > 1 && bytes_.load(std::memory_order_relaxed) > cfg_.mem.total_bytes) drop_front();
   if (c.kept.size() != before) {
     std::uint64_t first = c.kept.empty() ? c.offset + 1 : c.kept.front().pub->pos.offset;
     enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, first, 0, nullptr, nullptr});
   }
+}
+
+void disk_history::keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub) {
+  if (c.policy.size == 0) return;
+  auto ticket = budget_.admit(pub->accounted_bytes());
+  if (!ticket) {
+    // Larger than the whole bound: delivered live, not kept, and the older entries go with it so
+    // the kept run stays unbroken. The trim removes its row too (queued after its insert).
+    for (auto& e : c.kept) budget_.release(e.ticket);
+    c.kept.clear();
+    enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, c.offset + 1, 0, nullptr, nullptr});
+    return;
+  }
+  c.kept.push_back(entry{now_ms, pub, std::move(ticket)});
+  trim(c, now_ms);
 }
 
 void disk_history::enqueue(op o) {
@@ -383,7 +427,7 @@ void disk_history::append(std::string_view name, std::string data, std::string_v
     std::lock_guard lk(q_mu_);
     if (!failure_.empty()) return done({code::storage_unavailable, "history storage unavailable: " + failure_});
   }
-  auto [c, lk] = open(name, now_ms);
+  auto [c, lk] = open(name, now_ms, true);
   if (!c) return done({code::too_many_channels, "the server's channel limit is reached"});
   std::uint64_t hash = key.empty() ? 0 : data_hash(data);
   if (!key.empty()) {
@@ -405,10 +449,6 @@ void disk_history::append(std::string_view name, std::string data, std::string_v
   if (c->broken) new_epoch(*c);
   auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
   c->last_active_ms = now_ms;
-  if (c->policy.size > 0) {
-    bytes_.fetch_add(pub->accounted_bytes(), std::memory_order_relaxed);
-    c->kept.push_back(entry{now_ms, pub});
-  }
   // The append is queued before its trim, and under the channel's lock: the queue holds each
   // channel's operations in the order they happened.
   op o{op_kind::append, c, c->name, c->epoch, pub->pos.offset, cfg_.time_base_ms + static_cast<std::int64_t>(now_ms),
@@ -419,7 +459,7 @@ void disk_history::append(std::string_view name, std::string data, std::string_v
     o.key_expires_wall = cfg_.time_base_ms + static_cast<std::int64_t>(keys_.remember(name, key, pub->pos, hash, now_ms));
   }
   enqueue(std::move(o));
-  if (c->policy.size > 0) trim(*c, now_ms);
+  keep(*c, now_ms, pub);
 }
 
 void disk_history::writer_loop() {
@@ -581,9 +621,14 @@ std::string disk_history::failure() {
 void disk_history::resume(std::string_view name, const std::optional<position>& since, std::uint64_t now_ms,
                           std::function<void(resume_result)> done) {
   resume_result r;
+  auto empty = empty_epoch();   // read first: never map_mu_ under a channel's lock (sweep locks the other way)
   {
-    auto [c, lk] = open(name, now_ms);
-    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}, {}});
+    auto [c, lk] = open(name, now_ms, false);
+    if (!c) {   // holds nothing: offset 0 of the empty epoch, and no entry is made (nor written)
+      r.top = position{empty, 0};
+      if (since) r.recovered = *since == r.top;
+      return done(std::move(r));
+    }
     trim(*c, now_ms);
     c->last_active_ms = now_ms;
     r.top = position{c->epoch, c->visible};
@@ -595,12 +640,16 @@ void disk_history::resume(std::string_view name, const std::optional<position>& 
 void disk_history::read(std::string_view name, const std::optional<position>& since, std::size_t limit,
                         std::uint64_t now_ms, std::function<void(history_result)> done) {
   history_result r;
+  auto empty = empty_epoch();
   {
-    auto [c, lk] = open(name, now_ms);
-    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
+    auto [c, lk] = open(name, now_ms, false);
+    if (!c) {
+      r.top = position{empty, 0};
+      return done(std::move(r));
+    }
     trim(*c, now_ms);
     r.top = position{c->epoch, c->visible};
-    history_window(c->kept, r.top, since, limit, r.publications);   // committed entries only
+    history_window(c->kept, r.top, since, limit, r.publications);   // committed only
   }
   done(std::move(r));
 }
@@ -624,7 +673,7 @@ std::vector<channel_info> disk_history::channels() {
 
 history_stats disk_history::stats() {
   std::lock_guard lk(map_mu_);
-  return history_stats{channels_.size(), bytes_.load(std::memory_order_relaxed)};
+  return history_stats{channels_.size(), budget_.bytes()};
 }
 
 void disk_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
@@ -653,6 +702,8 @@ void disk_history::sweep(std::uint64_t now_ms, const std::function<bool(std::str
     if (c->kept.empty() && c->visible == c->offset && c->last_active_ms + idle_for(*c) <= now_ms) {
       c->dead = true;
       channels_.erase(it);
+      // It had publications: a client that saw it empty before may have missed them.
+      empty_epoch_ = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
       enqueue(op{op_kind::forget, nullptr, c->name, c->epoch, 0, 0, nullptr, nullptr});
     }
   }

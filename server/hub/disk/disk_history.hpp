@@ -83,6 +83,7 @@ class disk_history final : public history_store {
   struct entry {
     std::uint64_t at_ms;
     publication_ptr pub;
+    history_budget::ticket ticket;   // its share of --history-total-bytes (history_budget.hpp)
   };
   struct waiter {   // a duplicate key's request, waiting for its first publication's commit
     std::string epoch;
@@ -116,10 +117,15 @@ class disk_history final : public history_store {
     std::int64_t key_expires_wall = 0;
   };
 
-  std::pair<std::shared_ptr<channel>, std::unique_lock<std::mutex>> open(std::string_view name, std::uint64_t now_ms);
+  // The channel, locked; created only when `create` (appends: reads and subscribes make no entry).
+  std::pair<std::shared_ptr<channel>, std::unique_lock<std::mutex>> open(std::string_view name, std::uint64_t now_ms,
+                                                                         bool create);
   std::shared_ptr<channel> make_channel(const std::string& name, std::uint64_t now_ms);
-  void new_epoch(channel& c);                      // caller holds c.mu
+  void new_epoch(channel& c, std::string epoch = {});   // caller holds c.mu; empty: a fresh epoch
   void trim(channel& c, std::uint64_t now_ms);     // caller holds c.mu
+  void keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub);   // caller holds c.mu
+  void admit_loaded();                             // tickets for what load() read, oldest first
+  std::string empty_epoch();
   void enqueue(op o);
   std::vector<std::shared_ptr<channel>> snapshot();
 
@@ -134,7 +140,8 @@ class disk_history final : public history_store {
   std::mutex map_mu_;
   std::unordered_map<std::string, std::shared_ptr<channel>> channels_;
   std::atomic<std::uint64_t> epoch_counter_;
-  std::atomic<std::size_t> bytes_{0};
+  history_budget budget_;
+  std::string empty_epoch_;   // guarded by map_mu_ (history_window.hpp, "the empty-channel rule")
 
   sqlite3* db_ = nullptr;
   struct statements;

@@ -10,12 +10,18 @@ using protocol::code;
 using protocol::position;
 
 memory_history::memory_history(memory_history_config cfg)
-    : cfg_(std::move(cfg)), epoch_counter_(cfg_.epoch_seed), keys_(cfg_.keys) {
+    : cfg_(std::move(cfg)), epoch_counter_(cfg_.epoch_seed), budget_(cfg_.total_bytes), keys_(cfg_.keys) {
   if (!cfg_.namespaces.contains("")) cfg_.namespaces.emplace("", history_policy{});
+  empty_epoch_ = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
+}
+
+std::string memory_history::empty_epoch() {
+  std::lock_guard lk(map_mu_);
+  return empty_epoch_;
 }
 
 std::pair<std::shared_ptr<memory_history::channel>, std::unique_lock<std::mutex>> memory_history::open(
-    std::string_view name, std::uint64_t now_ms) {
+    std::string_view name, std::uint64_t now_ms, bool create) {
   for (;;) {
     std::shared_ptr<channel> c;
     {
@@ -25,10 +31,10 @@ std::pair<std::shared_ptr<memory_history::channel>, std::unique_lock<std::mutex>
       if (it != channels_.end()) {
         c = it->second;
       } else {
-        if (channels_.size() >= cfg_.max_channels) return {};
+        if (!create || channels_.size() >= cfg_.max_channels) return {};
         c = std::make_shared<channel>();
         c->name = key;
-        c->epoch = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
+        c->epoch = empty_epoch_;   // {empty epoch, 0} continues here (history_window.hpp)
         auto ns = cfg_.namespaces.find(protocol::channel_namespace(name));
         c->policy = ns != cfg_.namespaces.end() ? ns->second : history_policy{};
         c->last_active_ms = now_ms;
@@ -41,19 +47,33 @@ std::pair<std::shared_ptr<memory_history::channel>, std::unique_lock<std::mutex>
 }
 
 void memory_history::trim(channel& c, std::uint64_t now_ms) {
+  // Entries the byte budget evicted (the oldest overall) are always a prefix of the kept list.
+  while (!c.kept.empty() && history_budget::gone(c.kept.front().ticket)) c.kept.pop_front();
   auto drop_front = [&] {
-    bytes_.fetch_sub(c.kept.front().pub->accounted_bytes(), std::memory_order_relaxed);
+    budget_.release(c.kept.front().ticket);
     c.kept.pop_front();
   };
   while (!c.kept.empty() && c.kept.size() > c.policy.size) drop_front();
   while (!c.kept.empty() && c.kept.front().at_ms + c.policy.ttl_ms <= now_ms) drop_front();
-  // Over the global byte bound: this channel gives up its oldest entries (keeps its newest).
-  while (c.kept.size() > 1 && bytes_.load(std::memory_order_relaxed) > cfg_.total_bytes) drop_front();
+}
+
+void memory_history::keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub) {
+  if (c.policy.size == 0) return;
+  auto ticket = budget_.admit(pub->accounted_bytes());
+  if (!ticket) {
+    // Larger than the whole bound: delivered live, not kept. The older entries go too, so what
+    // is kept stays one unbroken run up to the top (a resume from before it is not recovered).
+    for (auto& e : c.kept) budget_.release(e.ticket);
+    c.kept.clear();
+    return;
+  }
+  c.kept.push_back(entry{now_ms, pub, std::move(ticket)});
+  trim(c, now_ms);
 }
 
 void memory_history::append(std::string_view name, std::string data, std::string_view key, std::uint64_t published_ns,
                             std::uint64_t now_ms, std::function<void(append_result)> done) {
-  auto [c, lk] = open(name, now_ms);
+  auto [c, lk] = open(name, now_ms, true);
   if (!c) return done({code::too_many_channels, "the server's channel limit is reached"});
   std::uint64_t hash = key.empty() ? 0 : data_hash(data);
   if (!key.empty()) {
@@ -65,11 +85,7 @@ void memory_history::append(std::string_view name, std::string data, std::string
   }
   auto pub = make_publication(name, position{c->epoch, ++c->offset}, std::move(data), published_ns);
   c->last_active_ms = now_ms;
-  if (c->policy.size > 0) {
-    bytes_.fetch_add(pub->accounted_bytes(), std::memory_order_relaxed);
-    c->kept.push_back(entry{now_ms, pub});
-    trim(*c, now_ms);
-  }
+  keep(*c, now_ms, pub);
   if (!key.empty()) keys_.remember(name, key, pub->pos, hash, now_ms);
   auto pos = pub->pos;
   done({.pub = std::move(pub), .pos = std::move(pos)});   // under the lock: the order of completions is the order of offsets
@@ -78,9 +94,14 @@ void memory_history::append(std::string_view name, std::string data, std::string
 void memory_history::resume(std::string_view name, const std::optional<position>& since, std::uint64_t now_ms,
                             std::function<void(resume_result)> done) {
   resume_result r;
+  auto empty = empty_epoch();   // read first: never map_mu_ under a channel's lock (sweep locks the other way)
   {
-    auto [c, lk] = open(name, now_ms);
-    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}, {}});
+    auto [c, lk] = open(name, now_ms, false);
+    if (!c) {   // holds nothing: offset 0 of the empty epoch, and no entry is made
+      r.top = position{empty, 0};
+      if (since) r.recovered = *since == r.top;
+      return done(std::move(r));
+    }
     trim(*c, now_ms);
     c->last_active_ms = now_ms;
     r.top = position{c->epoch, c->offset};
@@ -92,9 +113,13 @@ void memory_history::resume(std::string_view name, const std::optional<position>
 void memory_history::read(std::string_view name, const std::optional<position>& since, std::size_t limit,
                           std::uint64_t now_ms, std::function<void(history_result)> done) {
   history_result r;
+  auto empty = empty_epoch();
   {
-    auto [c, lk] = open(name, now_ms);
-    if (!c) return done({code::too_many_channels, "the server's channel limit is reached", {}, {}});
+    auto [c, lk] = open(name, now_ms, false);
+    if (!c) {
+      r.top = position{empty, 0};
+      return done(std::move(r));
+    }
     trim(*c, now_ms);
     r.top = position{c->epoch, c->offset};
     history_window(c->kept, r.top, since, limit, r.publications);
@@ -121,7 +146,7 @@ std::vector<channel_info> memory_history::channels() {
 
 history_stats memory_history::stats() {
   std::lock_guard lk(map_mu_);
-  return history_stats{channels_.size(), bytes_.load(std::memory_order_relaxed)};
+  return history_stats{channels_.size(), budget_.bytes()};
 }
 
 void memory_history::sweep(std::uint64_t now_ms, const std::function<bool(std::string_view)>& in_use) {
@@ -145,6 +170,8 @@ void memory_history::sweep(std::uint64_t now_ms, const std::function<bool(std::s
     if (c->kept.empty() && c->last_active_ms + idle_ms <= now_ms) {
       c->dead = true;
       channels_.erase(it);
+      // It had publications: a client that saw it empty before may have missed them.
+      empty_epoch_ = protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed));
     }
   }
 }

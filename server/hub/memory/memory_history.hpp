@@ -11,12 +11,13 @@
 #include <unordered_map>
 
 #include "server/hub/history.hpp"
+#include "server/hub/history_budget.hpp"
 #include "server/hub/idempotency_keys.hpp"
 
 namespace pushwire::server {
 
 struct history_policy {
-  std::size_t size = 100;            // publications kept per channel for resume
+  std::size_t size = 1000;           // publications kept per channel for resume (config.hpp: why)
   std::uint64_t ttl_ms = 300000;     // 5 min: covers a laptop lid or a train tunnel
 };
 
@@ -48,6 +49,7 @@ class memory_history final : public history_store {
   struct entry {
     std::uint64_t at_ms;
     publication_ptr pub;
+    history_budget::ticket ticket;   // its share of --history-total-bytes
   };
   struct channel {
     std::mutex mu;
@@ -59,16 +61,21 @@ class memory_history final : public history_store {
     std::uint64_t last_active_ms = 0;
     bool dead = false;   // forgotten by sweep(): whoever holds it looks it up again
   };
-  // The channel, created on demand, locked; a null lock when the channel cap is reached.
-  std::pair<std::shared_ptr<channel>, std::unique_lock<std::mutex>> open(std::string_view name, std::uint64_t now_ms);
+  // The channel, locked; created when `create` (appends only: reads and subscribes never make an
+  // entry). Null when absent, or when the channel cap is reached.
+  std::pair<std::shared_ptr<channel>, std::unique_lock<std::mutex>> open(std::string_view name, std::uint64_t now_ms,
+                                                                         bool create);
   void trim(channel& c, std::uint64_t now_ms);   // caller holds c.mu
+  void keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub);   // caller holds c.mu
+  std::string empty_epoch();
   std::vector<std::shared_ptr<channel>> snapshot();
 
   memory_history_config cfg_;
   std::mutex map_mu_;
   std::unordered_map<std::string, std::shared_ptr<channel>> channels_;
   std::atomic<std::uint64_t> epoch_counter_;
-  std::atomic<std::size_t> bytes_{0};
+  history_budget budget_;
+  std::string empty_epoch_;   // guarded by map_mu_: the epoch of every channel without an entry
   idempotency_keys keys_;
 };
 
