@@ -9,6 +9,8 @@
 //   node bench/compare.mjs [--quick] [--only ..] --list   (the scenarios and their arguments, no run)
 //
 // --quick: 1,000 subscribers, websocket and SSE, closed loop, once per server (< 3 minutes).
+// --only redis-: the Redis scale-out scenarios (issue 13): two Pushwire nodes on one redis-server vs
+// two nginx + Nchan on one redis-server, the memory engine beside them (with --quick: 1,000 only).
 // Without it: every scenario of docs/performance.md (< 15 minutes). Each run of the load generator
 // is bounded in time and count; servers listen on free loopback ports and are stopped after each run.
 //
@@ -32,7 +34,9 @@ if (flag('--help') || flag('-h')) {
   console.log(`usage: bench/compare.sh [--quick] [--only prefix[,..]] [--servers pushwire,nchan,node] [--rounds N]
                         [--loadgen-args "FLAGS"] [--summarize bench/results/<run>] [--list]
   --quick          1,000 subscribers, websocket and SSE, closed loop, once per server
-  --only P[,..]    only the scenarios whose names start with one of these prefixes
+  --only P[,..]    only the scenarios whose names start with one of these prefixes (a trailing * is
+                   allowed); --only redis- = Redis scale-out: two Pushwire nodes vs two Nchan on
+                   one redis-server each, memory engine beside them
   --loadgen-args   extra load-generator flags for every run (they come last, so they win),
                    e.g. "--read-interval-us 50000" for the late reader everywhere
   --summarize DIR  ratios and summary.json of an earlier run again, no run
@@ -45,6 +49,8 @@ const quick = flag('--quick');
 const rounds = Number(opt('--rounds', '1'));
 const only = opt('--only', '') ? opt('--only').split(',') : null;
 const serversWanted = opt('--servers', 'pushwire,nchan,node').split(',');
+// `pushwire` also selects pushwire-redis, `nchan` nchan-redis; a full name selects only itself.
+const wanted = (kind) => serversWanted.includes(kind) || serversWanted.includes(kind.split('-')[0]);
 // Extra load-generator flags for every run, e.g. --loadgen-args "--read-interval-us 50000".
 const lgExtra = opt('--loadgen-args', '').split(' ').filter(Boolean);
 const resummarize = opt('--summarize', '');
@@ -107,9 +113,76 @@ async function waitPort(port, ms) {
   throw new Error(`port ${port} never opened`);
 }
 
+// --- Redis scale-out (issue 13 item 8) --------------------------------------------------------------
+// pushwire-redis: two Pushwire nodes on the Redis engine and one redis-server; nchan-redis: two
+// nginx + Nchan instances on one redis-server (nchan_redis_url). Subscribers are spread over both
+// nodes (the load generator's --ports), the publisher talks to the first; CPU is sampled over both
+// nodes and redis-server together; the kill scenarios SIGKILL the second node.
+async function startRedisServer(dir) {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--protected-mode', 'no'], { stdio: 'ignore' });
+  const end = Date.now() + 10000;
+  for (;;) {
+    const pong = await new Promise((res) => {
+      const c = connect(port, '127.0.0.1', () => c.write('PING\r\n'));
+      c.on('data', (d) => { c.destroy(); res(String(d).startsWith('+PONG')); });
+      c.on('error', () => res(false));
+    });
+    if (pong) break;
+    if (Date.now() > end) throw new Error('redis-server did not answer PING');
+    await sleep(25);
+  }
+  return { child, port, pid: child.pid, url: `redis://127.0.0.1:${port}/0` };
+}
+async function startPushwireNode(dir, name, extra) {
+  const portFile = join(dir, `${name}.port`);
+  const child = spawn(serverSnap, ['--port', '0', '--port-file', portFile, '--api-key', apiKey,
+    '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr.on('data', (d) => { if (process.env.BENCH_VERBOSE) process.stderr.write(d); });
+  const port = Number(await waitFile(portFile, 15000));
+  return { child, port, pid: child.pid };
+}
+async function startNchanNode(dir, name, redisUrl) {
+  const port = await freePort();
+  const prefix = join(dir, name);
+  mkdirSync(join(prefix, 'tmp'), { recursive: true });
+  let conf = readFileSync(join(here, 'peers/nchan.conf'), 'utf8').replaceAll('@PREFIX@', prefix).replaceAll('@PORT@', String(port));
+  // Nchan's Redis mode: messages, channel state and fan-out between instances through Redis.
+  if (redisUrl) conf = conf.replace(/http \{\n/, `http {\n  nchan_redis_url "${redisUrl.replace(/\/0$/, '')}";\n  nchan_use_redis on;\n`);
+  writeFileSync(join(prefix, 'nginx.conf'), conf);
+  const child = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')], { stdio: 'ignore' });
+  await waitPort(port, 10000);
+  return { child, port, pid: child.pid };
+}
+async function startGroup(kind, dir) {
+  const redis = await startRedisServer(dir);
+  const nodes = [];
+  try {
+    for (const name of ['a', 'b']) {
+      nodes.push(kind === 'pushwire-redis'
+        ? await startPushwireNode(dir, name, ['--engine', 'redis', '--redis', redis.url, '--node-id', `bench-${name}`])
+        : await startNchanNode(dir, name, redis.url));
+    }
+  } catch (e) {
+    for (const c of [...nodes.map((n) => n.child), redis.child]) c.kill('SIGKILL');
+    throw e;
+  }
+  await sleep(300);
+  return {
+    kind, dir, port: nodes[0].port, ports: nodes.map((n) => n.port),
+    pid: [...nodes.map((n) => n.pid), redis.pid].join(','), killPid: nodes[1].pid,
+    // Stopped in this order: nodes first (they talk to Redis), Redis last.
+    children: [...nodes.map((n) => ({ child: n.child, signal: kind === 'nchan-redis' ? 'SIGQUIT' : 'SIGTERM' })),
+      { child: redis.child, signal: 'SIGTERM' }],
+  };
+}
+
 // --- servers ---------------------------------------------------------------------------------------
 async function startServer(kind) {
   const dir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
+  if (kind.endsWith('-redis')) return startGroup(kind, dir);
   let child, port, pidForStats;
   if (kind === 'pushwire') {
     child = spawn(serverSnap, ['--port', '0', '--port-file', join(dir, 'port'), '--api-key', apiKey,
@@ -138,6 +211,19 @@ async function startServer(kind) {
 }
 async function stopServer(s) {
   if (!s) return;
+  if (s.children) {
+    for (const { child, signal } of s.children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 6000);
+      await done;
+      clearTimeout(t);
+    }
+    // A killed nginx master leaves no workers behind (the generator kills its children too).
+    rmSync(s.dir, { recursive: true, force: true });
+    return;
+  }
   const done = new Promise((r) => s.child.once('exit', r));
   s.child.kill(s.kind === 'nchan' ? 'SIGQUIT' : 'SIGTERM');
   const t = setTimeout(() => s.child.kill('SIGKILL'), 6000);
@@ -147,10 +233,13 @@ async function stopServer(s) {
 }
 
 // --- the load generator ------------------------------------------------------------------------------
-function target(kind) { return kind === 'pushwire' ? 'pushwire' : kind === 'nchan' ? 'nchan' : 'node'; }
+function target(kind) { return kind.startsWith('pushwire') ? 'pushwire' : kind.startsWith('nchan') ? 'nchan' : 'node'; }
 function lgArgs(srv, sc, extra = []) {
   const a = ['--target', target(srv.kind), '--port', String(srv.port), '--server-pid', String(srv.pid),
     '--api-key', apiKey, '--quiet', ...sc.args, ...extra, ...lgExtra];
+  if (srv.ports) a.push('--ports', srv.ports.join(','), '--pub-port', String(srv.ports[0]));
+  // Kill scenarios on a group: the second node dies (the publisher talks to the first).
+  if (sc.kill && srv.killPid) a.push('--storm', 'kill', '--kill-pid', String(srv.killPid), '--storm-at-ms', String(sc.kill.atMs));
   return a;
 }
 async function runLoadgen(args, jsonPath, timeoutS) {
@@ -218,8 +307,28 @@ const fullScenarios = [
       '--storm', 'server', '--storm-at-ms', '4000', '--jitter-ms', '2000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
   { name: 'scale-19k', servers: ['pushwire'], group: 'special', special: 'scale' },
 ];
-let scenarios = quick ? quickScenarios : fullScenarios;
-if (only) scenarios = scenarios.filter((s) => only.some((o) => s.name.startsWith(o)));
+// Redis scale-out (issue 13 item 8), against the memory engine's figures on one node beside them.
+// `base` is the server the ratios are taken against. The kill scenarios run only on the groups.
+const RS = ['pushwire-redis', 'nchan-redis', 'pushwire'];
+const redisFan = (name, subs, msgs) => ({ ...fan(name, 'ws', subs, msgs, 1, RS), group: 'redis', base: 'pushwire-redis' });
+const redisLat = (name, subs, secs) => ({ ...lat(name, 'ws', subs, 50, secs), servers: RS, group: 'redis-latency', base: 'pushwire-redis' });
+const redisKill = (name, subs) => ({
+  name, servers: ['pushwire-redis', 'nchan-redis'], group: 'redis-kill', transport: 'ws', subs, base: 'pushwire-redis',
+  kill: { atMs: 3000 },
+  args: ['--transport', 'ws', '--subs', String(subs), '--messages', '300', '--size', '100', '--mode', 'rate', '--rate', '50',
+    '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '20000'],
+});
+const redisScenarios = [
+  redisFan('redis-fanout-ws-1k', 1000, 500), redisFan('redis-fanout-ws-10k', 10000, 60),
+  redisLat('redis-latency-ws-1k-50ps', 1000, 8), redisLat('redis-latency-ws-10k-50ps', 10000, 6),
+  redisKill('redis-kill-ws-1k', 1000), redisKill('redis-kill-ws-10k', 10000),
+];
+// Every scenario by name, whatever the mode: --only picks from all of them (a trailing * is allowed).
+const allScenarios = [...fullScenarios, ...redisScenarios];
+// --quick --only redis-: the 1,000-subscriber Redis scenarios (a quick look at the scale-out).
+const pool = quick ? [...quickScenarios, ...redisScenarios.filter((s) => s.subs <= 1000)] : allScenarios;
+let scenarios = quick ? quickScenarios : allScenarios;
+if (only) scenarios = pool.filter((s) => only.some((o) => s.name.startsWith(o.replace(/\*$/, ''))));
 // The read interval a scenario asks for (the last --read-interval-us wins, as in the generator;
 // --loadgen-args come last); 0 = the generator's default. The table shows what the runs reported.
 const argReadUs = (args) => {
@@ -230,7 +339,7 @@ const argReadUs = (args) => {
 const plannedReadUs = (sc) => argReadUs([...(sc.args ?? []), ...lgExtra]);
 if (listOnly) {
   for (const sc of scenarios)
-    console.log(`${sc.name.padEnd(24)} ${sc.group.padEnd(9)} ${sc.servers.join(',').padEnd(19)} read ${String(plannedReadUs(sc)).padStart(5)} us  ${sc.special ? `(${sc.special})` : [...sc.args, ...lgExtra].join(' ')}`);
+    console.log(`${sc.name.padEnd(24)} ${sc.group.padEnd(9)} ${sc.servers.join(',').padEnd(19)} read ${String(plannedReadUs(sc)).padStart(5)} us  ${sc.special ? `(${sc.special})` : [...sc.args, ...lgExtra].join(' ')}${sc.kill ? ` --storm kill (second node) --storm-at-ms ${sc.kill.atMs}` : ''}`);
   process.exit(0);
 }
 
@@ -270,7 +379,7 @@ log(`server binary ${serverBin} (${statSync(serverBin).mtime.toISOString()}), lo
 // --summarize: the reports of an earlier run, one per round (`.rN` when it had several).
 const loadRun = (sc) => {
   results[sc.name] = {};
-  for (const kind of sc.servers.filter((s) => serversWanted.includes(s))) {
+  for (const kind of sc.servers.filter(wanted)) {
     const read = (f) => { try { return JSON.parse(readFileSync(join(outDir, f), 'utf8')); } catch { return null; } };
     let rs = [read(`${sc.name}.${kind}.json`)].filter(Boolean);
     if (!rs.length) for (let r; (r = read(`${sc.name}.${kind}.r${rs.length}.json`)); ) rs.push(r);
@@ -281,7 +390,7 @@ for (const sc of scenarios) {
   if (resummarize) { loadRun(sc); continue; }
   results[sc.name] = {};
   for (let round = 0; round < rounds; ++round) {
-    for (const kind of sc.servers.filter((s) => serversWanted.includes(s))) {
+    for (const kind of sc.servers.filter(wanted)) {
       let srv;
       const base = join(outDir, `${sc.name}.${kind}${rounds > 1 ? '.r' + round : ''}`);
       try {
@@ -352,11 +461,12 @@ for (const sc of scenarios) {
   summary.scenarios[sc.name] = { group: sc.group, transport: sc.transport, subscribers: sc.subs, read_interval_us: scRead, servers: m, ratios: {} };
   if (scRead !== null && showReadUs(scRead) !== String(plannedReadUs(sc)))
     log(`${sc.name}: the runs report read interval ${showReadUs(scRead)} µs, the scenario asks for ${plannedReadUs(sc)} µs`);
-  const pw = m.pushwire;
+  const baseKind = sc.base ?? 'pushwire';
+  const pw = m[baseKind];
   if (!pw) continue;
   // Pushwire-only scenarios (no ratio) still get a row, so their read interval is in the table.
   if (Object.keys(m).length === 1) log(`${sc.name.padEnd(22)} ${'-'.padEnd(8)} ${showReadUs(pw.read_interval_us).padStart(7)}  (no peer)`);
-  for (const peer of Object.keys(m).filter((k) => k !== 'pushwire')) {
+  for (const peer of Object.keys(m).filter((k) => k !== baseKind)) {
     const q = m[peer];
     const ratio = {
       deliveries_per_s: pw.deliveries_per_s / q.deliveries_per_s,
@@ -368,10 +478,11 @@ for (const sc of scenarios) {
     summary.scenarios[sc.name].ratios[peer] = ratio;
     const f = (x) => (Number.isFinite(x) ? x.toFixed(2).padStart(12) : '           -');
     const showRss = sc.group === 'memory';
-    const showLat = sc.group === 'latency' || sc.group === 'storm';
-    const rd = showReadUs(readUs([...res.pushwire, ...res[peer]]));
+    const showLat = sc.group === 'latency' || sc.group === 'storm' || sc.group === 'redis-latency' || sc.group === 'redis-kill';
+    const rd = showReadUs(readUs([...res[baseKind], ...res[peer]]));
     log(`${sc.name.padEnd(22)} ${peer.padEnd(8)} ${rd.padStart(7)}  ${f(sc.group === 'memory' ? NaN : ratio.deliveries_per_s)}  ${f(sc.group === 'memory' ? NaN : ratio.cpu_per_delivery)}  ${f(showLat ? ratio.p99_latency : NaN)} ${f(showRss ? ratio.rss_per_conn : NaN)}` +
-      (sc.group === 'storm' ? `  catch-up ${f(ratio.catchup)}` : ''));
+      (sc.group === 'storm' || sc.group === 'redis-kill' ? `  catch-up ${f(ratio.catchup)}` : '') +
+      (sc.base ? `  (${baseKind} vs ${peer})` : ''));
   }
 }
 summary.elapsed_s = (Date.now() - t0) / 1000;

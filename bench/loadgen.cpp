@@ -70,13 +70,17 @@ int64_t mono_ns() {
 
 enum class Target { pushwire, nchan, node };
 enum class Tp : uint8_t { ws, sse, poll };
-enum class Storm { none, client, server };
+enum class Storm { none, client, server, kill };
 
 struct Options {
   Target target = Target::pushwire;
   string host = "127.0.0.1";
   int port = 0;
   int pub_port = 0;
+  // Several nodes: subscriber i starts on ports[i % n] and moves to the next port whenever its
+  // connection ends or cannot be opened (a client behind a balancer that lands elsewhere).
+  std::vector<int> ports;
+  int kill_pid = 0;  // --storm kill: SIGKILL this process and its children at --storm-at-ms
   std::vector<Tp> transports{Tp::ws};
   uint32_t subs = 100;
   uint32_t channels = 1;
@@ -123,6 +127,8 @@ void usage() {
       "  --target pushwire|nchan|node   server dialect (default pushwire)\n"
       "  --host 127.x.y.z --port P      subscriber endpoint (loopback only)\n"
       "  --pub-port P                   publish endpoint port (default = --port)\n"
+      "  --ports P1,P2,..               several nodes: subscribers spread round-robin over these\n"
+      "                                 ports (--port = P1) and move to the next on a reconnect\n"
       "  --transport ws|sse|poll[,..]   subscriber transport; a list alternates per subscriber\n"
       "  --subs N --channels C          subscribers, spread round-robin over C channels\n"
       "  --channel-prefix NAME          channel names NAME0..NAME<C-1> (default unique per run)\n"
@@ -137,6 +143,8 @@ void usage() {
       "  --stall N                      N subscribers stop reading (slow-reader scenario); after\n"
       "  --stall-drain-ms T             the window they read again for T ms (close code, 4008)\n"
       "  --storm client|server --storm-at-ms T --jitter-ms J   reconnect storm during publishing\n"
+      "  --storm kill --kill-pid PID    SIGKILL a node (and its children) at --storm-at-ms; its\n"
+      "                                 subscribers come back on the next --ports entry and resume\n"
       "  --expect-refusal               only connect; count clean refusals (503 / close 4015)\n"
       "  --ready-file F --go-file G     write F when subscribed; wait for G before publishing\n"
       "  --src-ips N                    spread source addresses over 127.<pid>.x.y (default 8)\n"
@@ -178,6 +186,12 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--host") o.host = need(i);
     else if (a == "--port") o.port = std::atoi(need(i).c_str());
     else if (a == "--pub-port") o.pub_port = std::atoi(need(i).c_str());
+    else if (a == "--ports") {
+      o.ports.clear();
+      for (auto& p : split(need(i), ',')) if (!p.empty()) o.ports.push_back(std::atoi(p.c_str()));
+      if (!o.ports.empty()) o.port = o.ports[0];
+    }
+    else if (a == "--kill-pid") o.kill_pid = std::atoi(need(i).c_str());
     else if (a == "--transport") {
       o.transports.clear();
       for (auto& t : split(need(i), ',')) {
@@ -209,7 +223,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--stall") o.stall = std::strtoul(need(i).c_str(), nullptr, 10);
     else if (a == "--storm") {
       string v = need(i);
-      o.storm = v == "client" ? Storm::client : v == "server" ? Storm::server
+      o.storm = v == "client" ? Storm::client : v == "server" ? Storm::server : v == "kill" ? Storm::kill
               : (die("unknown storm %s", v.c_str()), Storm::none);
     }
     else if (a == "--storm-at-ms") o.storm_at_ms = std::atof(need(i).c_str());
@@ -229,6 +243,10 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.port <= 0) die("--port is required");
   if (o.pub_port <= 0) o.pub_port = o.port;
+  if (o.ports.empty()) o.ports.push_back(o.port);
+  for (int p : o.ports) if (p <= 0 || p > 65535) die("bad port in --ports");
+  if (o.storm == Storm::kill && o.kill_pid <= 0) die("--storm kill needs --kill-pid");
+  if (o.storm == Storm::kill && o.ports.size() < 2) die("--storm kill needs a second node in --ports to come back to");
   in_addr a{};
   if (inet_pton(AF_INET, o.host.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
     die("--host must be an IPv4 loopback address (127.0.0.0/8), got %s", o.host.c_str());
@@ -243,7 +261,7 @@ Options parse_args(int argc, char** argv) {
     die("--storm server needs the Pushwire disconnect API (--target pushwire)");
   if (o.target == Target::node)
     for (Tp t : o.transports) if (t == Tp::poll) die("the node peer has no long-poll endpoint");
-  if (o.target == Target::nchan && o.storm == Storm::client) o.nchan_meta = true;
+  if (o.target == Target::nchan && (o.storm == Storm::client || o.storm == Storm::kill)) o.nchan_meta = true;
   if (o.channel_prefix.empty()) {
     char b[48];
     std::snprintf(b, sizeof b, "b%x%llx", unsigned(getpid()), (unsigned long long)(mono_ns() / 1000000) & 0xffffff);
@@ -372,6 +390,9 @@ ProcSample sample_procs(const std::vector<int>& pids, bool cpu) {
     if (!cpu) continue;
     if (read_file(base + "/stat", s)) {
       size_t rp = s.rfind(')');
+      // A killed process not yet reaped (state Z) has no CPU left to count: the kill storm adds
+      // what it had used, sampled just before the kill.
+      if (rp != string::npos && rp + 2 < s.size() && s[rp + 2] == 'Z') continue;
       if (rp != string::npos) {
         // fields after ')': state(3) ppid ... utime is field 14, stime 15
         const char* c = s.c_str() + rp + 2;
@@ -490,6 +511,7 @@ struct Sub {
   uint16_t attempts = 0;
   uint16_t http_status = 0;
   uint16_t reconnects = 0;
+  uint16_t port_idx = 0;  // index into Options::ports
   string in;    // transport bytes not yet parsed (partial frame / header / chunk line)
   string body;  // SSE partial line, fragmented WebSocket message
   string out;   // bytes not yet written
@@ -573,6 +595,7 @@ struct Loadgen {
   std::vector<int64_t> storm_returns_ns, storm_catchup_ns;
   uint32_t storm_api_status = 0;
   string storm_api_body;
+  ProcSample killed_s;  // --storm kill: the killed node's CPU up to the kill (it vanishes from later samples)
 
   uint32_t next_rand() { rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5; return rng; }
   double secs(int64_t a, int64_t b) const { return double(b - a) / 1e9; }
@@ -614,6 +637,7 @@ struct Loadgen {
       s.idx = i;
       s.channel = i % o.channels;
       s.tp = o.transports[i % o.transports.size()];
+      s.port_idx = uint16_t(i % o.ports.size());
       s.seen.assign((per_chan + 63) / 64, 0);
     }
     w.assign(o.messages + 2, 0);
@@ -718,7 +742,9 @@ struct Loadgen {
     if (!t_first_connect) t_first_connect = s.t_start;
     ++s.attempts;
     if (fd < 0) { connect_failed(s, "socket() failed: " + string(strerror(errno))); return; }
-    int r = ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst);
+    sockaddr_in to = dst;
+    to.sin_port = htons(uint16_t(o.ports[s.port_idx]));
+    int r = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
     if (r != 0 && errno != EINPROGRESS) {
       string e = strerror(errno);
       ::close(fd);
@@ -753,6 +779,7 @@ struct Loadgen {
     }
     if (s.attempts < 5 && phase != DONE) {
       s.st = St::waiting;
+      s.port_idx = uint16_t((s.port_idx + 1) % o.ports.size());
       reconnect_q.push({mono_ns() + int64_t(100 + 100 * s.attempts) * 1000000, s.idx});
     } else if (!s.counted_failure) {
       s.counted_failure = true;
@@ -853,6 +880,11 @@ struct Loadgen {
       else ++storm_no_advice;
       ++storm_dropped;
       s.t_drop = now;
+    } else if (o.storm == Storm::kill && storm_fired) {
+      // Its node died: come back at once on the next node, from the last position.
+      ++storm_dropped;
+      s.t_drop = now;
+      s.port_idx = uint16_t((s.port_idx + 1) % o.ports.size());
     } else {
       ++unexpected_disconnects;
       note_error(string("subscriber disconnected: ") + why + " code " + std::to_string(s.close_code ? s.close_code : s.disconnect_code));
@@ -1166,7 +1198,9 @@ struct Loadgen {
     ++delivered;
     lat.add(now - int64_t(ts));
     t_last_delivery = now;
-    if (storm_fired && !s.caught_up && seq > storm_s0) {
+    // Caught up: a message published after the storm arrived (in order, so every earlier one did).
+    // After a kill only the killed node's subscribers count.
+    if (storm_fired && !s.caught_up && seq > storm_s0 && (o.storm != Storm::kill || s.t_drop >= t_storm)) {
       s.caught_up = true;
       s.t_caught = now;
       ++storm_caught;
@@ -1444,6 +1478,11 @@ struct Loadgen {
   void end_window(int64_t now) {
     t_win1 = mono_ns();
     win1_s = sample_procs(pids, true);
+    if (o.storm == Storm::kill && storm_fired) {
+      win1_s.utime += killed_s.utime;
+      win1_s.stime += killed_s.stime;
+      win1_s.run_ns += killed_s.run_ns;
+    }
     m1 = machine_stat();
     getrusage(RUSAGE_SELF, &ru1);
     if (o.stall) {
@@ -1552,7 +1591,12 @@ struct Loadgen {
     storm_fired = true;
     t_storm = now;
     storm_s0 = sent;
-    if (o.storm == Storm::client) {
+    if (o.storm == Storm::kill) {
+      // The node and its children (nginx's workers): each subscriber notices on its own socket.
+      std::vector<int> victims = expand_pids({o.kill_pid});
+      killed_s = sample_procs(victims, true);
+      for (int p : victims) ::kill(p, SIGKILL);
+    } else if (o.storm == Storm::client) {
       for (Sub& s : subs) {
         if (s.fd < 0 || !s.ready) continue;
         hard_close(s.fd);
@@ -1738,7 +1782,7 @@ struct Loadgen {
     }
     if (o.storm != Storm::none)
       add("\"storm\":{\"kind\":\"%s\",\"dropped\":%u,\"back\":%u,\"caught_up\":%u,\"no_advice\":%u,\"api_status\":%u,\"return_ms\":{\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"max\":%.1f},\"catchup_ms\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}},",
-          o.storm == Storm::client ? "client" : "server", storm_dropped, storm_back, storm_caught, storm_no_advice, storm_api_status,
+          o.storm == Storm::client ? "client" : o.storm == Storm::kill ? "kill" : "server", storm_dropped, storm_back, storm_caught, storm_no_advice, storm_api_status,
           vp(storm_returns_ns, 0), vp(storm_returns_ns, 0.5), vp(storm_returns_ns, 0.9), storm_returns_ns.empty() ? 0.0 : double(storm_returns_ns.back()) / 1e6,
           vp(storm_catchup_ns, 0.5), vp(storm_catchup_ns, 0.99), storm_catchup_ns.empty() ? 0.0 : double(storm_catchup_ns.back()) / 1e6);
     // Which messages went missing, for the first subscriber that lacks some (diagnostics).

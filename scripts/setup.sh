@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="g++ make cmake ninja-build pkg-config libssl-dev libboost1.81-dev libboost-json1.81-dev libgtest-dev libsqlite3-dev
-      emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev redis-server"
+      emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev redis-server redis-tools
+      nginx-light"
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 missing=$(for p in $PKGS; do
@@ -15,7 +16,19 @@ done)
 if [ -n "$missing" ]; then
   echo "setup: installing $(echo $missing)"
   $sudo_cmd apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends $missing
+  # nginx-light (the cluster tests' balancer) and redis-server would start system services on
+  # install; the tests start their own on free ports (DECISIONS.md §23), so keep these from starting.
+  # An existing policy-rc.d (container images often have one) is left as it is.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    echo 'exit 101' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo_cmd chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends $missing || status=$?
+  [ -z "$own_policy" ] || $sudo_cmd rm -f /usr/sbin/policy-rc.d
+  [ "$status" = 0 ] || exit "$status"
 fi
 
 # npm ci only when the lock file changed since the last install.

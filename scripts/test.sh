@@ -66,6 +66,11 @@ if compgen -G "tests/js/*.test.mjs" >/dev/null; then
   echo "== JS tests (node --test)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/js/
 fi
+if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
+  # Real redis-server, several nodes on the Redis engine and nginx as a balancer (tests/cluster/cluster.mjs).
+  echo "== cluster tests (Redis engine, several nodes, nginx)"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
+fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/browser/
