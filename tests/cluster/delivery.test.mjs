@@ -172,6 +172,7 @@ describe('history and channels from any node', () => {
     const cb = client(B, 'sse');
     await once(ca.subscribe(ch), 'subscribed');
     await once(cb.subscribe(ch), 'subscribed');
+    await A.publish(ch, { n: 1 });   // /api/channels lists channels that were published to
     for (const node of [A, B]) {
       await waitFor(async () => {
         const all = await node.apiOk('GET', '/api/channels');
