@@ -196,9 +196,15 @@ TEST_P(HubContract, ExactResumeUnderConcurrentPublishes) {
   constexpr std::uint64_t total = 3000;
   make(limits{.history_size = total, .total_bytes = 64u << 20});   // every `since` below stays covered
   std::atomic<bool> go{false};
+  std::atomic<int> trials_begun{0};
   std::jthread publisher([&] {
     while (!go) std::this_thread::yield();
-    for (std::uint64_t i = 0; i < total; ++i) publish("live");
+    for (std::uint64_t i = 0; i < total; ++i) {
+      // A fast store on a loaded machine could finish before the first trial: hold on until one began.
+      if (i == total / 10)
+        while (trials_begun == 0) std::this_thread::yield();
+      publish("live");
+    }
   });
   go = true;
   int trials = 0;
@@ -206,6 +212,7 @@ TEST_P(HubContract, ExactResumeUnderConcurrentPublishes) {
     auto h = history("live");
     if (h.top.offset >= total - 50) break;
     position since = h.top;   // a position the client "had"
+    ++trials_begun;
     std::size_t mark = sink0_.size();
     auto r = subscribe("live", 0, since);
     ASSERT_EQ(r.recovered, true);
