@@ -195,6 +195,8 @@ const std::vector<option>& options() {
     o.push_back(num("redis-pool-size", &config::redis_pool_size, "command connections per Redis shard"));
     o.push_back(num("redis-timeout-ms", &config::redis_timeout_ms,
                     "Redis connect and command timeout; past it the connection is lost and retried"));
+    o.push_back(num("redis-reconnect-min-ms", &config::redis_reconnect_min_ms,
+                    "first Redis reconnect delay; later ones double up to 2 s, each with full jitter"));
     o.push_back(num("redis-max-in-flight", &config::redis_max_in_flight,
                     "commands queued per Redis connection; more fail at once (503)"));
     return o;

@@ -112,6 +112,7 @@ struct config {
   std::size_t redis_pool_size = 2;             // command connections per Redis shard (plus one Pub/Sub)
   std::uint64_t redis_timeout_ms = 2000;       // connect and command timeout: a stalled Redis fails fast
   std::size_t redis_max_in_flight = 10000;     // commands queued per connection; bounds memory when Redis stalls
+  std::uint64_t redis_reconnect_min_ms = 50;   // first reconnect delay (full jitter, doubling to 2 s): a restart is found fast
 
   std::map<std::string, namespace_config> namespaces;
 

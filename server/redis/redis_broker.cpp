@@ -129,9 +129,11 @@ void redis_broker::listen(const std::string& ch) {
     engine_->command(ch, {"HMGET", redis_keys::meta(ch), "epoch", "top"}, [this, ch](redis_reply r) {
       auto it = channels_.find(ch);
       if (it == channels_.end()) return;
-      if (r.is_error() || r.elements.size() != 2) return;   // Redis is away: on_connected listens again
+      // Without an answer (the command connection may still be reconnecting while the Pub/Sub one is
+      // back) the floor is "nothing": a later fill then reads all the history keeps, which is
+      // more than needed, never less. Listening must not wait on it.
       position floor;
-      if (r.elements[0].type == redis_reply::kind::string) {
+      if (!r.is_error() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string) {
         floor.epoch = r.elements[0].str;
         floor.offset = to_u64(r.elements[1].str).value_or(0);
       }

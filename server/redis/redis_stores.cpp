@@ -22,6 +22,8 @@ store_set redis_stores(const config& c, const clock& clk) {
   eo.conn.connect_timeout_ms = c.redis_timeout_ms;
   eo.conn.command_timeout_ms = c.redis_timeout_ms;
   eo.conn.max_in_flight = c.redis_max_in_flight;
+  eo.conn.backoff_min_ms = std::max<std::uint64_t>(1, c.redis_reconnect_min_ms);
+  eo.conn.backoff_max_ms = std::max<std::uint64_t>(eo.conn.backoff_min_ms, 2000);
   auto engine = std::make_shared<redis_engine>(std::move(eo));
 
   auto wall_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

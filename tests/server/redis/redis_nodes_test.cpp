@@ -271,12 +271,15 @@ TEST_F(RedisNodes, TwoShardsSplitTheChannelsAndStillServeEveryNode) {
 }
 
 TEST_F(RedisNodes, AGapTheHistoryCannotFillIsReported) {
-  auto a = start("a"), b = start("b");   // history keeps 50
+  auto c = node_config({redis.port()}, "a");
+  c.redis_reconnect_min_ms = 1000;   // a's Pub/Sub connection stays away 0.5-1 s after a cut
+  auto a = std::make_unique<node_under_test>(c, clk);
+  auto b = start("b");   // history keeps 50
   a->subscribe("fast");
   b->publish("fast");
   ASSERT_TRUE(test::eventually([&] { return a->sink.offsets("fast").size() == 1; }));
-  // a's Pub/Sub connection is cut; while it reconnects (25 ms at the least) b publishes more than
-  // the history keeps. (Retried should a slow machine let the reconnect win the race.)
+  // a's Pub/Sub connection is cut; while it reconnects (0.5 s at the least) b publishes more than
+  // the history keeps. (Retried should a very slow machine let the reconnect win the race.)
   for (int attempt = 0; attempt < 5 && a->sink.gaps("fast").empty(); ++attempt) {
     redis.command({"CLIENT", "KILL", "TYPE", "pubsub"});
     for (int i = 0; i < 80; ++i) b->publish("fast");
