@@ -143,7 +143,9 @@ void redis_broker::listen(const std::string& ch) {
     return;
   }
   engine_->pubsub(engine_->shard_of(ch)).command({"SUBSCRIBE", redis_keys::pubsub(ch)}, [this, ch](redis_reply r) {
-    if (r.is_error()) return;   // Redis is away: on_connected listens again when it is back
+    // Refused (a Redis still loading its data answers errors) or the connection broke (then
+    // on_connected listens again): try again shortly while the channel is still wanted.
+    if (r.is_error()) return later(ch, [this, ch] { listen(ch); });
     auto it = channels_.find(ch);
     if (it == channels_.end()) return;
     auto& l = it->second;
@@ -218,8 +220,17 @@ void redis_broker::deliver(listening& l, const publication_ptr& p) {
   listener_->on_publication(p);
 }
 
+void redis_broker::later(const std::string& ch, std::function<void()> f) {
+  auto t = std::make_shared<boost::asio::steady_timer>(engine_->io(), std::chrono::milliseconds(100));
+  t->async_wait([this, t, ch, f = std::move(f)](boost::system::error_code ec) {
+    if (!ec && channels_.contains(ch)) f();
+  });
+}
+
 void redis_broker::fill(const std::string& ch) {
-  auto& l = channels_[ch];
+  auto it = channels_.find(ch);
+  if (it == channels_.end()) return;
+  auto& l = it->second;
   if (l.filling) return;
   l.filling = true;
   // From the last position (an empty epoch: the channel had none; a new epoch: Redis lost its
@@ -235,7 +246,12 @@ void redis_broker::fill(const std::string& ch) {
                     position top;
                     std::optional<bool> ignored;
                     std::vector<publication_ptr> missed;
-                    if (!r.is_error() && listener_) redis_history::parse_read(ch, r, top, ignored, missed);
+                    if (r.is_error()) {
+                      // Not read (Redis away or loading): keep holding and read again shortly.
+                      l.filling = false;
+                      return later(ch, [this, ch] { fill(ch); });
+                    }
+                    if (listener_) redis_history::parse_read(ch, r, top, ignored, missed);
                     if (!r.is_error() && l.last && !l.last->epoch.empty() && !top.epoch.empty() &&
                         top.epoch != l.last->epoch) {
                       // Another epoch: read everything it kept, from its start.

@@ -11,6 +11,7 @@
 //
 // Everything runs on the engine's thread; subscribe/unsubscribe/publish_* post to it.
 #pragma once
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,7 @@ class redis_broker final : public broker {
   void on_message(const std::string& channel, std::string_view payload);
   void deliver(listening& l, const publication_ptr& p);
   void fill(const std::string& channel);
+  void later(const std::string& channel, std::function<void()> f);   // in 100 ms, if still listened
 
   std::shared_ptr<redis_engine> engine_;
   redis_history& history_;

@@ -214,7 +214,9 @@ TEST_F(RedisNodes, WhileRedisIsDownPublishesFailFastAndSubscribersCatchUpAfter) 
   ASSERT_TRUE(test::eventually([&] { return b->publish("feed").error == code::ok; }));
   for (int i = 0; i < 20; ++i) ASSERT_EQ(b->publish("feed").error, code::ok);
   auto top = b->await<history_result>([&](auto done) { b->h->history("feed", std::nullopt, 1, done); }).top;
-  ASSERT_TRUE(test::eventually([&] { return a->sink.offsets("feed").size() == top.offset; }));
+  // (a's Pub/Sub connection comes back within its backoff, at most 2 s, then fills in.)
+  ASSERT_TRUE(test::eventually([&] { return a->sink.offsets("feed").size() == top.offset; }, std::chrono::seconds(10)))
+      << a->sink.offsets("feed").size() << " of " << top.offset;
   EXPECT_EQ(a->sink.offsets("feed"), one_to(top.offset));   // nothing lost, nothing twice, in order
 }
 
