@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <charconv>
 
+#include "protocol/json_scan.hpp"
 #include "server/redis/redis_history.hpp"
 #include "server/redis/redis_scripts.hpp"
 
@@ -49,12 +49,6 @@ std::optional<disconnect_order> decode(std::string_view text) {
   return d;
 }
 
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 // Splits off the text before the next space.
 std::string_view word(std::string_view& s) {
@@ -135,7 +129,7 @@ void redis_broker::listen(const std::string& ch) {
       position floor;
       if (!r.is_error() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string) {
         floor.epoch = r.elements[0].str;
-        floor.offset = to_u64(r.elements[1].str).value_or(0);
+        floor.offset = protocol::parse_uint(r.elements[1].str).value_or(0);
       }
       if (!it->second.last) it->second.last = floor;
       listen(ch);
@@ -199,9 +193,9 @@ void redis_broker::on_message(const std::string& ch, std::string_view payload) {
   }
   if (kind != "p") return;
   auto epoch = word(head);
-  auto off = to_u64(word(head));
+  auto off = protocol::parse_uint(word(head));
   auto origin = word(head);
-  auto ns = to_u64(word(head));
+  auto ns = protocol::parse_uint(word(head));
   if (!off || epoch.empty()) return;
   // The publish time is this node's clock only when this node published it.
   auto pub = make_publication(ch, position{std::string(epoch), *off}, std::string(body),

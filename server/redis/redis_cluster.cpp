@@ -1,9 +1,9 @@
 #include "server/redis/redis_cluster.hpp"
 
 #include <boost/json.hpp>
-#include <charconv>
 #include <unordered_map>
 
+#include "protocol/json_scan.hpp"
 #include "server/redis/redis_scripts.hpp"
 
 namespace pushwire::server {
@@ -52,11 +52,6 @@ void scan(std::shared_ptr<redis_engine> engine, std::size_t shard, std::string p
   w->step("0");
 }
 
-std::uint64_t to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  std::from_chars(s.data(), s.data() + s.size(), v);
-  return v;
-}
 
 }  // namespace
 
@@ -162,7 +157,7 @@ void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<c
         for (auto& k : keys)
           self->engine->command_on(0, {"HGETALL", k}, [totals, finish](redis_reply r) {
             for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2)
-              (*totals)[r.elements[i].str] += to_u64(r.elements[i + 1].str);
+              (*totals)[r.elements[i].str] += protocol::parse_uint(r.elements[i + 1].str).value_or(0);
             finish();
           });
         finish();
@@ -194,8 +189,8 @@ void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<c
           engine_->command_on(s, {"HMGET", k, "epoch", "top"}, [g, ch, pending, finish_shard](redis_reply r) {
             // (A channel only subscribed to, never published, has an epoch but is not listed.)
             if (!ch.empty() && r.elements.size() == 2 && r.elements[0].type == redis_reply::kind::string &&
-                to_u64(r.elements[1].str) > 0)
-              g->out.push_back(channel_info{ch, protocol::position{r.elements[0].str, to_u64(r.elements[1].str)}, 0});
+                protocol::parse_uint(r.elements[1].str).value_or(0) > 0)
+              g->out.push_back(channel_info{ch, protocol::position{r.elements[0].str, protocol::parse_uint(r.elements[1].str).value_or(0)}, 0});
             if (--*pending == 0) finish_shard();
           });
         }

@@ -1,8 +1,8 @@
 #include "server/redis/redis_history.hpp"
 
-#include <charconv>
 
 #include "protocol/channel_name.hpp"
+#include "protocol/json_scan.hpp"
 #include "server/redis/redis_scripts.hpp"
 
 namespace pushwire::server {
@@ -12,12 +12,6 @@ using protocol::position;
 
 namespace {
 
-std::optional<std::uint64_t> to_u64(std::string_view s) {
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p == s.data()) return std::nullopt;
-  return v;
-}
 
 std::string unavailable(const redis_reply& r) {
   std::string why = "redis unavailable: ";
@@ -65,7 +59,7 @@ void redis_history::append(std::string_view channel, std::string data, std::stri
                     [ch, data = std::move(data), published_ns, done = std::move(done)](redis_reply r) mutable {
                       append_result out;
                       auto& e = r.elements;
-                      std::optional<std::uint64_t> off = e.size() == 3 ? to_u64(e[2].str) : std::nullopt;
+                      std::optional<std::uint64_t> off = e.size() == 3 ? protocol::parse_uint(e[2].str) : std::nullopt;
                       if (r.is_error() && r.outcome_unknown) {
                         out.error = code::outcome_unknown;
                         out.reason = "redis did not confirm the publish (";
@@ -101,14 +95,14 @@ bool redis_history::parse_read(std::string_view channel, const redis_reply& r, p
                                std::optional<bool>& recovered, std::vector<publication_ptr>& pubs) {
   auto& e = r.elements;
   if (r.type != redis_reply::kind::array || e.size() < 3 || e.size() % 2 == 0) return false;
-  auto t = to_u64(e[1].str);
+  auto t = protocol::parse_uint(e[1].str);
   if (!t) return false;
   top = position{e[0].str, *t};
   if (e[2].str == "1") recovered = true;
   else if (e[2].str == "0") recovered = false;
   for (std::size_t i = 3; i + 1 < e.size(); i += 2) {
     auto id = std::string_view(e[i].str);
-    auto off = to_u64(id.substr(0, id.find('-')));
+    auto off = protocol::parse_uint(id.substr(0, id.find('-')));
     if (!off) return false;
     pubs.push_back(make_publication(channel, position{top.epoch, *off}, e[i + 1].str, 0));
   }

@@ -18,6 +18,7 @@
 #include "server/hub/memory/memory_broker.hpp"
 #include "server/hub/memory/memory_history.hpp"
 #include "server/hub/memory/memory_presence.hpp"
+#include "tests/server/hub/recording_sink.hpp"
 
 using namespace pushwire::server;
 using pushwire::protocol::code;
@@ -88,31 +89,7 @@ std::string numbered(std::string prefix, int n) {   // not "x" + to_string(): g+
 }
 std::string hexname(int n) { return std::string("m") + "0123456789abcdef"[n & 15]; }
 
-// What one I/O thread received, in order.
-struct recording_sink final : fanout_sink {
-  std::mutex mu;
-  std::vector<publication_ptr> pubs;
-  std::vector<channel_event_ptr> events;
-  void post(const publication_ptr& p) override {
-    std::lock_guard lk(mu);
-    pubs.push_back(p);
-  }
-  void post(const channel_event_ptr& e) override {
-    std::lock_guard lk(mu);
-    events.push_back(e);
-  }
-  std::vector<std::uint64_t> offsets(std::string_view channel, std::size_t from = 0) {
-    std::lock_guard lk(mu);
-    std::vector<std::uint64_t> out;
-    for (std::size_t i = from; i < pubs.size(); ++i)
-      if (pubs[i]->channel == channel) out.push_back(pubs[i]->pos.offset);
-    return out;
-  }
-  std::size_t size() {
-    std::lock_guard lk(mu);
-    return pubs.size();
-  }
-};
+using test::recording_sink;
 
 class HubContract : public ::testing::TestWithParam<implementation> {
  protected:

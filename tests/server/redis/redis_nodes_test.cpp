@@ -15,6 +15,7 @@
 #include "server/ops/config.hpp"
 #include "server/redis/redis_scripts.hpp"
 #include "server/redis/redis_stores.hpp"
+#include "tests/server/hub/recording_sink.hpp"
 #include "tests/server/redis/redis_process.hpp"
 
 using namespace pushwire::server;
@@ -24,40 +25,7 @@ using test::redis_process;
 
 namespace {
 
-struct recording_sink final : fanout_sink {
-  std::mutex mu;
-  std::vector<publication_ptr> pubs;
-  std::vector<channel_event_ptr> events;
-  void post(const publication_ptr& p) override {
-    std::lock_guard lk(mu);
-    pubs.push_back(p);
-  }
-  void post(const channel_event_ptr& e) override {
-    std::lock_guard lk(mu);
-    events.push_back(e);
-  }
-  std::vector<std::uint64_t> offsets(std::string_view ch) {
-    std::lock_guard lk(mu);
-    std::vector<std::uint64_t> out;
-    for (auto& p : pubs)
-      if (p->channel == ch) out.push_back(p->pos.offset);
-    return out;
-  }
-  std::vector<position> gaps(std::string_view ch) {
-    std::lock_guard lk(mu);
-    std::vector<position> out;
-    for (auto& e : events)
-      if (e->what == channel_event::kind::gap && e->channel == ch) out.push_back(e->at);
-    return out;
-  }
-  std::size_t count_events(channel_event::kind k, std::string_view client) {
-    std::lock_guard lk(mu);
-    std::size_t n = 0;
-    for (auto& e : events)
-      if (e->what == k && e->who.client == client) ++n;
-    return n;
-  }
-};
+using test::recording_sink;
 
 config node_config(std::vector<unsigned short> ports, std::string id) {
   config c;
