@@ -199,6 +199,21 @@ const std::vector<option>& options() {
                     "first Redis reconnect delay; later ones double up to 2 s, each with full jitter"));
     o.push_back(num("redis-max-in-flight", &config::redis_max_in_flight,
                     "commands queued per Redis connection; more fail at once (503)"));
+    o.push_back(option{"pusher-app",
+                       "Pusher-protocol apps id:key:secret[,...] (docs/pusher.md; the config file's pusher_apps has "
+                       "every option)",
+                       false,
+                       [](config& c, std::string_view v) {
+                         c.pusher_apps.clear();
+                         return parse_pusher_app_flag(v, c.pusher_apps);
+                       },
+                       [](const config& c) {
+                         std::string out;
+                         for (auto& a : c.pusher_apps) { if (!out.empty()) out += ','; out += a.id; out += ":"; out += a.key; out += ":***"; }
+                         return out;
+                       }});
+    o.push_back(num("pusher-activity-timeout-s", &config::pusher_activity_timeout_s,
+                    "Pusher endpoint: the activity_timeout pusher-js is told (pings after that much silence)"));
     return o;
   }();
   return opts;
@@ -250,6 +265,10 @@ bool read_file(const std::string& path, config& c, std::string& err) {
   auto v = boost::json::parse(ss.str(), ec);
   if (ec || !v.is_object()) { err = "config file " + path + " is not a JSON object"; return false; }
   for (auto& [k, val] : v.as_object()) {
+    if (k == "pusher_apps") {
+      if (!read_pusher_apps(val, c.pusher_apps, err)) return false;
+      continue;
+    }
     if (k == "namespaces") {
       auto* o = val.if_object();
       if (!o) { err = "namespaces must be an object"; return false; }
@@ -333,6 +352,20 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   if (r.cfg.engine != "redis" && !r.cfg.redis.empty()) { r.ok = false; r.error = "--redis needs --engine redis"; return r; }
   if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
     r.cfg.namespaces["demo"] = namespace_config{1000, 300000, true, true, true, false};   // history: config.hpp, history_size
+  // The demo's Pusher app: its channels are the demo namespace's, so web/pusher.html and the
+  // Pushwire demo pages meet on them.
+  if (r.cfg.demo && r.cfg.pusher_apps.empty()) {
+    pusher_app demo;
+    demo.id = "demo";
+    demo.key = "pushwire-demo";
+    demo.secret = "demo-secret";
+    demo.ns = "demo";
+    r.cfg.pusher_apps.push_back(std::move(demo));
+  }
+  if (auto why = check_pusher_apps(r.cfg.pusher_apps); !why.empty()) { r.ok = false; r.error = why; return r; }
+  if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
+    r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;
+  }
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/hub/disk/disk_history.hpp"
+#include "server/pusher/pusher_apps.hpp"
 
 namespace pushwire::server {
 
@@ -113,6 +114,12 @@ struct config {
   std::uint64_t redis_timeout_ms = 2000;       // connect and command timeout: a stalled Redis fails fast
   std::size_t redis_max_in_flight = 10000;     // commands queued per connection; bounds memory when Redis stalls
   std::uint64_t redis_reconnect_min_ms = 50;   // first reconnect delay (full jitter, doubling to 2 s): a restart is found fast
+
+  // The Pusher-protocol endpoint (docs/pusher.md): off unless apps are configured (--demo adds one).
+  std::vector<pusher_app> pusher_apps;
+  // What connection_established advertises: pusher-js pings after this long without a message and
+  // reconnects when no pong follows; Pusher's own value.
+  std::uint64_t pusher_activity_timeout_s = 120;
 
   std::map<std::string, namespace_config> namespaces;
 
