@@ -1,5 +1,6 @@
 #include "server/pusher/pusher_api.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <memory>

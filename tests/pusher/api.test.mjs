@@ -113,6 +113,9 @@ test('terminate_connections disconnects every connection of the user, and no one
   assert.equal(d.code, 4009);
   assert.equal(d.reconnect, false);
   assert.equal(other.closed, false);
+  // A user id in the path: 1-200 bytes.
+  assert.deepEqual(await json(await pusher.terminateUserConnections('u'.repeat(200))), {});
+  assert.equal((await refusal(pusher.terminateUserConnections('u'.repeat(201)))).status, 400);
 });
 
 // A request signed by hand (as the SDK does) with any timestamp.

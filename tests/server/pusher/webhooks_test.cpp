@@ -82,13 +82,16 @@ TEST(PusherWebhooks, HubOccupancyGoesToTheOwningApp) {
   EXPECT_EQ(w.queued(), 2u);
 }
 
-// A receiver that accepts and closes at once: every attempt fails; it counts them.
+// A receiver that accepts and closes at once (or, `hold`, keeps the socket and never answers):
+// every attempt fails; it counts them.
 struct refusing_receiver {
+  bool hold = false;
+  std::vector<net::ip::tcp::socket> held;
   net::io_context ioc;
   net::ip::tcp::acceptor acceptor{ioc, {net::ip::make_address("127.0.0.1"), 0}};
   std::atomic<int> accepted{0};
   std::thread thread;
-  refusing_receiver() {
+  explicit refusing_receiver(bool h = false) : hold(h) {
     do_accept();
     thread = std::thread([this] { ioc.run(); });
   }
@@ -100,7 +103,8 @@ struct refusing_receiver {
     acceptor.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket s) {
       if (ec) return;
       ++accepted;
-      s.close();
+      if (hold) held.push_back(std::move(s));
+      else s.close();
       do_accept();
     });
   }
@@ -130,6 +134,24 @@ TEST(PusherWebhooks, RetriesABoundedNumberOfTimesThenGivesUp) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(r.accepted == 3 || r.accepted == 6) << r.accepted;
   EXPECT_EQ(m.pusher_webhook_events_sent.load(), 0u);
+  w.stop(std::chrono::milliseconds(100));
+}
+
+TEST(PusherWebhooks, AReceiverThatNeverAnswersTimesOut) {
+  refusing_receiver r(true);
+  ps::metrics m;
+  std::vector<ps::pusher_app> apps{app_with(r.url())};
+  ps::webhook_options o;
+  o.batch_ms = 0;
+  o.attempts = 1;
+  o.timeout_ms = 100;
+  ps::pusher_webhooks w(apps, o, m);
+  w.start();
+  auto t0 = std::chrono::steady_clock::now();
+  w.occupied(apps[0], "a");
+  ASSERT_TRUE(eventually([&] { return m.pusher_webhook_events_failed.load() == 1; }, std::chrono::milliseconds(3000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(90));
+  EXPECT_EQ(r.accepted, 1);
   w.stop(std::chrono::milliseconds(100));
 }
 
