@@ -413,8 +413,11 @@ void handle_pusher_api(node& n, const http_in& in, http_respond respond) {
   if (!app) return fail(404, "unknown app");
   std::string why;
   if (auto st = check_pusher_auth(*app, in.method, in.path, in.query, in.body, wall_s(), why)) return fail(st, why);
-  std::string_view rest = p.substr(slash);
-  request r{n, *app, in, std::move(respond)};
+  serve_pusher_api(n, *app, p.substr(slash), in, std::move(respond));
+}
+
+void serve_pusher_api(node& n, const pusher_app& app, std::string_view rest, const http_in& in, http_respond respond) {
+  request r{n, app, in, std::move(respond)};
   auto method = [&](const char* m) {
     if (in.method == m) return true;
     std::string why = "use ";
