@@ -139,60 +139,95 @@ struct gather {
   }
 };
 
-// The `info` object of one channel: {"subscription_count":n,"user_count":m} (user_count on presence
-// channels only); `done` gets the members' text without braces.
-void channel_info_fields(node& n, const pusher_app& app, const std::string& channel, info_attrs info,
-                         std::function<void(std::string)> done) {
-  auto hub_ch = app.hub_channel(channel);
-  bool users = info.user_count && is_presence_channel(channel);
-  auto with_users = [&n, hub_ch, users, done = std::move(done)](std::string fields) mutable {
-    if (!users) return done(std::move(fields));
-    presence_users(n, hub_ch, [fields = std::move(fields), done = std::move(done)](std::vector<std::string> u) mutable {
-      if (!fields.empty()) fields += ',';
-      fields += "\"user_count\":";
-      protocol::append_uint(fields, u.size());
-      done(std::move(fields));
-    });
+// One channel whose info is asked for.
+struct info_ask {
+  std::string channel;
+  info_attrs info;
+};
+
+// The info fields of each ask, in order, as JSON members without braces:
+// "subscription_count":n,"user_count":m (user_count on presence channels only). The subscription
+// counts come from one look-up however many channels (one cluster round trip), then the presence
+// users of each presence channel asked for.
+void info_fields(node& n, const pusher_app& app, std::vector<info_ask> asks,
+                 std::function<void(std::vector<std::string>)> done) {
+  struct acc {
+    std::mutex mu;
+    std::vector<info_ask> asks;
+    std::vector<std::size_t> subs, users;
+    std::size_t pending = 1;   // the subscription counts, then one per presence look-up
+    std::function<void(std::vector<std::string>)> done;
+    void one() {
+      std::unique_lock lk(mu);
+      if (--pending) return;
+      lk.unlock();
+      std::vector<std::string> out(asks.size());
+      for (std::size_t i = 0; i < asks.size(); ++i) {
+        auto& f = out[i];
+        if (asks[i].info.subscription_count) {
+          f += "\"subscription_count\":";
+          protocol::append_uint(f, subs[i]);
+        }
+        if (asks[i].info.user_count && is_presence_channel(asks[i].channel)) {
+          if (!f.empty()) f += ',';
+          f += "\"user_count\":";
+          protocol::append_uint(f, users[i]);
+        }
+      }
+      done(std::move(out));
+    }
   };
-  if (!info.subscription_count) return with_users({});
-  subscriber_count(n, hub_ch, [with_users = std::move(with_users)](std::size_t count) mutable {
-    std::string f = "\"subscription_count\":";
-    protocol::append_uint(f, count);
-    with_users(std::move(f));
+  auto a = std::make_shared<acc>();
+  a->users.assign(asks.size(), 0);
+  a->done = std::move(done);
+  std::vector<std::string> hub_channels;
+  hub_channels.reserve(asks.size());
+  for (auto& q : asks) hub_channels.push_back(app.hub_channel(q.channel));
+  for (auto& q : asks) a->pending += q.info.user_count && is_presence_channel(q.channel);
+  a->asks = std::move(asks);
+  for (std::size_t i = 0; i < a->asks.size(); ++i) {
+    if (!a->asks[i].info.user_count || !is_presence_channel(a->asks[i].channel)) continue;
+    presence_users(n, hub_channels[i], [a, i](std::vector<std::string> u) {
+      {
+        std::lock_guard lk(a->mu);
+        a->users[i] = u.size();
+      }
+      a->one();
+    });
+  }
+  subscriber_counts(n, std::move(hub_channels), [a](std::vector<std::size_t> counts) {
+    {
+      std::lock_guard lk(a->mu);
+      a->subs = std::move(counts);
+    }
+    a->one();
   });
 }
 
-// The `{"channels":{...}}` of an event's info, or `{}` when none was asked.
-void event_info(node& n, const pusher_app& app, const pusher_event& e, std::function<void(std::string)> done) {
-  if (!e.wants_info) return done("{}");
-  struct acc {
-    std::mutex mu;
-    std::vector<std::string> fields;
-    std::size_t pending;
-    std::function<void(std::string)> done;
-  };
-  auto a = std::make_shared<acc>();
-  a->fields.resize(e.channels.size());
-  a->pending = e.channels.size();
-  a->done = std::move(done);
-  for (std::size_t i = 0; i < e.channels.size(); ++i) {
-    channel_info_fields(n, app, e.channels[i], e.info, [a, i, channels = e.channels](std::string f) {
-      std::unique_lock lk(a->mu);
-      a->fields[i] = std::move(f);
-      if (--a->pending) return;
-      lk.unlock();
-      std::string out = "{\"channels\":{";
-      for (std::size_t j = 0; j < channels.size(); ++j) {
-        if (j) out += ',';
-        protocol::append_json_string(out, channels[j]);
-        out += ":{";
-        out += a->fields[j];
-        out += '}';
-      }
-      out += "}}";
-      a->done(std::move(out));
-    });
-  }
+// `{"channels":{"c":{...},...}}` for the asks (an event's channels, or a listing).
+void channels_info(node& n, const pusher_app& app, std::vector<info_ask> asks, std::function<void(std::string)> done) {
+  std::vector<std::string> names;
+  names.reserve(asks.size());
+  for (auto& q : asks) names.push_back(q.channel);
+  info_fields(n, app, std::move(asks), [names = std::move(names), done = std::move(done)](std::vector<std::string> f) {
+    std::string out = "{\"channels\":{";
+    for (std::size_t j = 0; j < names.size(); ++j) {
+      if (j) out += ',';
+      protocol::append_json_string(out, names[j]);
+      out += ":{";
+      out += f[j];
+      out += '}';
+    }
+    out += "}}";
+    done(std::move(out));
+  });
+}
+
+std::vector<info_ask> asks_of(const std::vector<std::string>& channels, info_attrs info) {
+  std::vector<info_ask> out;
+  out.reserve(channels.size());
+  for (auto& c : channels) out.push_back(info_ask{c, info});
+  return out;
 }
 
 // Publishes each event on each of its channels: one hub publication per (event, channel), its data
@@ -235,7 +270,7 @@ struct request {
     n.met.api_errors.fetch_add(1, std::memory_order_relaxed);
     respond(pusher_error(status, why));
   }
-  // The reply of a publish: its error's status, or `ok_body`.
+  // The reply of a publish: its error's status, or the JSON that `body` makes.
   std::function<void(code, std::string)> publish_reply(std::function<void(std::function<void(std::string)>)> body) {
     return [&n = n, respond = respond, body = std::move(body)](code c, std::string why) {
       if (c != code::ok) {
@@ -255,7 +290,9 @@ struct request {
     auto ev = std::make_shared<std::vector<pusher_event>>();
     ev->push_back(std::move(e));
     publish_events(n, app, *ev, publish_reply([&n = n, &app = app, ev](std::function<void(std::string)> reply) {
-      event_info(n, app, ev->front(), std::move(reply));
+      auto& e = ev->front();
+      if (!e.wants_info) return reply("{}");
+      channels_info(n, app, asks_of(e.channels, e.info), std::move(reply));
     }));
   }
 
@@ -286,32 +323,20 @@ struct request {
     publish_events(n, app, *ev, publish_reply([&n = n, &app = app, ev, any_info](std::function<void(std::string)> reply) {
       if (!any_info) return reply("{}");
       // {"batch":[{...info of event 0's channel...}, ...]}: one object per event, in order.
-      struct acc {
-        std::mutex mu;
-        std::vector<std::string> fields;
-        std::size_t pending;
-      };
-      auto a = std::make_shared<acc>();
-      a->fields.resize(ev->size());
-      a->pending = ev->size();
-      for (std::size_t i = 0; i < ev->size(); ++i) {
-        auto& e = (*ev)[i];
-        channel_info_fields(n, app, e.channels.front(), e.info, [a, i, reply](std::string f) {
-          std::unique_lock lk(a->mu);
-          a->fields[i] = std::move(f);
-          if (--a->pending) return;
-          lk.unlock();
-          std::string out = "{\"batch\":[";
-          for (std::size_t j = 0; j < a->fields.size(); ++j) {
-            if (j) out += ',';
-            out += '{';
-            out += a->fields[j];
-            out += '}';
-          }
-          out += "]}";
-          reply(std::move(out));
-        });
-      }
+      std::vector<info_ask> asks;
+      asks.reserve(ev->size());
+      for (auto& e : *ev) asks.push_back(info_ask{e.channels.front(), e.info});
+      info_fields(n, app, std::move(asks), [reply](std::vector<std::string> f) {
+        std::string out = "{\"batch\":[";
+        for (std::size_t j = 0; j < f.size(); ++j) {
+          if (j) out += ',';
+          out += '{';
+          out += f[j];
+          out += '}';
+        }
+        out += "]}";
+        reply(std::move(out));
+      });
     }));
   }
 
@@ -339,12 +364,7 @@ struct request {
         out += "}}";
         return respond(json_reply(std::move(out)));
       }
-      pusher_event e;
-      e.channels = std::move(names);
-      e.info = info;
-      e.wants_info = true;
-      if (e.channels.empty()) return respond(json_reply("{\"channels\":{}}"));
-      event_info(n, app, e, [respond](std::string out) { respond(json_reply(std::move(out))); });
+      channels_info(n, app, asks_of(names, info), [respond](std::string out) { respond(json_reply(std::move(out))); });
     });
   }
 
@@ -352,15 +372,14 @@ struct request {
     info_attrs info;
     if (!parse_info(query(in, "info"), info)) return fail(400, "info may hold subscription_count and user_count");
     if (info.user_count && !is_presence_channel(name)) return fail(400, "user_count is for presence channels only");
-    auto hub_ch = app.hub_channel(name);
-    subscriber_count(n, hub_ch, [&n = n, &app = app, respond = respond, name, info](std::size_t count) {
+    subscriber_counts(n, {app.hub_channel(name)}, [&n = n, &app = app, respond = respond, name, info](std::vector<std::size_t> count) {
       std::string head = "{\"occupied\":";
-      head += count ? "true" : "false";
+      head += count.at(0) ? "true" : "false";
       if (!info.subscription_count && !info.user_count) return respond(json_reply(head + "}"));
-      channel_info_fields(n, app, name, info, [respond, head](std::string fields) {
+      info_fields(n, app, {info_ask{name, info}}, [respond, head](std::vector<std::string> fields) {
         std::string out = head;
-        if (!fields.empty()) out += ',';
-        out += fields;
+        if (!fields[0].empty()) out += ',';
+        out += fields[0];
         out += '}';
         respond(json_reply(std::move(out)));
       });

@@ -20,12 +20,22 @@ void subscriber_counts(node& n, std::function<void(channel_counts)> done) {
   });
 }
 
-void subscriber_count(node& n, const std::string& hub_channel, std::function<void(std::size_t)> done) {
+void subscriber_counts(node& n, std::vector<std::string> hub_channels, std::function<void(std::vector<std::size_t>)> done) {
+  auto local = [&n](const std::vector<std::string>& chs, const channel_counts* remote) {
+    std::vector<std::size_t> out;
+    out.reserve(chs.size());
+    for (auto& ch : chs) {
+      std::size_t c = n.the_hub().subscribers(ch);
+      if (remote)
+        if (auto it = remote->find(ch); it != remote->end()) c += it->second;
+      out.push_back(c);
+    }
+    return out;
+  };
   auto* cluster = n.cluster();
-  if (!cluster) return done(n.the_hub().subscribers(hub_channel));
-  cluster->remote_subscribers([&n, hub_channel, done = std::move(done)](channel_counts c) {
-    auto it = c.find(hub_channel);
-    done((it == c.end() ? 0 : it->second) + n.the_hub().subscribers(hub_channel));
+  if (!cluster) return done(local(hub_channels, nullptr));
+  cluster->remote_subscribers([local, chs = std::move(hub_channels), done = std::move(done)](channel_counts c) {
+    done(local(chs, &c));
   });
 }
 

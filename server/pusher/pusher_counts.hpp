@@ -16,7 +16,8 @@ using channel_counts = std::unordered_map<std::string, std::size_t>;   // hub ch
 
 // Every channel with at least one subscription.
 void subscriber_counts(node& n, std::function<void(channel_counts)> done);
-void subscriber_count(node& n, const std::string& hub_channel, std::function<void(std::size_t)> done);
+// The counts of the given channels, in their order: one cluster round trip however many.
+void subscriber_counts(node& n, std::vector<std::string> hub_channels, std::function<void(std::vector<std::size_t>)> done);
 // The distinct user ids of a presence channel's members (anonymous members left out), sorted.
 void presence_users(node& n, const std::string& hub_channel, std::function<void(std::vector<std::string>)> done);
 
