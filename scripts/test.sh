@@ -71,6 +71,11 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   echo "== cluster tests (Redis engine, several nodes, nginx)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
+if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
+  # The Pusher endpoint (docs/pusher.md) with raw WebSockets and the real pusher-js, pusher SDK and Laravel Echo.
+  echo "== Pusher endpoint tests"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
+fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/browser/

@@ -363,6 +363,15 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
     r.cfg.pusher_apps.push_back(std::move(demo));
   }
   if (auto why = check_pusher_apps(r.cfg.pusher_apps); !why.empty()) { r.ok = false; r.error = why; return r; }
+  // An app's namespace is a Pushwire namespace too (the API and Pushwire clients reach its
+  // channels); unless configured, it has the default namespace's history.
+  for (auto& a : r.cfg.pusher_apps)
+    if (!a.ns.empty() && !r.cfg.namespaces.contains(a.ns)) {
+      namespace_config n;
+      n.history_size = r.cfg.history_size;
+      n.history_ttl_ms = r.cfg.history_ttl_ms;
+      r.cfg.namespaces[a.ns] = n;
+    }
   if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
     r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;
   }
