@@ -72,8 +72,9 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
 if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
-  # The Pusher protocol with the real clients and SDKs from npm (api-cluster also runs redis-server).
-  echo "== Pusher tests (pusher SDK, pusher-js)"
+  # The Pusher endpoint and HTTP API (docs/pusher.md) with raw WebSockets and the real pusher-js, pusher
+  # SDK and Laravel Echo (api-cluster also runs redis-server, as tests/cluster does).
+  echo "== Pusher endpoint tests"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
 fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then

@@ -375,6 +375,15 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
     r.cfg.pusher_apps.push_back(std::move(demo));
   }
   if (auto why = check_pusher_apps(r.cfg.pusher_apps); !why.empty()) { r.ok = false; r.error = why; return r; }
+  // An app's namespace is a Pushwire namespace too (the API and Pushwire clients reach its
+  // channels); unless configured, it has the default namespace's history.
+  for (auto& a : r.cfg.pusher_apps)
+    if (!a.ns.empty() && !r.cfg.namespaces.contains(a.ns)) {
+      namespace_config n;
+      n.history_size = r.cfg.history_size;
+      n.history_ttl_ms = r.cfg.history_ttl_ms;
+      r.cfg.namespaces[a.ns] = n;
+    }
   {
     auto& c = r.cfg;
     const char* bad = c.pusher_webhook_batch_ms > 10000 ? "--pusher-webhook-batch-ms must be 0-10000"
