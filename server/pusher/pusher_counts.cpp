@@ -1,6 +1,11 @@
 #include "server/pusher/pusher_counts.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
+
+#include "protocol/json_scan.hpp"
+#include "server/pusher/pusher_names.hpp"
 
 namespace pushwire::server {
 
@@ -50,5 +55,100 @@ void presence_users(node& n, const std::string& hub_channel, std::function<void(
     done(std::move(users));
   });
 }
+
+bool parse_info(std::string_view s, info_attrs& out) {
+  while (!s.empty()) {
+    auto comma = s.find(',');
+    auto a = s.substr(0, comma);
+    if (a == "subscription_count") out.subscription_count = true;
+    else if (a == "user_count") out.user_count = true;
+    else if (!a.empty()) return false;
+    if (comma == std::string_view::npos) break;
+    s.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+
+void info_fields(node& n, const pusher_app& app, std::vector<info_ask> asks,
+                 std::function<void(std::vector<std::string>)> done) {
+  struct acc {
+    std::mutex mu;
+    std::vector<info_ask> asks;
+    std::vector<std::size_t> subs, users;
+    std::size_t pending = 1;   // the subscription counts, then one per presence look-up
+    std::function<void(std::vector<std::string>)> done;
+    void one() {
+      std::unique_lock lk(mu);
+      if (--pending) return;
+      lk.unlock();
+      std::vector<std::string> out(asks.size());
+      for (std::size_t i = 0; i < asks.size(); ++i) {
+        auto& f = out[i];
+        if (asks[i].info.subscription_count) {
+          f += "\"subscription_count\":";
+          protocol::append_uint(f, subs[i]);
+        }
+        if (asks[i].info.user_count && is_presence_channel(asks[i].channel)) {
+          if (!f.empty()) f += ',';
+          f += "\"user_count\":";
+          protocol::append_uint(f, users[i]);
+        }
+      }
+      done(std::move(out));
+    }
+  };
+  auto a = std::make_shared<acc>();
+  a->users.assign(asks.size(), 0);
+  a->done = std::move(done);
+  std::vector<std::string> hub_channels;
+  hub_channels.reserve(asks.size());
+  for (auto& q : asks) hub_channels.push_back(app.hub_channel(q.channel));
+  for (auto& q : asks) a->pending += q.info.user_count && is_presence_channel(q.channel);
+  a->asks = std::move(asks);
+  for (std::size_t i = 0; i < a->asks.size(); ++i) {
+    if (!a->asks[i].info.user_count || !is_presence_channel(a->asks[i].channel)) continue;
+    presence_users(n, hub_channels[i], [a, i](std::vector<std::string> u) {
+      {
+        std::lock_guard lk(a->mu);
+        a->users[i] = u.size();
+      }
+      a->one();
+    });
+  }
+  subscriber_counts(n, std::move(hub_channels), [a](std::vector<std::size_t> counts) {
+    {
+      std::lock_guard lk(a->mu);
+      a->subs = std::move(counts);
+    }
+    a->one();
+  });
+}
+
+void channels_info(node& n, const pusher_app& app, std::vector<info_ask> asks, std::function<void(std::string)> done) {
+  std::vector<std::string> names;
+  names.reserve(asks.size());
+  for (auto& q : asks) names.push_back(q.channel);
+  info_fields(n, app, std::move(asks), [names = std::move(names), done = std::move(done)](std::vector<std::string> f) {
+    std::string out = "{\"channels\":{";
+    for (std::size_t j = 0; j < names.size(); ++j) {
+      if (j) out += ',';
+      protocol::append_json_string(out, names[j]);
+      out += ":{";
+      out += f[j];
+      out += '}';
+    }
+    out += "}}";
+    done(std::move(out));
+  });
+}
+
+std::vector<info_ask> asks_of(const std::vector<std::string>& channels, info_attrs info) {
+  std::vector<info_ask> out;
+  out.reserve(channels.size());
+  for (auto& c : channels) out.push_back(info_ask{c, info});
+  return out;
+}
+
 
 }  // namespace pushwire::server

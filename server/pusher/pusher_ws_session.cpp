@@ -10,6 +10,7 @@
 #include "protocol/pusher/pusher_session.hpp"
 #include "server/ops/log.hpp"
 #include "server/pusher/pusher_signature.hpp"
+#include "server/pusher/webhooks.hpp"
 #include "server/transport/stream_conn.hpp"
 #include "server/transport/transports.hpp"
 #include "server/transport/ws_socket.hpp"
@@ -225,6 +226,10 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
       if (n->what == pp::note::kind::signed_in) {
         user_key_ = pusher_user_key(*app_, n->user);
         node_.registry.add(socket_id_, w_.index, user_key_);
+      } else if (auto* hooks = node_.webhooks) {   // (only queues them: never blocks this thread)
+        if (n->what == pp::note::kind::member_added) hooks->member_added(*app_, n->channel, n->user);
+        else if (n->what == pp::note::kind::member_removed) hooks->member_removed(*app_, n->channel, n->user);
+        else hooks->client_event(*app_, n->channel, n->event, n->data, socket_id_, n->user);
       }
     }
   }

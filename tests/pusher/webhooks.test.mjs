@@ -2,8 +2,8 @@
 // checked with the `pusher` SDK's own webhook checker (pusher.webhook(req).isValid()): occupied and
 // vacated as this node's first and last subscriber come and go, each webhook's event filter,
 // batching bounded by --pusher-webhook-max-batch, a retry after a failed request. The subscribers are
-// Pushwire SSE readers of the app's hub channels. member_added / client_event come from the Pusher
-// WebSocket endpoint: that test runs once /app/{key} exists.
+// Pushwire SSE readers of the app's hub channels; member_added / member_removed / client_event come
+// from a Pusher WebSocket connection (/app/{key}, spoken with `ws`).
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -96,9 +96,7 @@ test('a failed request is retried (same body) and then delivered', async () => {
   assert.equal(checker.webhook(flaky.got[1]).isValid(), true);
 });
 
-test('member_added, member_removed and client_event from Pusher WebSocket connections', async (t) => {
-  const probe = await fetch(`${srv.url}/app/${APP.key}?protocol=7`);
-  if (probe.status === 404) return t.skip('the Pusher WebSocket endpoint (/app/{key}) is not in this build yet');
+test('member_added, member_removed and client_event from Pusher WebSocket connections', async () => {
   const { default: WebSocket } = await import('ws');
   const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/app/${APP.key}?protocol=7&client=test&version=1`);
   streams.push({ close: () => ws.close() });
@@ -119,6 +117,7 @@ test('member_added, member_removed and client_event from Pusher WebSocket connec
   assert.equal(ce.event, 'client-typing');
   assert.equal(ce.socket_id, socketId);
   assert.equal(ce.user_id, 'erin');
-  ws.close();
+  ws.send(JSON.stringify({ event: 'pusher:unsubscribe', data: { channel } }));
   await waitFor(() => all.events().some((e) => e.name === 'member_removed' && e.user_id === 'erin'), { what: 'member_removed' });
+  ws.close();
 });
