@@ -118,6 +118,22 @@ test('terminate_connections disconnects every connection of the user, and no one
   assert.equal((await refusal(pusher.terminateUserConnections('u'.repeat(201)))).status, 400);
 });
 
+test('terminate_connections closes a signed-in Pusher WebSocket with 4009', async () => {
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/app/${APP.key}?protocol=7&client=test&version=1`);
+  const frames = [];
+  ws.on('message', (d) => frames.push(JSON.parse(String(d))));
+  const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  const est = await waitFor(() => frames.find((f) => f.event === 'pusher:connection_established'), { what: 'established' });
+  const socketId = JSON.parse(est.data).socket_id;
+  const userData = JSON.stringify({ id: 'heidi' });
+  const sig = createHmac('sha256', APP.secret).update(`${socketId}::user::${userData}`).digest('hex');
+  ws.send(JSON.stringify({ event: 'pusher:signin', data: { auth: `${APP.key}:${sig}`, user_data: userData } }));
+  await waitFor(() => frames.find((f) => f.event === 'pusher:signin_success'), { what: 'signin_success' });
+  assert.deepEqual(await json(await pusher.terminateUserConnections('heidi')), {});
+  assert.equal(await closed, 4009);
+});
+
 // A request signed by hand (as the SDK does) with any timestamp.
 function signed(method, path, body, { timestamp = Math.floor(Date.now() / 1000), secret = APP.secret, md5 } = {}) {
   const params = { auth_key: APP.key, auth_timestamp: String(timestamp), auth_version: '1.0' };
