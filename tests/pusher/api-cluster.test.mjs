@@ -61,4 +61,9 @@ test('channels, counts and users of node A are seen through node B; B triggers t
   await b.trigger('presence-far', 'hello', { from: 'B' });
   const [m] = await waitFor(() => s.messages().length && s.messages(), { what: "the event on A's reader" });
   assert.deepEqual(m.data, { event: 'hello', data: { from: 'B' } });
+  // Pushwire's own /api/channels sums the same reports (redis_cluster's sum_reports).
+  await waitFor(async () => {
+    const { channels } = await A.apiOk('GET', '/api/channels');
+    return channels.find((c) => c.channel === `${APP.namespace}:presence-far`)?.subscribers === 2;
+  }, { what: '/api/channels on A counting both nodes' });
 });
