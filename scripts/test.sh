@@ -72,8 +72,8 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
 if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
-  # The Pusher endpoint (docs/pusher.md) with raw WebSockets and the real pusher-js, pusher SDK and Laravel Echo.
-  echo "== Pusher endpoint tests"
+  # The Pusher protocol with the real clients and SDKs from npm (api-cluster also runs redis-server).
+  echo "== Pusher tests (pusher SDK, pusher-js)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
 fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
