@@ -106,6 +106,12 @@ export function nextEvent(emitter, name, pred = () => true, timeoutMs = 10000) {
   });
 }
 
+// The Pusher error code of a pusher-js connection `error` event: a pusher:error after the handshake
+// comes as {type:'PusherError', data:{code}}, a refusal during it (pusher:error or a close code)
+// as {type:'WebSocketError', error:{type:'PusherError', data:{code}}}.
+export const errorCode = (e) => e?.data?.code ?? e?.error?.data?.code;
+export const isPusherError = (e) => e?.type === 'PusherError' || e?.error?.type === 'PusherError';
+
 // Every event on a channel (or the client), in arrival order, pusher-js's own events included.
 export function record(emitter) {
   const events = [];
