@@ -34,14 +34,13 @@ after(async () => {
 
 const publish = (channel, event, data) => server.publish(`demo:${channel}`, { event, data });
 
-// A blank page of the server's origin with pusher-js loaded (and Echo when asked), whose auth
-// endpoint /broadcasting/auth signs for `user`.
+// A page of the server's origin (its index, which loads no client) with pusher-js added (and
+// Echo when asked), whose auth endpoint /broadcasting/auth signs for `user`. The page must come
+// from the server itself: one fulfilled by page.route has no address, and Chromium's local network
+// access checks then block its WebSocket to 127.0.0.1.
 async function pusherPage(user, { echo = false } = {}) {
   const page = await browser.context.newPage();
   const watcher = watch(page, server.url);
-  await page.route(`${server.url}/blank`, (r) => r.fulfill({
-    contentType: 'text/html', body: '<!doctype html><html lang="en"><head><title>pusher test</title></head><body></body></html>',
-  }));
   await page.route(`${server.url}/broadcasting/auth`, async (route) => {
     const req = route.request();
     const form = new URLSearchParams(req.postData() ?? '');
@@ -50,7 +49,7 @@ async function pusherPage(user, { echo = false } = {}) {
     const presence = channel.startsWith('presence-') ? { user_id: asUser, user_info: { id: asUser, name: `name of ${asUser}` } } : undefined;
     await route.fulfill({ contentType: 'application/json', body: JSON.stringify(sdk.authorizeChannel(form.get('socket_id'), channel, presence)) });
   });
-  await page.goto(`${server.url}/blank`);
+  await page.goto(`${server.url}/`);
   await page.addScriptTag({ path: PUSHER_JS });
   if (echo) await page.addScriptTag({ content: echoBundle });
   const options = { key: DEMO.key, port: server.port, user };
@@ -66,7 +65,12 @@ async function pusherPage(user, { echo = false } = {}) {
         channelAuthorization: { endpoint: '/broadcasting/auth', transport: 'ajax', headers: { 'X-User': u } } });
     }
   }, { ...options, echo });
-  await page.waitForFunction(() => window.pusher.connection.state === 'connected', null, { timeout: 10000, polling: 20 });
+  try {
+    await page.waitForFunction(() => window.pusher.connection.state === 'connected', null, { timeout: 10000, polling: 20 });
+  } catch (err) {
+    const state = await page.evaluate(() => window.pusher.connection.state).catch(() => '?');
+    throw new Error(`pusher-js in the page did not connect (state ${state}): ${err.message.split('\n')[0]}\n${watcher.console.join('\n')}`);
+  }
   return { page, watcher };
 }
 
