@@ -13,10 +13,12 @@ import {
   APP, startPusherServer, startAuthServer, serverSdk, newClient, closeAll, connected, nextEvent, record,
   subscribed, unique, waitFor, errorCode, isPusherError,
 } from './helpers.mjs';
-import { startServer } from '../js/helpers.mjs';
+import { startServer, loadClient, once, FAST } from '../js/helpers.mjs';
 
 // tweetnacl is what pusher-js and the server SDK both use for private-encrypted- channels.
 const nacl = createRequire(import.meta.url)('tweetnacl');
+// Pushwire's own client, on the same hub channels.
+const { Client } = await loadClient();
 
 let server, auth;
 before(async () => {
@@ -99,6 +101,43 @@ test('public channel: a publication naming a socket_id skips that connection onl
   assert.deepEqual(ours(evA).map((e) => e.event), ['fence', 'fence']);
   assert.deepEqual(ours(evB).map((e) => e.event), ['update', 'fence', 'fence']);
   assert.deepEqual(ours(evB)[0].data, { n: 1 });
+});
+
+test('one hub: server SDK triggers (HTTP API) reach a Pushwire client and pusher-js by the mapping', async () => {
+  const channel = unique('scores');
+  const pw = new Client(server.url, { ...FAST, transports: ['websocket'] });
+  try {
+    const hub = [];
+    const sub = pw.subscribe(channel, { onMessage: (d) => hub.push(d) });
+    await once(sub, 'subscribed');
+    const p = newClient(server);
+    const ch = await subscribed(p, channel);
+    const events = record(ch);
+    const sdk = serverSdk(server);
+    await sdk.trigger(channel, 'goal', { team: 'home', minute: 12 });   // the SDK sends JSON.stringify of it
+    await sdk.trigger(channel, 'text', 'half time');
+    await sdk.trigger(channel, 'digits', '42');
+    await sdk.trigger(channel, 'list', '[1,2]');
+    await sdk.trigger(channel, 'not-for-p', { n: 1 }, { socket_id: p.connection.socket_id });
+    await waitFor(() => hub.length >= 5, { what: 'five publications on the Pushwire client' });
+    assert.deepEqual(hub, [
+      { event: 'goal', data: { team: 'home', minute: 12 } },
+      { event: 'text', data: 'half time' },
+      { event: 'digits', data: '42' },
+      { event: 'list', data: [1, 2] },
+      { event: 'not-for-p', data: { n: 1 }, socket_id: p.connection.socket_id },
+    ]);
+    await fence(channel, events);
+    // pusher-js parses every data string it can as JSON: '42' arrives as the number 42.
+    assert.deepEqual(ours(events).slice(0, -1), [
+      { event: 'goal', data: { team: 'home', minute: 12 } },
+      { event: 'text', data: 'half time' },
+      { event: 'digits', data: 42 },
+      { event: 'list', data: [1, 2] },
+    ]);
+  } finally {
+    pw.close();
+  }
 });
 
 test('unsubscribe: the server sends nothing more for the channel', async () => {
