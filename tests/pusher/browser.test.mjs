@@ -10,16 +10,18 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import PusherServer from 'pusher';
-import { startServer, launchBrowser, openPage, watch, shots, q, unique, waitFor, FAST_CLIENT, ROOT } from '../browser/helpers.mjs';
+import { startServer, launchBrowser, openPage, watch, shots, q, unique, FAST_CLIENT, ROOT } from '../browser/helpers.mjs';
+import { encrypt, MASTER_KEY_BASE64 } from './helpers.mjs';
 
 const DEMO = { id: 'demo', key: 'pushwire-demo', secret: 'demo-secret' };
-const PUSHER_JS = join(ROOT, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js');
+const PUSHER_WEB = join(ROOT, 'node_modules', 'pusher-js', 'dist', 'web');
 
 let server, browser, sdk, echoBundle;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
-  sdk = new PusherServer({ appId: DEMO.id, key: DEMO.key, secret: DEMO.secret, host: '127.0.0.1', port: String(server.port), useTLS: false });
+  sdk = new PusherServer({ appId: DEMO.id, key: DEMO.key, secret: DEMO.secret, host: '127.0.0.1', port: String(server.port),
+    useTLS: false, encryptionMasterKeyBase64: MASTER_KEY_BASE64 });
   // Echo as an application bundles it: imported from the package, exposed to the page's script.
   const out = await build({
     stdin: { contents: "import Echo from 'laravel-echo'; window.Echo = Echo;", resolveDir: ROOT, loader: 'js' },
@@ -34,11 +36,12 @@ after(async () => {
 
 const publish = (channel, event, data) => server.publish(`demo:${channel}`, { event, data });
 
-// A page of the server's origin (its index, which loads no client) with pusher-js added (and
-// Echo when asked), whose auth endpoint /broadcasting/auth signs for `user`. The page must come
+// A page of the server's origin (its index, which loads no client) with pusher-js added (its
+// build with encryption when asked, and Echo when asked), whose auth endpoint /broadcasting/auth
+// signs for `user`. window.sub(name) subscribes and logs every event of the channel on window.log. The page must come
 // from the server itself: one fulfilled by page.route has no address, and Chromium's local network
 // access checks then block its WebSocket to 127.0.0.1.
-async function pusherPage(user, { echo = false } = {}) {
+async function pusherPage(user, { echo = false, encryption = false } = {}) {
   const page = await browser.context.newPage();
   const watcher = watch(page, server.url);
   await page.route(`${server.url}/broadcasting/auth`, async (route) => {
@@ -50,11 +53,18 @@ async function pusherPage(user, { echo = false } = {}) {
     await route.fulfill({ contentType: 'application/json', body: JSON.stringify(sdk.authorizeChannel(form.get('socket_id'), channel, presence)) });
   });
   await page.goto(`${server.url}/`);
-  await page.addScriptTag({ path: PUSHER_JS });
+  await page.addScriptTag({ path: join(PUSHER_WEB, encryption ? 'pusher-with-encryption.min.js' : 'pusher.min.js') });
   if (echo) await page.addScriptTag({ content: echoBundle });
   const options = { key: DEMO.key, port: server.port, user };
   await page.evaluate(({ key, port, user: u, echo: withEcho }) => {
     window.log = [];
+    window.sub = (name) => new Promise((resolve, reject) => {
+      const ch = window.pusher.subscribe(name);
+      // A presence channel's subscription_succeeded carries its Members: logged as the member ids.
+      ch.bind_global((event, data) => window.log.push({ channel: name, event, data: data && data.each ? Object.keys(data.members) : data }));
+      ch.bind('pusher:subscription_succeeded', () => resolve());
+      ch.bind('pusher:subscription_error', (e) => reject(new Error(`${name}: ${JSON.stringify(e)}`)));
+    });
     const common = { wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'], cluster: 'mt1' };
     if (withEcho) {
       window.echo = new window.Echo({ broadcaster: 'pusher', key, ...common, Pusher: window.Pusher,
@@ -83,15 +93,7 @@ test('pusher-js in Chromium: socket id, public, private and presence channels', 
   const room = unique('presence-room');
   const a = await pusherPage('alice');
   assert.match(await a.page.evaluate(() => window.pusher.connection.socket_id), /^\d+\.\d+$/);
-  await a.page.evaluate(({ news: n, desk: d, room: r }) => new Promise((resolve, reject) => {
-    let pending = 3;
-    for (const name of [n, d, r]) {
-      const ch = window.pusher.subscribe(name);
-      ch.bind_global((event, data) => window.log.push({ channel: name, event, data: event === 'pusher:subscription_succeeded' && data?.members ? Object.keys(data.members) : data }));
-      ch.bind('pusher:subscription_succeeded', () => { if (--pending === 0) resolve(); });
-      ch.bind('pusher:subscription_error', (e) => reject(new Error(`${name}: ${JSON.stringify(e)}`)));
-    }
-  }), { news, desk, room });
+  await a.page.evaluate((names) => Promise.all(names.map((n) => window.sub(n))), [news, desk, room]);
 
   await publish(news, 'headline', { title: 'hello' });
   await publish(desk, 'memo', 'for alice only');
@@ -122,6 +124,47 @@ test('pusher-js in Chromium: socket id, public, private and presence channels', 
   assert.equal(await a.page.evaluate((r) => window.pusher.channel(r).members.count, room), 1);
   a.watcher.check(assert);
   await a.page.close();
+});
+
+test('pusher-js in Chromium: encrypted and cache channels, client events, reconnection after a server drop', async () => {
+  const safe = unique('private-encrypted-safe');
+  const weather = unique('cache-weather');
+  const chat = unique('private-chat');
+  await publish(weather, 'forecast', { sky: 'sun' });
+  const a = await pusherPage('alice', { encryption: true });
+  const b = await pusherPage('bob');
+  await a.page.evaluate((names) => Promise.all(names.map((n) => window.sub(n))), [safe, weather, chat]);
+  await b.page.evaluate((n) => window.sub(n), chat);
+
+  // The cache channel replays its last event on subscribe.
+  await logged(a.page, (w) => window.log.some((e) => e.channel === w && e.event === 'forecast'), weather);
+  // pusher-js decrypts with the shared secret from the auth answer; the server saw only ciphertext.
+  await server.publish(`demo:${safe}`, { event: 'pin', data: encrypt(sdk, safe, { pin: '0000' }) });
+  await logged(a.page, (n) => window.log.some((e) => e.channel === n && e.event === 'pin'), safe);
+  // A client event from Bob's page reaches Alice's, not Bob's own.
+  await b.page.evaluate((n) => window.pusher.channel(n).trigger('client-wave', { from: 'bob' }), chat);
+  await logged(a.page, (n) => window.log.some((e) => e.channel === n && e.event === 'client-wave'), chat);
+  const got = await entries(a.page);
+  assert.deepEqual(got.find((e) => e.event === 'forecast').data, { sky: 'sun' });
+  assert.deepEqual(got.find((e) => e.event === 'pin').data, { pin: '0000' });
+  assert.deepEqual(got.find((e) => e.event === 'client-wave').data, { from: 'bob' });
+  assert.ok(!got.some((e) => e.event === 'pusher:cache_miss'));
+
+  // The server drops every connection: pusher-js reconnects, resubscribes and gets later events.
+  const before = await a.page.evaluate(() => window.pusher.connection.socket_id);
+  await server.disconnect({});
+  await a.page.waitForFunction((old) => window.pusher.connection.state === 'connected' && window.pusher.connection.socket_id !== old,
+    before, { timeout: 10000, polling: 20 });
+  await a.page.waitForFunction((n) => window.pusher.channel(n).subscribed, chat, { timeout: 10000, polling: 20 });
+  await publish(chat, 'after-drop', { ok: true });
+  await logged(a.page, (n) => window.log.some((e) => e.channel === n && e.event === 'after-drop'), chat);
+  // Bob's page is back too; had his client event been echoed, it would have come before this.
+  await logged(b.page, (n) => window.log.some((e) => e.channel === n && e.event === 'after-drop'), chat);
+  assert.ok(!(await entries(b.page)).some((e) => e.event === 'client-wave'), 'a client event is not echoed to its sender');
+  a.watcher.check(assert);
+  b.watcher.check(assert);
+  await a.page.close();
+  await b.page.close();
 });
 
 test('Laravel Echo on pusher-js: channel().listen, private(), join() here/joining/leaving, whisper', async () => {

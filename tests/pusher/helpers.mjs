@@ -4,6 +4,7 @@
 // application backend would. Every wait is an event or a polled condition with a deadline
 // (DECISIONS.md §19).
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import { startServer, waitFor, API_KEY } from '../js/helpers.mjs';
@@ -129,6 +130,18 @@ export function subscribed(pusher, name, timeoutMs = 10000) {
     ch.bind('pusher:subscription_succeeded', () => { clearTimeout(timer); resolve(ch); });
     ch.bind('pusher:subscription_error', (e) => { clearTimeout(timer); reject(new Error(`${name}: subscription_error ${JSON.stringify(e)}`)); });
   });
+}
+
+// tweetnacl is what pusher-js and the server SDK both use for private-encrypted- channels.
+const nacl = createRequire(import.meta.url)('tweetnacl');
+
+// The event data pusher-js decrypts: a nacl secretbox under the channel's shared secret
+// (`sdk.channelSharedSecret`, SHA-256 of the channel name and the master key), as the server SDKs
+// encrypt. The server only passes it through.
+export function encrypt(sdk, channel, value) {
+  const nonce = nacl.randomBytes(24);
+  const box = nacl.secretbox(Buffer.from(JSON.stringify(value)), nonce, sdk.channelSharedSecret(channel));
+  return { nonce: Buffer.from(nonce).toString('base64'), ciphertext: Buffer.from(box).toString('base64') };
 }
 
 export const unique = (prefix) => `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;

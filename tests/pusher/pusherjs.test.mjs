@@ -8,15 +8,12 @@
 //   anything else                           -> event `message`, data the whole publication
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import {
   APP, startPusherServer, startAuthServer, serverSdk, newClient, closeAll, connected, nextEvent, record,
-  subscribed, unique, waitFor, errorCode, isPusherError,
+  subscribed, unique, waitFor, errorCode, isPusherError, encrypt,
 } from './helpers.mjs';
 import { startServer, loadClient, once, FAST } from '../js/helpers.mjs';
 
-// tweetnacl is what pusher-js and the server SDK both use for private-encrypted- channels.
-const nacl = createRequire(import.meta.url)('tweetnacl');
 // Pushwire's own client, on the same hub channels.
 const { Client } = await loadClient();
 
@@ -234,20 +231,11 @@ test('presence: members with user_info, member_added/removed, one member per use
   assert.equal(chA.members.count, 1);
 });
 
-// The bytes pusher-js decrypts: nacl secretbox under SHA-256(channel name + master key), as the
-// server SDKs encrypt (the server only passes them through).
-function encrypt(channel, value) {
-  const key = serverSdk(server).channelSharedSecret(channel);
-  const nonce = nacl.randomBytes(24);
-  const box = nacl.secretbox(Buffer.from(JSON.stringify(value)), nonce, key);
-  return { nonce: Buffer.from(nonce).toString('base64'), ciphertext: Buffer.from(box).toString('base64') };
-}
-
 test('private-encrypted channel: ciphertext passes through untouched and pusher-js decrypts it', async () => {
   const channel = unique('private-encrypted-safe');
   const p = newClient(server, { auth, user: 'alice' });
   const ch = await subscribed(p, channel);
-  const sealed = encrypt(channel, { pin: '1234' });
+  const sealed = encrypt(serverSdk(server), channel, { pin: '1234' });
   const got = nextEvent(ch, 'code');
   await publish(channel, { event: 'code', data: sealed });
   assert.deepEqual(await got, { pin: '1234' });
