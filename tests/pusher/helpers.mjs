@@ -107,6 +107,28 @@ export function nextEvent(emitter, name, pred = () => true, timeoutMs = 10000) {
   });
 }
 
+// The first of several events: `watches` is a list of [emitter, name, pred?]; resolves with
+// { index, data } of the one that came first and unbinds them all.
+export function firstEvent(watches, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const bound = [];
+    const done = () => { clearTimeout(timer); for (const [em, name, fn] of bound) em.unbind(name, fn); };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for one of ${watches.map((w) => w[1]).join(', ')}`));
+    }, timeoutMs);
+    watches.forEach(([emitter, name, pred = () => true], index) => {
+      const fn = (data, meta) => {
+        if (!pred(data, meta)) return;
+        done();
+        resolve({ index, data });
+      };
+      bound.push([emitter, name, fn]);
+      emitter.bind(name, fn);
+    });
+  });
+}
+
 // The Pusher error code of a pusher-js connection `error` event: a pusher:error after the handshake
 // comes as {type:'PusherError', data:{code}}, a refusal during it (pusher:error or a close code)
 // as {type:'WebSocketError', error:{type:'PusherError', data:{code}}}.
