@@ -107,8 +107,16 @@ struct session_action {
   std::string data;                     // publish: raw JSON payload
   std::uint64_t limit = 0;              // history
   bool join_presence = false;           // subscribe: add this connection to the channel's presence
+  std::string member_user, member_info; // join_presence: the member's user id and info (JSON) when
+                                        // they are the subscription's own (Pusher's channel_data);
+                                        // empty: the connection's user
+  bool with_members = false;            // join_presence: the reply carries the members (after the join)
   code close_code = code::ok;           // close
   std::string reason;                   // close
+};
+
+struct member_entry {
+  std::string user, client, info;
 };
 
 struct engine_reply {
@@ -118,6 +126,7 @@ struct engine_reply {
   position pos;                         // subscribe/publish/history: channel position
   std::optional<bool> recovered;        // subscribe with since
   std::string data;                     // history: publications array; presence: members array
+  std::vector<member_entry> members;    // subscribe with with_members
 };
 
 struct session_info {

@@ -171,6 +171,23 @@ class http_session : public std::enable_shared_from_this<http_session> {
       stream_.expires_never();
       return run_ws_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
     }
+    if (path.starts_with("/app/") && websocket::is_upgrade(req) && !n_.cfg.pusher_apps.empty()) {
+      // The Pusher endpoint (docs/pusher.md): the same checks as /ws; the key is checked after the
+      // upgrade, where pusher-js can read the close code.
+      if (!n_.cfg.websocket) return reply(req, error_reply(code::bad_frame, "websocket transport is disabled"));
+      if (!valid_websocket_key(req[http::field::sec_websocket_key]))
+        return reply(req, error_reply(code::bad_frame, "Sec-WebSocket-Key must be base64 of 16 bytes"), true);
+      if (!origin_allowed(n_.cfg, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);
+      if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
+      if (!take_ip_slot(req, remote, "pusher")) return;
+      auto key = path.substr(5);
+      auto query = target.find('?') == std::string_view::npos ? std::string_view{} : target.substr(target.find('?') + 1);
+      auto q = parse_query(query);
+      std::string version = q.contains("protocol") ? q["protocol"] : std::string();
+      const pusher_app* app = find_app_by_key(n_.cfg.pusher_apps, key);   // before req moves: key views it
+      stream_.expires_never();
+      return run_pusher_session(n_, w_, stream_.release_socket(), std::move(req), with_slot(), app, version);
+    }
     if (path == "/sse" && req.method() == http::verb::get) {
       if (!n_.cfg.sse) return reply(req, error_reply(code::bad_frame, "sse transport is disabled"));
       if (!origin_allowed(n_.cfg, req[http::field::origin])) return reply(req, error_reply(code::permission_denied, "origin not allowed"), true);

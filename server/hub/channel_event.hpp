@@ -13,6 +13,7 @@ namespace pushwire::server {
 struct member {
   std::string user;     // "" = anonymous (then listed under its client id)
   std::string client;   // connection (or long-poll lease) id: one member per client
+  std::string info;     // JSON text the member shows others (Pusher's user_info), or ""
   bool operator==(const member&) const = default;
 };
 

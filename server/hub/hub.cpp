@@ -14,6 +14,10 @@ std::string members_json(const std::vector<member>& members) {
     protocol::append_json_string(out, members[i].user);
     out += ",\"client\":";
     protocol::append_json_string(out, members[i].client);
+    if (!members[i].info.empty()) {   // JSON the store was given as such (Pusher's user_info)
+      out += ",\"info\":";
+      out += members[i].info;
+    }
     out += '}';
   }
   out += ']';

@@ -1,7 +1,7 @@
 // The hub's currency (DECISIONS §20): a typed publication, never wire text. Stores, brokers and
 // fan-out hand these around by shared pointer; nothing copies the payload after it is made.
 //
-// Encodings. Each wire format (Pushwire frame, SSE event, later others) is encoded at most once per
+// Encodings. Each wire format (Pushwire frame, SSE event, Pusher message) is encoded at most once per
 // node per publication, by the first connection that needs it, on that connection's I/O thread —
 // outside every channel lock, and never for a format no subscriber uses. The publication keeps
 // the result in `encodings` so every other subscriber (and every resume replay, which hands out
@@ -25,7 +25,7 @@ namespace pushwire::server {
 // a reader on another thread that comes in meanwhile waits the few microseconds that takes.
 class encoding_cache {
  public:
-  static constexpr std::size_t slots = 3;
+  static constexpr std::size_t slots = 4;
   template <class Encode>
   const std::string& get(std::size_t slot, Encode&& encode) const {
     auto& st = state_[slot];
@@ -58,7 +58,7 @@ struct publication {
   std::size_t accounted_bytes() const {
     constexpr std::size_t envelope = 96;   // type, keys, offset digits, SSE prefix, newlines
     std::size_t one = data.size() + channel.size() + pos.epoch.size() + envelope;
-    return sizeof(publication) + data.size() + channel.size() + pos.epoch.size() + 2 * one;
+    return sizeof(publication) + data.size() + channel.size() + pos.epoch.size() + 3 * one;
   }
 };
 using publication_ptr = std::shared_ptr<const publication>;

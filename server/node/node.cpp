@@ -97,6 +97,13 @@ store_set default_stores(const config& c, const clock& clk) {
 
 }  // namespace
 
+std::string node::new_socket_id() {
+  std::string id = std::to_string(socket_prefix_);
+  id += '.';
+  id += std::to_string(next_client_.fetch_add(1));
+  return id;
+}
+
 node::node(config c, const clock& clock_source, const store_maker& make)
     : cfg_(with_node_id(std::move(c))),
       stores_(make ? make(cfg_, clock_source) : default_stores(cfg_, clock_source)),
@@ -115,6 +122,8 @@ node::node(config c, const clock& clock_source, const store_maker& make)
   // Client ids are presence member ids and long-poll lease ids: on a shared engine they must not
   // repeat between nodes, so each node counts from a random start (still "c" + digits).
   if (stores_.cluster) next_client_ = 1'000'000'000 + std::random_device{}() % 1'000'000'000ull * 1'000'000ull;
+  socket_prefix_ = 1 + std::random_device{}() % 1'000'000'000u;
+  pusher_connections = std::make_unique<std::atomic<std::size_t>[]>(cfg_.pusher_apps.size());
   if (!cfg_.token_secret.empty()) {
     verifier = [secret = cfg_.token_secret](std::string_view token, std::uint64_t) {
       auto r = verify_jwt(token, secret, static_cast<std::int64_t>(wall_seconds()));

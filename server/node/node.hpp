@@ -67,6 +67,11 @@ class node {
     id += std::to_string(next_client_.fetch_add(1));
     return id;
   }
+  // Pusher socket ids, "<this node's random number>.<counter>": unique over a cluster, and of the
+  // form pusher-js and the server SDKs check (\d+\.\d+).
+  std::string new_socket_id();
+  // Open Pusher connections per app (the index in cfg.pusher_apps), for each app's max_connections.
+  std::unique_ptr<std::atomic<std::size_t>[]> pusher_connections;
   // Whether `id` has the form of a server-issued client id ("c" + 1-19 digits).
   static bool valid_client_id(std::string_view id);
   std::uint64_t jitter(std::uint64_t max);   // uniform [0, max], any thread, any max
@@ -80,6 +85,7 @@ class node {
 
  private:
   std::atomic<std::uint64_t> next_client_{1};
+  std::uint64_t socket_prefix_ = 0;
   std::mutex rng_mu_;
   std::uint64_t rng_;
 };

@@ -92,6 +92,8 @@ std::string metrics::render_prometheus() const {
   family(out, "pushwire_connections", "gauge", "Open client connections by transport.");
   out += "pushwire_connections{transport=\"websocket\"} ";
   append_u64(out, load(connections_websocket));
+  out += "\npushwire_connections{transport=\"pusher\"} ";
+  append_u64(out, load(connections_pusher));
   out += "\npushwire_connections{transport=\"sse\"} ";
   append_u64(out, load(connections_sse));
   out += "\npushwire_connections{transport=\"polling\"} ";
@@ -155,6 +157,8 @@ std::string metrics::render_json() const {
   };
   out += "{\"connections\":{\"websocket\":";
   append_u64(out, load(connections_websocket));
+  out += ",\"pusher\":";
+  append_u64(out, load(connections_pusher));
   out += ",\"sse\":";
   append_u64(out, load(connections_sse));
   out += ",\"polling\":";

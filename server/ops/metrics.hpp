@@ -43,6 +43,7 @@ class metrics {
  public:
   // gauges: current connections per transport
   std::atomic<std::uint64_t> connections_websocket{0};
+  std::atomic<std::uint64_t> connections_pusher{0};   // the Pusher endpoint's WebSockets (docs/pusher.md)
   std::atomic<std::uint64_t> connections_sse{0};
   std::atomic<std::uint64_t> connections_polling{0};
   // counters

@@ -132,6 +132,14 @@ std::string check_pusher_apps(const std::vector<pusher_app>& apps) {
   return {};
 }
 
+std::string pusher_user_key(const pusher_app& app, std::string_view user_id) {
+  std::string k = "pusher:";
+  k += app.id;
+  k += ':';
+  k += user_id;
+  return k;
+}
+
 const pusher_app* find_app_by_key(const std::vector<pusher_app>& apps, std::string_view key) {
   for (auto& a : apps)
     if (a.key == key) return &a;

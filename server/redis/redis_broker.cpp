@@ -75,7 +75,7 @@ void redis_broker::publish_event(const channel_event_ptr& e) {
   std::string msg = e->what == channel_event::kind::join ? "j " : "l ";
   msg += e->who.client;
   msg += '\n';
-  msg += e->who.user;
+  msg += pack_member(e->who);
   engine_->post([this, ch = e->channel, msg = std::move(msg)]() mutable {
     engine_->command(ch, {"PUBLISH", redis_keys::pubsub(ch), std::move(msg)}, [](redis_reply) {});
   });
@@ -186,7 +186,7 @@ void redis_broker::on_message(const std::string& ch, std::string_view payload) {
   auto body = payload.substr(nl + 1);
   auto kind = word(head);
   if (kind == "j" || kind == "l") {
-    member m{std::string(body), std::string(head)};
+    member m = unpack_member(std::string(head), body);
     listener_->on_channel_event(make_channel_event(kind == "j" ? channel_event::kind::join : channel_event::kind::leave,
                                                    ch, std::move(m)));
     return;

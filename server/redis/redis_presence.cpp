@@ -27,7 +27,7 @@ void redis_presence::emit(channel_event::kind k, const std::string& channel, mem
 
 void redis_presence::announce_gone(const std::string& channel, const redis_reply& gone) {
   for (std::size_t i = 0; i + 1 < gone.elements.size(); i += 2)
-    emit(channel_event::kind::leave, channel, member{gone.elements[i + 1].str, gone.elements[i].str});
+    emit(channel_event::kind::leave, channel, unpack_member(gone.elements[i].str, gone.elements[i + 1].str));
 }
 
 void redis_presence::run_join(const std::string& ch, const member& m, std::uint64_t lease_ms,
@@ -35,7 +35,7 @@ void redis_presence::run_join(const std::string& ch, const member& m, std::uint6
   // The keys outlive the longest lease a little, so a channel nobody renews vanishes on its own.
   auto key_ttl = std::max(lease_ms, cfg_.lease_ms) * 2;
   engine_->script(redis_scripts::get().join, ch, {redis_keys::members(ch), redis_keys::leases(ch)},
-                  {m.client, m.user, std::to_string(lease_ms), std::to_string(cfg_.max_members),
+                  {m.client, pack_member(m), std::to_string(lease_ms), std::to_string(cfg_.max_members),
                    std::to_string(key_ttl)},
                   [this, ch, m, done = std::move(done)](redis_reply r) {
                     if (r.is_error() || r.elements.size() != 2) {
@@ -56,7 +56,7 @@ void redis_presence::join(std::string_view channel, const member& m, std::uint64
   std::uint64_t lease_ms = lease_until_ms == 0 ? cfg_.lease_ms : (lease_until_ms > now ? lease_until_ms - now : 1);
   if (lease_until_ms == 0) {
     std::lock_guard lk(mu_);
-    held_[std::string(channel)][m.client] = m.user;
+    held_[std::string(channel)][m.client] = m;
   }
   engine_->post([this, ch = std::string(channel), m, lease_ms, held = lease_until_ms == 0,
                  done = std::move(done)]() mutable {
@@ -84,7 +84,7 @@ void redis_presence::leave(std::string_view channel, std::string_view client) {
   engine_->post([this, ch = std::string(channel), c = std::string(client)] {
     engine_->script(redis_scripts::get().leave, ch, {redis_keys::members(ch), redis_keys::leases(ch)}, {c},
                     [this, ch, c](redis_reply r) {
-                      if (r.type == redis_reply::kind::string) emit(channel_event::kind::leave, ch, member{r.str, c});
+                      if (r.type == redis_reply::kind::string) emit(channel_event::kind::leave, ch, unpack_member(c, r.str));
                     });
   });
 }
@@ -98,7 +98,7 @@ void redis_presence::members(std::string_view channel, std::function<void(std::v
                         announce_gone(ch, r.elements[0]);
                         auto& all = r.elements[1].elements;
                         for (std::size_t i = 0; i + 1 < all.size(); i += 2)
-                          out.push_back(member{all[i + 1].str, all[i].str});
+                          out.push_back(unpack_member(all[i].str, all[i + 1].str));
                       }
                       done(std::move(out));
                     });
@@ -117,7 +117,7 @@ void redis_presence::sweep(std::uint64_t now_ms) {
     {
       std::lock_guard lk(mu_);
       for (auto& [ch, clients] : held_)
-        for (auto& [client, user] : clients) renew.emplace_back(ch, member{user, client});
+        for (auto& [client, m] : clients) renew.emplace_back(ch, m);
     }
     engine_->post([this, renew = std::move(renew)] {
       for (auto& [ch, m] : renew) {

@@ -51,7 +51,7 @@ class redis_presence final : public presence_store {
   std::mutex mu_;   // guards held_ and listener_ (occupied() runs on I/O threads)
   std::function<void(const channel_event_ptr&)> listener_;
   // Members this node holds for its connections (lease 0 in join()), renewed by sweep().
-  std::map<std::string, std::map<std::string, std::string>, std::less<>> held_;   // channel -> client -> user
+  std::map<std::string, std::map<std::string, member>, std::less<>> held_;   // channel -> client -> member
   std::uint64_t next_renew_ms_ = 0;
   std::uint64_t next_expiry_ms_ = 0;
 };

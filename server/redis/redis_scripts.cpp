@@ -176,6 +176,23 @@ std::string with_expiry(std::string_view body) {
 
 }  // namespace
 
+std::string pack_member(const member& m) {
+  if (m.info.empty()) return m.user;
+  std::string v = m.user;
+  v += '\0';
+  v += m.info;
+  return v;
+}
+
+member unpack_member(std::string client, std::string_view value) {
+  auto nul = value.find('\0');
+  member m;
+  m.client = std::move(client);
+  m.user = std::string(value.substr(0, nul));
+  if (nul != std::string_view::npos) m.info = std::string(value.substr(nul + 1));
+  return m;
+}
+
 const redis_scripts& redis_scripts::get() {
   static const redis_scripts all{make(std::string(publish_lua)), make(std::string(read_lua)),
                                  make(with_expiry(join_lua)), make(std::string(leave_lua)),

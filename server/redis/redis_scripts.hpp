@@ -2,6 +2,7 @@
 // script touches for one channel carries the channel in a hash tag, pushwire:{<channel>}:..., so
 // the keys of a channel stay together (cluster-friendly, DECISIONS §22). docs/scaling.md lists them.
 #pragma once
+#include "server/hub/channel_event.hpp"
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,11 @@ struct lua_script {
   std::string source;
   std::string sha1;   // hex, computed from the source at startup
 };
+
+// A presence member's value in the members hash and in join/leave messages: the user id, and when
+// the member has info (Pusher's user_info), a NUL and the info. Neither holds a NUL otherwise.
+std::string pack_member(const member& m);
+member unpack_member(std::string client, std::string_view value);
 
 namespace redis_keys {
 inline std::string channel_key(std::string_view channel, std::string_view what) {

@@ -63,7 +63,10 @@ void shell::deliver(const outgoing& o) {
   }
   auto* e = std::get_if<channel_event_ptr>(&o);
   if (!e || !channels_.contains((*e)->channel)) return;
-  if ((*e)->what != channel_event::kind::gap) return offer(o, false);
+  if ((*e)->what != channel_event::kind::gap) {
+    if (take_member_event(**e)) return;
+    return offer(o, false);
+  }
   // Told only if this stream had not got past the gap already (its resume replay may have covered
   // it): moving the position to the gap's start is then a `send`.
   if (stream_.admit((*e)->channel, (*e)->at) == protocol::admit_verdict::send)
@@ -139,7 +142,7 @@ void shell::on_stream_action(protocol::stream_action a) {
 
 void shell::drain(std::uint64_t now) {
   for (;;) {
-    if (auto a = session_.poll_action()) {
+    if (auto a = next_session_action()) {
       execute(*a, now);
       continue;
     }
@@ -155,7 +158,7 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
   auto& h = node_.the_hub();
   protocol::engine_reply reply{.request = a.request};
   auto answer = [this, now](protocol::engine_reply r) {
-    session_.handle_result(r, now);
+    session_result(r, now);
     drain(now);
   };
   in_request scope(requesting_);
@@ -230,10 +233,21 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
   // Presence before the reply: a channel at its member cap refuses the subscribe (4021).
   in_request scope(requesting_);
   auto ch = a.channel;
-  node_.the_hub().presence_join(ch, member{session_.user(), presence_client_}, presence_lease_until_,
+  member who{a.member_user.empty() ? session_.user() : a.member_user, presence_client_, a.member_info};
+  node_.the_hub().presence_join(ch, who, presence_lease_until_,
                                 complete<code>([this, a = std::move(a), r = std::move(r), now](code c) mutable {
                                   if (c == code::ok) {
                                     if (auto it = channels_.find(a.channel); it != channels_.end()) it->second.presence = true;
+                                    if (a.with_members) {
+                                      // The member list after our own join (Pusher's subscription_succeeded).
+                                      in_request inner(requesting_);
+                                      auto ch = a.channel;
+                                      return node_.the_hub().presence(
+                                          ch, complete<std::vector<member>>(
+                                                  [this, a = std::move(a), r = std::move(r), now](std::vector<member> m) mutable {
+                                                    finish_subscribe(std::move(a), std::move(r), now, std::move(m));
+                                                  }));
+                                    }
                                   } else {
                                     r.error = c;
                                     r.reason = c == code::presence_full
@@ -245,7 +259,7 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
                                 }));
 }
 
-void shell::finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now) {
+void shell::finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now, std::vector<member> members) {
   auto it = channels_.find(a.channel);
   if (it == channels_.end()) return;   // unsubscribed meanwhile
   protocol::engine_reply reply{.request = a.request};
@@ -253,7 +267,7 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
     leave_channel(a.channel, true);
     reply.error = r.error;
     reply.reason = r.reason;
-    session_.handle_result(reply, now);
+    session_result(reply, now);
     return drain(now);
   }
   bool recovered = r.recovered.value_or(false);
@@ -264,9 +278,11 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
   stream_.subscribed(a.channel, start);
   reply.pos = r.top;
   reply.recovered = r.recovered;
-  session_.handle_result(reply, now);
+  reply.members.reserve(members.size());
+  for (auto& m : members) reply.members.push_back(protocol::member_entry{std::move(m.user), std::move(m.client), std::move(m.info)});
+  session_result(reply, now);
   // The `subscribed` frame (the session's next send) carries the stream position.
-  while (auto act = session_.poll_action()) {
+  while (auto act = next_session_action()) {
     if (act->kind == session_action_kind::send && act->sent == protocol::frame_kind::subscribed) {
       auto c = make_control(std::move(act->text));
       c->channel = a.channel;

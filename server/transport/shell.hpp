@@ -59,6 +59,20 @@ class shell : public subscriber {
   // A control frame from the session (a reply, an error, a disconnect).
   void send_control(std::shared_ptr<control_frame> c);
 
+  // The protocol session the shell runs. The defaults are the Pushwire session's; the Pusher
+  // endpoint (server/pusher/) speaks through the same actions and replies with its own session.
+  virtual std::optional<protocol::session_action> next_session_action() { return session_.poll_action(); }
+  virtual void session_result(const protocol::engine_reply& r, std::uint64_t now) { session_.handle_result(r, now); }
+  virtual void session_tick(std::uint64_t now) {
+    if (auto d = session_.next_deadline(); d && now >= *d) session_.handle_timeout(now);
+  }
+  // A presence join or leave of a subscribed channel: true when the protocol took it itself
+  // (Pusher tells member_added/removed per user); false queues the shared encoding.
+  virtual bool take_member_event(const channel_event&) { return false; }
+  // A subscribed stream lost publications (gap, new epoch): the Pushwire protocol says so with a
+  // `subscribed` frame, recovered:false; a protocol without resume has nothing to tell.
+  virtual void announce_break(const std::string& channel, const protocol::position& at);
+
   node& node_;
   local_subscribers& subs_;
   unsigned io_thread_;
@@ -74,11 +88,11 @@ class shell : public subscriber {
   };
   void execute(protocol::session_action& a, std::uint64_t now);
   void on_resumed(protocol::session_action a, resume_result r, std::uint64_t now);
-  void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now);
+  void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now,
+                        std::vector<member> members = {});
   void leave_channel(const std::string& channel, bool leave_presence);
   void offer(const outgoing& o, bool replay);
   void announce_reset(const publication& p);   // a new epoch under a live subscription
-  void announce_break(const std::string& channel, const protocol::position& at);
   // Counts `size` bytes against the stream's queue bound; false (and the slow-consumer path) when
   // refused.
   bool take_bytes(std::size_t size, bool replay);

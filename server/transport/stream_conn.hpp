@@ -55,7 +55,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       derived().release_write_buffers();
     }
     stream_.handle_timeout(now);
-    if (auto d = session_.next_deadline(); d && now >= *d) session_.handle_timeout(now);
+    session_tick(now);
     drain(now);
   }
   void server_disconnect(const disconnect_order& d, std::uint64_t after_ms) override {

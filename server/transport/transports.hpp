@@ -13,4 +13,9 @@ void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::sha
 void run_poll(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
               std::shared_ptr<void> life, std::shared_ptr<void> ip_slot);
 
+// The Pusher endpoint (server/pusher/pusher_ws_session.cpp): `app` null = an unknown key (refused
+// with 4001 after the upgrade, as Pusher does); `version` is the ?protocol= parameter.
+void run_pusher_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life,
+                        const pusher_app* app, std::string_view version);
+
 }  // namespace pushwire::server

@@ -50,18 +50,7 @@ class ws_session final : public stream_conn<ws_session> {
   void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs) {
     std::size_t payload = 0;
     for (auto& q : items) payload += q.size;   // item_size(): the frame's length
-    std::size_t h = 0;
-    header_[h++] = 0x81;   // FIN + text
-    if (payload < 126) {
-      header_[h++] = static_cast<unsigned char>(payload);
-    } else if (payload < 65536) {
-      header_[h++] = 126;
-      for (int shift = 8; shift >= 0; shift -= 8) header_[h++] = static_cast<unsigned char>(payload >> shift);
-    } else {
-      header_[h++] = 127;
-      for (int shift = 56; shift >= 0; shift -= 8) header_[h++] = static_cast<unsigned char>(payload >> shift);
-    }
-    bufs.emplace_back(header_, h);
+    bufs.emplace_back(header_, ws_text_header(header_, payload));
     for (auto& q : items) {
       auto& t = frame_text(q.item);
       bufs.emplace_back(t.data(), t.size());

@@ -19,6 +19,24 @@
 
 namespace pushwire::server {
 
+// The header of one unmasked, unfragmented text message of `payload` bytes (RFC 6455 §5.2), written
+// to `out` (room for 10 bytes); returns its length. The fast write paths frame their messages
+// themselves and send them with the shared payload buffers in one gather write.
+inline std::size_t ws_text_header(unsigned char* out, std::size_t payload) {
+  std::size_t h = 0;
+  out[h++] = 0x81;   // FIN + text
+  if (payload < 126) {
+    out[h++] = static_cast<unsigned char>(payload);
+  } else if (payload < 65536) {
+    out[h++] = 126;
+    for (int shift = 8; shift >= 0; shift -= 8) out[h++] = static_cast<unsigned char>(payload >> shift);
+  } else {
+    out[h++] = 127;
+    for (int shift = 56; shift >= 0; shift -= 8) out[h++] = static_cast<unsigned char>(payload >> shift);
+  }
+  return h;
+}
+
 class ws_socket {
  public:
   using socket_type = boost::asio::ip::tcp::socket;

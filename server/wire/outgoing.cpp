@@ -1,15 +1,24 @@
-// The encoders of the Pushwire frame and SSE wire formats, run lazily through each item's
+// The encoders of the Pushwire frame, SSE and Pusher wire formats, run lazily through each item's
 // encoding cache (slot numbers are private to this file).
 #include "server/wire/outgoing.hpp"
 
 #include "protocol/frame_codec.hpp"
+#include "protocol/pusher/pusher_mapping.hpp"
+#include "protocol/pusher/pusher_session.hpp"
 #include "server/hub/hub.hpp"
 
 namespace pushwire::server {
 
 namespace {
 
-enum slot : std::size_t { pushwire_slot = 0, sse_slot = 1 };
+enum slot : std::size_t { pushwire_slot = 0, sse_slot = 1, pusher_slot = 2, pusher_excluded_slot = 3 };
+
+// A hub channel as Pusher names it: an app's channels live in its namespace (pusher_apps.hpp),
+// and a Pusher name never holds a ':', so the name is what follows the first one.
+std::string_view pusher_name(std::string_view hub) {
+  auto colon = hub.find(':');
+  return colon == std::string_view::npos ? hub : hub.substr(colon + 1);
+}
 
 std::string sse_of_lines(std::string_view text, std::string_view event) {
   std::string out;
@@ -94,6 +103,31 @@ const std::string& sse_text(const outgoing& o) {
     }
   };
   return std::visit(visitor{}, o);
+}
+
+const std::string& pusher_text(const outgoing& o) {
+  struct visitor {
+    const std::string& operator()(const publication_ptr& p) const {
+      return p->encodings.get(pusher_slot, [&] {
+        auto ev = protocol::pusher::from_hub_data(p->data);
+        std::string out;
+        out.reserve(ev.data.size() + ev.event.size() + p->channel.size() + 48);
+        protocol::pusher::pusher_session::encode_message(out, ev.event, pusher_name(p->channel), ev.data);
+        return out;
+      });
+    }
+    // Pusher connections turn presence events into their own member_added / member_removed.
+    const std::string& operator()(const channel_event_ptr&) const {
+      static const std::string none;
+      return none;
+    }
+    const std::string& operator()(const control_ptr& c) const { return c->text; }
+  };
+  return std::visit(visitor{}, o);
+}
+
+const std::string& pusher_excluded(const publication& p) {
+  return p.encodings.get(pusher_excluded_slot, [&] { return protocol::pusher::from_hub_data(p.data).socket_id; });
 }
 
 stream_mark mark_of(const outgoing& o) {

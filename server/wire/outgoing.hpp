@@ -37,6 +37,13 @@ const std::string& frame_text(const outgoing& o);
 // The SSE event(s) without an `id:` line (each connection writes its own, DECISIONS §4).
 const std::string& sse_text(const outgoing& o);
 
+// The Pusher message (pusher_mapping.hpp): a publication's event on the channel's Pusher name;
+// control frames are the Pusher session's own text.
+const std::string& pusher_text(const outgoing& o);
+// The socket id a publication must not reach (the sender of a client event, or the API's
+// socket_id), or "".
+const std::string& pusher_excluded(const publication& p);
+
 // The channel and position an item moves in the stream's token (publications; `subscribed`
 // replies), or null.
 struct stream_mark {

@@ -1,0 +1,253 @@
+// The Pusher endpoint's transport: a WebSocket at /app/{key} speaking Pusher's protocol 7 over the
+// same stream connection as Pushwire's own WebSocket (stream_conn.hpp: shared buffers, one gather
+// write per flush, the stream machine's queue bound, heartbeats and dead-peer deadline). The
+// protocol is protocol/pusher/pusher_session's; this file moves bytes and passes on its notes.
+//
+// Fan-out: a publication goes out as its Pusher message (wire/outgoing.cpp, pusher_text), encoded
+// once per node and shared like the other formats; the one per-subscriber step is comparing the
+// publication's excluded socket id (client events are not echoed, the API's socket_id) with ours.
+#include "protocol/json_scan.hpp"
+#include "protocol/pusher/pusher_session.hpp"
+#include "server/ops/log.hpp"
+#include "server/pusher/pusher_signature.hpp"
+#include "server/transport/stream_conn.hpp"
+#include "server/transport/transports.hpp"
+#include "server/transport/ws_socket.hpp"
+
+namespace pushwire::server {
+
+using protocol::code;
+namespace pp = protocol::pusher;
+
+namespace {
+
+pp::session_config session_config_of(node& n, const pusher_app* app, std::string socket_id) {
+  pp::session_config c;
+  c.socket_id = std::move(socket_id);
+  c.max_subscriptions = n.cfg.max_subscriptions;
+  c.max_message_bytes = n.cfg.max_message_bytes;
+  c.activity_timeout_s = n.cfg.pusher_activity_timeout_s;
+  if (!app) return c;
+  c.app_key = app->key;
+  c.ns = app->ns;
+  c.client_events = app->client_events;
+  c.client_events_per_s = app->client_events_per_s;
+  c.sign = [secret = app->secret](std::string_view text) { return hmac_sha256_hex(secret, text); };
+  return c;
+}
+
+class pusher_ws_session final : public stream_conn<pusher_ws_session> {
+ public:
+  static constexpr std::size_t max_items_per_write = 64;
+
+  pusher_ws_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life, const pusher_app* app,
+                    std::string_view version)
+      : stream_conn(n, w, true), ws_(ws_socket(std::move(sock))), life_(std::move(life)), app_(app),
+        socket_id_(n.new_socket_id()), psession_(session_config_of(n, app, socket_id_), n.clk.now_ms()) {
+    presence_client_ = socket_id_;
+    greet(version);
+  }
+
+  ~pusher_ws_session() override { finish(); }
+
+  void run(request req) {
+    ws_.set_option(websocket::stream_base::timeout{
+        std::chrono::milliseconds(node_.cfg.request_timeout_ms), websocket::stream_base::none(), false});
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { stream_.received(node_.clk.now_ms()); });
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "pushwire");
+    }));
+    // Envelope allowance over the payload limit: event name, channel and keys of a client event.
+    ws_.read_message_max(node_.cfg.max_message_bytes + 512 + 128);
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.async_accept(req, beast::bind_front_handler(&pusher_ws_session::on_accept, shared_from_this()));
+  }
+
+  // connection_established, or the refusal: an unknown key, a protocol version we do not speak,
+  // the app's connection quota.
+  void greet(std::string_view version) {
+    if (!app_) return psession_.refuse(pp::close_code::app_not_found, "unknown app key");
+    auto v = protocol::parse_uint(version);
+    if (version.empty()) return psession_.refuse(pp::close_code::no_version, "no protocol version given (?protocol=7)");
+    if (!v || *v < 5 || *v > 7) return psession_.refuse(pp::close_code::version_not_supported, "protocol versions 5 to 7 are supported");
+    app_index_ = static_cast<std::size_t>(app_ - node_.cfg.pusher_apps.data());
+    auto open = node_.pusher_connections[app_index_].fetch_add(1) + 1;
+    counted_ = true;
+    if (app_->max_connections && open > app_->max_connections)
+      return psession_.refuse(pp::close_code::over_connection_quota, "over the app's connection quota");
+    psession_.start();
+  }
+
+  // --- stream_conn's transport hooks ---
+  std::size_t item_size(const outgoing& o) const { return pusher_text(o).size(); }
+
+  // One WebSocket message per item (pusher-js reads one JSON message per frame), all in one write.
+  void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs) {
+    headers_.resize(items.size() * 10);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      auto& t = pusher_text(items[i].item);
+      auto* h = headers_.data() + i * 10;
+      bufs.emplace_back(h, ws_text_header(h, t.size()));
+      bufs.emplace_back(t.data(), t.size());
+    }
+  }
+  void release_write_buffers() { std::vector<unsigned char>().swap(headers_); }
+  bool socket_busy() const { return ws_.next_layer().beast_busy(); }
+  template <class Handler>
+  void wait_turn(Handler&& h) { ws_.next_layer().wait_turn(std::forward<Handler>(h)); }
+  void begin_raw() { ws_.next_layer().begin_raw(); }
+  void end_raw() { ws_.next_layer().end_raw(); }
+  tcp::socket& socket() { return ws_.next_layer().socket(); }
+
+  void close_transport() {
+    if (close_started_ || state_ == conn_state::closed) return;
+    close_started_ = true;
+    auto cc = static_cast<std::uint16_t>(close_code_ == code::ok ? code::normal_closure : close_code_);
+    std::string reason = close_reason_.size() > 120 ? close_reason_.substr(0, 120) : close_reason_;
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(cc), reason),
+                    [self = shared_from_this()](beast::error_code) { self->finish(); });
+  }
+
+  void on_probe() {
+    if (probing_ || close_started_ || state_ != conn_state::open) return;
+    probing_ = true;
+    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) { self->probing_ = false; });
+  }
+
+  void cut() {
+    beast::error_code ec;
+    ws_.next_layer().close(ec);
+  }
+
+  void finish() {
+    if (state_ == conn_state::closed) return;
+    bool accepted = accepted_;
+    state_ = conn_state::closed;
+    psession_.shell_closed();
+    release();
+    if (counted_) node_.pusher_connections[app_index_].fetch_sub(1);
+    counted_ = false;
+    if (accepted) {
+      w_.conns.erase(this);
+      node_.registry.remove(socket_id_);
+      node_.met.connections_pusher.fetch_sub(1, std::memory_order_relaxed);
+    }
+    cut();
+  }
+
+  // --- the shell's protocol hooks: the Pusher session instead of Pushwire's ---
+  void deliver(const outgoing& o) override {
+    // Not back to the connection the publication came from (its own client event, the API's socket_id).
+    if (auto* p = as_publication(o); p && pusher_excluded(*p) == socket_id_) return;
+    shell::deliver(o);
+  }
+  std::optional<protocol::session_action> next_session_action() override {
+    pass_notes();
+    return psession_.poll_action();
+  }
+  void session_result(const protocol::engine_reply& r, std::uint64_t now) override { psession_.handle_result(r, now); }
+  void session_tick(std::uint64_t) override {}
+  bool take_member_event(const channel_event& e) override {
+    if (e.what == channel_event::kind::gap) return true;
+    psession_.handle_member_event(
+        pp::member_event{e.what == channel_event::kind::join, e.channel, e.who.user, e.who.client, e.who.info});
+    drain(node_.clk.now_ms());
+    return true;
+  }
+  void announce_break(const std::string&, const protocol::position&) override {}   // no resume in Pusher's protocol
+
+  void on_stream_action(protocol::stream_action a) override {
+    switch (a) {
+      case protocol::stream_action::send_ping: {
+        // pusher-js answers pusher:ping with pusher:pong (the stream machine counts any byte read).
+        static const std::string ping = [] {
+          std::string s;
+          pp::pusher_session::encode_message(s, "pusher:ping", {}, "{}");
+          return s;
+        }();
+        if (stream_.queue(ping.size(), false)) push(make_control(ping), ping.size(), false);
+        return;
+      }
+      case protocol::stream_action::send_notice:
+        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
+        pending_.clear();
+        psession_.disconnect(code::slow_consumer, "send queue over its byte bound", true);
+        return drain(node_.clk.now_ms());
+      default:
+        return stream_conn::on_stream_action(a);
+    }
+  }
+  void server_disconnect(const disconnect_order& d, std::uint64_t) override {
+    psession_.disconnect(d.code, d.reason, d.reconnect);
+    drain(node_.clk.now_ms());
+  }
+  const std::string& client_id() const override { return socket_id_; }
+  const std::string& user_id() const override { return user_key_; }
+
+ private:
+  void on_accept(beast::error_code ec) {
+    if (ec) return finish();
+    accepted_ = true;
+    w_.conns.insert(this);
+    node_.registry.add(socket_id_, w_.index, "");
+    node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
+    stream_.received(node_.clk.now_ms());
+    opened();
+    drain(node_.clk.now_ms());   // connection_established, or the refusal and its close
+    if (state_ == conn_state::open) do_read();
+  }
+
+  void do_read() {
+    if (ws_.is_message_done())
+      ws_.async_read_some(rbuf_, idle_read_bytes, beast::bind_front_handler(&pusher_ws_session::on_read, shared_from_this()));
+    else
+      ws_.async_read(rbuf_, beast::bind_front_handler(&pusher_ws_session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) return finish();
+    auto now = node_.clk.now_ms();
+    stream_.received(now);
+    if (!ws_.is_message_done()) return do_read();
+    auto data = rbuf_.cdata();
+    psession_.handle_text(std::string_view(static_cast<const char*>(data.data()), data.size()), now);
+    rbuf_.consume(rbuf_.size());
+    if (rbuf_.capacity() > idle_read_bytes) rbuf_ = beast::flat_buffer{};
+    drain(now);
+    if (state_ == conn_state::open) do_read();
+  }
+
+  // What the session tells besides its actions: a sign-in (the registry's user, for the API's
+  // terminate_connections) and the webhooks' events.
+  void pass_notes() {
+    while (auto n = psession_.poll_note()) {
+      if (n->what == pp::note::kind::signed_in) {
+        user_key_ = pusher_user_key(*app_, n->user);
+        node_.registry.add(socket_id_, w_.index, user_key_);
+      }
+    }
+  }
+
+  static constexpr std::size_t idle_read_bytes = 64;
+  websocket::stream<ws_socket> ws_;
+  std::shared_ptr<void> life_;
+  const pusher_app* app_;
+  std::size_t app_index_ = 0;
+  bool counted_ = false;
+  std::string socket_id_;
+  std::string user_key_;
+  pp::pusher_session psession_;
+  std::vector<unsigned char> headers_;
+  beast::flat_buffer rbuf_;
+  bool accepted_ = false, close_started_ = false, probing_ = false;
+};
+
+}  // namespace
+
+void run_pusher_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life,
+                        const pusher_app* app, std::string_view version) {
+  std::make_shared<pusher_ws_session>(n, w, std::move(sock), std::move(life), app, version)->run(std::move(req));
+}
+
+}  // namespace pushwire::server
