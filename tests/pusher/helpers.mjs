@@ -99,10 +99,11 @@ export function nextEvent(emitter, name, pred = () => true, timeoutMs = 10000) {
       emitter.unbind(name, onEvent);
       resolve(data);
     };
+    // Unreferenced: a wait left behind by a failed test does not hold the file open.
     const timer = setTimeout(() => {
       emitter.unbind(name, onEvent);
       reject(new Error(`timed out after ${timeoutMs} ms waiting for '${name}'`));
-    }, timeoutMs);
+    }, timeoutMs).unref();
     emitter.bind(name, onEvent);
   });
 }
@@ -116,7 +117,7 @@ export function firstEvent(watches, timeoutMs = 10000) {
     const timer = setTimeout(() => {
       done();
       reject(new Error(`timed out after ${timeoutMs} ms waiting for one of ${watches.map((w) => w[1]).join(', ')}`));
-    }, timeoutMs);
+    }, timeoutMs).unref();
     watches.forEach(([emitter, name, pred = () => true], index) => {
       const fn = (data, meta) => {
         if (!pred(data, meta)) return;
