@@ -72,8 +72,8 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
 if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
-  # The Pusher protocol with the real clients and SDKs from npm (api-cluster also runs redis-server).
-  echo "== Pusher tests (pusher SDK, pusher-js)"
+  # The real pusher-js, Laravel Echo and pusher server SDK from npm against /app/{key} and /apps/{id}/ (Chromium too).
+  echo "== Pusher compatibility tests (pusher-js, Laravel Echo, the pusher SDK)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
 fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
