@@ -71,6 +71,11 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   echo "== cluster tests (Redis engine, several nodes, nginx)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
+if compgen -G "tests/durable/*.test.mjs" >/dev/null; then
+  # --data-dir: the server killed and restarted under the JS client, a disk that fills, a cut database.
+  echo "== durable history tests (kill/restart, disk faults)"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/durable/
+fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/browser/
