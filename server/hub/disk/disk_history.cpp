@@ -10,6 +10,7 @@
 
 #include "protocol/channel_name.hpp"
 #include "server/hub/data_hash.hpp"
+#include "server/hub/disk/wal_checkpointer.hpp"
 #include "server/hub/history_window.hpp"
 #include "server/ops/log.hpp"
 
@@ -130,11 +131,20 @@ disk_history::disk_history(disk_history_config cfg)
     failure_ = err;
     close_db();
     log::error("history store cannot write: publishes are refused", {{"dir", cfg_.dir}, {"error", err}});
+  } else {
+    wal_checkpointer_config k;
+    k.path = (std::filesystem::path(cfg_.dir) / "history.db").string();
+    // interval: the promised fsync period; otherwise how often the WAL's size is looked at.
+    k.period = std::chrono::milliseconds(cfg_.policy == durability::interval ? cfg_.fsync_interval_ms : 1000);
+    k.sync_wal = cfg_.policy == durability::interval;
+    k.full_sync = cfg_.policy == durability::fsync;
+    checkpointer_ = std::make_unique<wal_checkpointer>(std::move(k));
   }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
 disk_history::~disk_history() {
+  checkpointer_.reset();   // the writer's last checkpoint (TRUNCATE) must not meet one of its passes
   {
     std::lock_guard lk(q_mu_);
     stop_ = true;
@@ -175,6 +185,15 @@ bool disk_history::open_db(std::string& err) {
       return false;
     }
     sqlite3_busy_timeout(db_, 1000);
+    // Replaces SQLite's auto-checkpoint (it would fsync on the commit path): checkpoints are the
+    // wal_checkpointer's, and the writer's own once the WAL is past max_wal_frames.
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<disk_history*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        this);
     err.clear();
     bool ok = exec("PRAGMA journal_mode=WAL;", err) &&
               exec(cfg_.policy == durability::fsync ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err);
@@ -466,19 +485,13 @@ void disk_history::writer_loop() {
   // Channel -> epoch whose commit failed: later appends of that epoch would follow a hole, so
   // they fail too, until the channel's new epoch comes through.
   std::map<std::string, std::string> failed;
-  auto last_sync = std::chrono::steady_clock::now();
-  bool dirty = false;   // committed since the last fsync (interval policy)
-  auto interval = std::chrono::milliseconds(cfg_.fsync_interval_ms ? cfg_.fsync_interval_ms : 1);
   bool failing = false;
   for (;;) {
     std::vector<op> batch;
     bool stopping;
     {
       std::unique_lock lk(q_mu_);
-      if (dirty && cfg_.policy == durability::interval)
-        q_cv_.wait_until(lk, last_sync + interval, [&] { return stop_ || !queue_.empty(); });
-      else
-        q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+      q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
       batch.swap(queue_);
       stopping = stop_;
     }
@@ -493,7 +506,7 @@ void disk_history::writer_loop() {
         ok = false;
         err = failure_;
       }
-      if (ok) dirty = true;
+      if (ok && checkpointer_) checkpointer_->committed(wal_frames_);
       if (!ok && !failing) log::error("history commit failed: publishes refused", {{"error", err}});
       if (ok && failing) log::info("history commits work again");
       failing = !ok;
@@ -544,11 +557,9 @@ void disk_history::writer_loop() {
       }
       flushed_cv_.notify_all();
     }
-    if (db_ && dirty && cfg_.policy == durability::interval &&
-        (stopping || std::chrono::steady_clock::now() - last_sync >= interval)) {
-      std::string e;
-      if (exec("PRAGMA wal_checkpoint(PASSIVE);", e)) dirty = false;   // syncs the WAL, then the database
-      last_sync = std::chrono::steady_clock::now();
+    if (db_ && wal_frames_ >= cfg_.max_wal_frames) {
+      std::string e;   // BUSY (a checkpointer pass is on): tried again after the next commit
+      if (exec("PRAGMA wal_checkpoint(RESTART);", e)) wal_frames_ = 0;
     }
     if (stopping) {
       std::lock_guard lk(q_mu_);
