@@ -61,8 +61,14 @@ test('a numbered stream survives SIGKILLs and a SIGTERM on every transport: noth
     let epoch = null;
     const unexpected = [];
     const retries = { count: 0 };
+    // A stop lands within `slack` publications of its mark: the publisher does not run past that
+    // before the stop is done (the killer first waits for every client to be back from the last one).
+    const slack = 30;
+    let stopsDone = 0;
     const publisher = (async () => {
       for (let n = 1; n <= N; n++) {
+        await waitFor(() => kills.every(([at], i) => n <= at + slack || i < stopsDone),
+          { timeoutMs: 30000, what: `the stop due before publication ${n}` });
         const p = await publishUntilAcknowledged(srv, ch, n, unexpected, retries);
         // The position never moves back, never changes epoch: it is exactly n.
         epoch ??= p.epoch;
@@ -71,14 +77,22 @@ test('a numbered stream survives SIGKILLs and a SIGTERM on every transport: noth
         acked = n;
       }
     })();
+    // Counts at the last stop: a client is back from it once its count moved on (a state still
+    // 'connected' may be from before it noticed the stop). Long-polling is a connection only while a
+    // poll is parked, so a stop may fall between its polls: it only has to be connected.
+    let seen = clients.map(() => -1);   // none yet
+    let seenStreams = 0;
     for (const [at, signal] of kills) {
       await waitFor(() => acked >= at, { timeoutMs: 30000, what: `${at} acknowledged (have ${acked})` });
       // Each stop meets live connections: every client is back from the last one.
-      await waitFor(() => clients.every((r) => r.c.state === 'connected') && plain.live(),
-        { timeoutMs: 15000, what: 'every client connected before the next stop' });
+      await waitFor(() => clients.every((r, i) => r.c.state === 'connected' && (r.transport === 'polling' || r.reconnects > seen[i])) &&
+        plain.opened > seenStreams && plain.live(), { timeoutMs: 15000, what: 'every client back before the next stop' });
+      seen = clients.map((r) => r.reconnects);
+      seenStreams = plain.opened;
       const exit = await srv.signal(signal);
       if (signal === 'SIGTERM') assert.equal(exit.code, 0, `a clean stop exits 0 (${JSON.stringify(exit)})`);
       await srv.start();
+      stopsDone++;
     }
     await publisher;
     assert.deepEqual(unexpected, [], 'no publish was refused');
@@ -88,6 +102,7 @@ test('a numbered stream survives SIGKILLs and a SIGTERM on every transport: noth
       await waitFor(() => r.got.length >= N, { timeoutMs: 30000, what: `${N} messages on ${r.transport} (have ${r.got.length})` });
     }
     await waitFor(() => plain.messages().length >= N, { timeoutMs: 30000, what: `${N} messages on the plain reader (have ${plain.messages().length})` });
+    await waitFor(() => plain.opened > seenStreams, { what: 'the plain reader back after the last stop' });
     for (const r of clients) {
       assert.deepEqual(r.got, want, `${r.transport}: every acknowledged publication, once, in order`);
       assert.deepEqual(r.offsets, want, `${r.transport}: offsets`);

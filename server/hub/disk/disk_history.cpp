@@ -222,12 +222,54 @@ bool disk_history::open_db(std::string& err) {
       keys_.clear();
       continue;
     }
+    int code = db_ ? sqlite3_extended_errcode(db_) & 0xff : SQLITE_CANTOPEN;
+    if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM) {
+      std::string why = err;
+      if (open_read_only(path, err)) {
+        err = "read-only: " + why;
+        log::warn("history data dir is read-only: serving the history it holds, publishes are refused",
+                  {{"dir", cfg_.dir}, {"error", why}});
+      } else {
+        err = why;
+      }
+    }
     return false;
   }
   return false;
 }
 
-bool disk_history::load(std::string& err) {
+bool disk_history::open_read_only(const std::string& path, std::string& err) {
+  // Whatever a failed load read is dropped: it is read again, whole, or not at all.
+  auto forget_loaded = [this] {
+    std::lock_guard lk(map_mu_);
+    for (auto& [n, c] : channels_)
+      for (auto& e : c->kept) budget_.release(e.ticket);
+    channels_.clear();
+    keys_.clear();
+  };
+  forget_loaded();
+  close_db();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;
+  // With commits still in the WAL, SQLite reads it through the -shm it finds (read-only); without
+  // any, the file is read as it is, with no -shm to create.
+  auto wal = std::filesystem::file_size(path + "-wal", ec);
+  std::string uri = "file:" + path + (!ec && wal > 0 ? "?mode=ro" : "?immutable=1");
+  if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK)
+    return err = sqlite3_errmsg(db_), close_db(), false;
+  bool ok;
+  {
+    stmt check(db_, "PRAGMA quick_check;");
+    ok = check && sqlite3_step(check.s) == SQLITE_ROW && col_text(check.s, 0) == "ok";
+  }
+  ok = ok && load(err, false);
+  if (!ok) forget_loaded();   // damaged or unreadable: nothing is served, as without a data dir
+  close_db();
+  return ok;
+}
+
+bool disk_history::load(std::string& err, bool writable) {
   std::map<std::string, std::string> meta;
   {
     stmt q(db_, "SELECT key, value FROM meta;");
@@ -316,14 +358,16 @@ bool disk_history::load(std::string& err) {
     log::warn("the last run stopped uncleanly under a non-fsync durability and the machine restarted: every channel "
               "starts a new epoch",
               {{"policy", meta["policy"]}});
-  // This run is unclean until the destructor says otherwise; made durable before any append.
-  stmt m(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?);");
-  if (!m) return err = sqlite3_errmsg(db_), false;
-  if (m.text(1, "clean").text(2, "0").run() != SQLITE_DONE ||
-      m.text(1, "boot").text(2, cfg_.boot_id).run() != SQLITE_DONE ||
-      m.text(1, "policy").text(2, durability_name(cfg_.policy)).run() != SQLITE_DONE)
-    return err = sqlite3_errmsg(db_), false;
-  if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
+  if (writable) {
+    // This run is unclean until the destructor says otherwise; made durable before any append.
+    stmt m(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?);");
+    if (!m) return err = sqlite3_errmsg(db_), false;
+    if (m.text(1, "clean").text(2, "0").run() != SQLITE_DONE ||
+        m.text(1, "boot").text(2, cfg_.boot_id).run() != SQLITE_DONE ||
+        m.text(1, "policy").text(2, durability_name(cfg_.policy)).run() != SQLITE_DONE)
+      return err = sqlite3_errmsg(db_), false;
+    if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
+  }
   std::lock_guard lk(map_mu_);
   admit_loaded();
   for (auto& [n, ch] : channels_)

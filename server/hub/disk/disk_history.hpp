@@ -19,7 +19,8 @@
 // channel starts a new epoch (clients see recovered:false, never a gap or a reused offset).
 //
 // Faults. A data dir that cannot be opened or written leaves the store refusing appends with
-// storage_unavailable (reads serve what is in memory). A commit that fails (disk full, I/O error)
+// storage_unavailable (reads serve what is in memory); a read-only one still serves the history it
+// holds (opened read-only, loaded, closed). A commit that fails (disk full, I/O error)
 // fails the appends it held: they were never visible; their channels start a new epoch at their
 // next append, because their offsets were handed out. A database that fails its integrity check
 // at open is renamed aside (history.db.damaged-<ms>) and a new one started: every channel is in a
@@ -140,7 +141,8 @@ class disk_history final : public history_store {
   std::vector<std::shared_ptr<channel>> snapshot();
 
   bool open_db(std::string& err);
-  bool load(std::string& err);
+  bool open_read_only(const std::string& path, std::string& err);
+  bool load(std::string& err, bool writable = true);
   void writer_loop();
   bool commit(std::vector<op>& batch, std::string& err);
   bool exec(const char* sql, std::string& err);
