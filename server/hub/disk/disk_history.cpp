@@ -254,7 +254,14 @@ bool disk_history::open_read_only(const std::string& path, std::string& err) {
   // With commits still in the WAL, SQLite reads it through the -shm it finds (read-only); without
   // any, the file is read as it is, with no -shm to create.
   auto wal = std::filesystem::file_size(path + "-wal", ec);
-  std::string uri = "file:" + path + (!ec && wal > 0 ? "?mode=ro" : "?immutable=1");
+  std::string uri = "file:";
+  for (char c : path) {   // a URI: the characters that would end or escape the path are encoded
+    if (c == '%') uri += "%25";
+    else if (c == '?') uri += "%3f";
+    else if (c == '#') uri += "%23";
+    else uri += c;
+  }
+  uri += !ec && wal > 0 ? "?mode=ro" : "?immutable=1";
   if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK)
     return err = sqlite3_errmsg(db_), close_db(), false;
