@@ -5,7 +5,7 @@
 //   pushwire.mjs       ES module for browsers and bundlers (package.json `browser`/`default`)
 //   pushwire.js        <script> build, global `Pushwire` (finds the .wasm from document.currentScript)
 //   pushwire.node.mjs  Node entry (`node` condition): may import node: modules and the optional `ws`
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
@@ -43,4 +43,7 @@ await Promise.all([
     target: 'node20', external: ['ws'],
   }),
 ]);
-console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs');
+// web/pusher.html loads pusher-js's browser build (a devDependency) from /pushwire/pusher.min.js.
+const pusherJs = dir + '../node_modules/pusher-js/dist/web/pusher.min.js';
+if (existsSync(pusherJs)) copyFileSync(pusherJs, dist + 'pusher.min.js');
+console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs' + (existsSync(pusherJs) ? ', pusher.min.js' : ''));

@@ -72,10 +72,14 @@ if compgen -G "tests/cluster/*.test.mjs" >/dev/null; then
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/cluster/
 fi
 if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
-  # The Pusher endpoint and HTTP API (docs/pusher.md) with raw WebSockets and the real pusher-js, pusher
-  # SDK and Laravel Echo (api-cluster also runs redis-server, as tests/cluster does).
-  echo "== Pusher endpoint tests"
+  # The real pusher-js, Laravel Echo and pusher server SDK from npm against /app/{key} and /apps/{id}/ (Chromium too).
+  echo "== Pusher compatibility tests (pusher-js, Laravel Echo, the pusher SDK)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
+fi
+if compgen -G "tests/durable/*.test.mjs" >/dev/null; then
+  # --data-dir: the server killed and restarted under the JS client, a disk that fills, a cut database.
+  echo "== durable history tests (kill/restart, disk faults)"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/durable/
 fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"

@@ -94,7 +94,7 @@ void pusher_session::start() {
 }
 
 void pusher_session::encode_message(std::string& out, std::string_view event, std::string_view channel,
-                                    std::string_view data) {
+                                    std::string_view data, std::string_view user_id) {
   out += "{\"event\":";
   append_json_string(out, event);
   if (!channel.empty()) {
@@ -103,6 +103,10 @@ void pusher_session::encode_message(std::string& out, std::string_view event, st
   }
   out += ",\"data\":";
   append_json_string(out, data);
+  if (!user_id.empty()) {
+    out += ",\"user_id\":";
+    append_json_string(out, user_id);
+  }
   out += '}';
 }
 
@@ -168,6 +172,16 @@ void pusher_session::disconnect(code c, std::string_view reason, bool reconnect)
 }
 
 void pusher_session::shell_closed() { state_ = pusher_state::closed; }
+
+void pusher_session::connection_lost() {
+  for (auto& [name, ch] : channels_) {
+    if (ch.kind.type != channel_type::presence || !ch.presence.ready) continue;
+    auto u = ch.presence.users.find(ch.user);
+    if (u != ch.presence.users.end() && u->second.first <= 1)
+      notes_.push_back(note{note::kind::member_removed, name, ch.user, {}, {}});
+  }
+  channels_.clear();
+}
 
 std::optional<session_action> pusher_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
@@ -404,7 +418,7 @@ void pusher_session::on_client_event(std::string_view event, std::string_view na
   a.request = next_request_++;
   pending_[a.request] = pending{pending_kind::publish, std::string(name)};
   a.channel = hub_channel(name);
-  a.data = hub_data(event, data, cfg_.socket_id);
+  a.data = hub_data(event, data, cfg_.socket_id, user);
   actions_.push_back(std::move(a));
 }
 

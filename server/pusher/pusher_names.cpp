@@ -1,12 +1,10 @@
 #include "server/pusher/pusher_names.hpp"
 
+#include "protocol/pusher/pusher_session.hpp"
+
 namespace pushwire::server {
 
 namespace {
-bool channel_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-         c == '=' || c == '@' || c == ',' || c == '.' || c == ';';
-}
 bool digits(std::string_view s) {
   if (s.empty() || s.size() > 20) return false;
   for (char c : s)
@@ -15,14 +13,8 @@ bool digits(std::string_view s) {
 }
 }  // namespace
 
-bool valid_pusher_channel(std::string_view name) {
-  if (name.empty() || name.size() > pusher_max_channel) return false;
-  if (name.starts_with("#server-to-user-")) name.remove_prefix(16);
-  if (name.empty()) return false;
-  for (char c : name)
-    if (!channel_char(c)) return false;
-  return true;
-}
+// The same rule the WebSocket endpoint applies (protocol/pusher/pusher_session.hpp).
+bool valid_pusher_channel(std::string_view name) { return protocol::pusher::classify_channel(name).has_value(); }
 
 bool valid_socket_id(std::string_view id) {
   auto dot = id.find('.');

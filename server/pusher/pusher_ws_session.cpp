@@ -125,6 +125,8 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
     if (state_ == conn_state::closed) return;
     bool accepted = accepted_;
     state_ = conn_state::closed;
+    psession_.connection_lost();
+    pass_notes();
     psession_.shell_closed();
     release();
     if (counted_) node_.pusher_connections[app_index_].fetch_sub(1);
@@ -223,13 +225,20 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
   // terminate_connections) and the webhooks' events.
   void pass_notes() {
     while (auto n = psession_.poll_note()) {
-      if (n->what == pp::note::kind::signed_in) {
-        user_key_ = pusher_user_key(*app_, n->user);
-        node_.registry.add(socket_id_, w_.index, user_key_);
-      } else if (auto* hooks = node_.webhooks) {   // (only queues them: never blocks this thread)
-        if (n->what == pp::note::kind::member_added) hooks->member_added(*app_, n->channel, n->user);
-        else if (n->what == pp::note::kind::member_removed) hooks->member_removed(*app_, n->channel, n->user);
-        else hooks->client_event(*app_, n->channel, n->event, n->data, socket_id_, n->user);
+      switch (n->what) {
+        case pp::note::kind::signed_in:
+          user_key_ = pusher_user_key(*app_, n->user);
+          node_.registry.add(socket_id_, w_.index, user_key_);
+          break;
+        case pp::note::kind::member_added:
+          if (node_.webhooks) node_.webhooks->member_added(*app_, n->channel, n->user);
+          break;
+        case pp::note::kind::member_removed:
+          if (node_.webhooks) node_.webhooks->member_removed(*app_, n->channel, n->user);
+          break;
+        case pp::note::kind::client_event:
+          if (node_.webhooks) node_.webhooks->client_event(*app_, n->channel, n->event, n->data, socket_id_, n->user);
+          break;
       }
     }
   }

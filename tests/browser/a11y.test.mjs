@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startServer, launchBrowser, openPage, q, unique, FAST_CLIENT, ROOT } from './helpers.mjs';
 
 const AXE = join(ROOT, 'node_modules', 'axe-core', 'axe.min.js');
-const PAGES = ['index.html', 'chat.html', 'scores.html', 'admin.html', 'chart.html', 'lab.html', 'dashboard.html', 'plain-sse.html'];
+const PAGES = ['index.html', 'chat.html', 'scores.html', 'admin.html', 'chart.html', 'lab.html', 'dashboard.html', 'plain-sse.html', 'pusher.html'];
 
 let server, browser;
 before(async () => {

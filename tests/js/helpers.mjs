@@ -97,6 +97,8 @@ export async function startServer(extra = []) {
     api,
     log: () => log,
     publish: (channel, data) => api('POST', '/api/publish', { channel, data }),
+    // A crash, not a shutdown (SIGKILL: no close frames); stop() still removes the temp dir.
+    kill: (signal = 'SIGKILL') => proc.kill(signal),
     // Everyone unless the body names a client or a user (the API wants exactly one target).
     disconnect: (body = {}) => api('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 50,
       ...(body.client || body.user ? {} : { all: true }), ...body }),
