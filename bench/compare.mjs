@@ -85,6 +85,7 @@ if (!resummarize && !listOnly) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
 const apiKey = 'bench-' + Math.random().toString(36).slice(2);
+const pusherKey = 'bench-key';
 
 async function freePort() {
   return new Promise((res) => {
@@ -184,9 +185,11 @@ async function startServer(kind) {
   const dir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
   if (kind.endsWith('-redis')) return startGroup(kind, dir);
   let child, port, pidForStats;
-  if (kind === 'pushwire') {
+  if (kind === 'pushwire' || kind === 'pushwire-pusher') {
+    // pushwire-pusher: the same server with a Pusher app; its subscribers use /app/{key} (issue 14).
+    const pusher = kind === 'pushwire-pusher' ? ['--pusher-app', `bench:${pusherKey}:bench-secret`] : [];
     child = spawn(serverSnap, ['--port', '0', '--port-file', join(dir, 'port'), '--api-key', apiKey,
-      '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000'],
+      '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...pusher],
       { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr.on('data', (d) => { if (process.env.BENCH_VERBOSE) process.stderr.write(d); });
     port = Number(await waitFile(join(dir, 'port'), 10000));
@@ -238,6 +241,7 @@ function lgArgs(srv, sc, extra = []) {
   const a = ['--target', target(srv.kind), '--port', String(srv.port), '--server-pid', String(srv.pid),
     '--api-key', apiKey, '--quiet', ...sc.args, ...extra, ...lgExtra];
   if (srv.ports) a.push('--ports', srv.ports.join(','), '--pub-port', String(srv.ports[0]));
+  if (srv.kind === 'pushwire-pusher') a.push('--pusher-key', pusherKey);
   // Kill scenarios on a group: the second node dies (the publisher talks to the first).
   if (sc.kill && srv.killPid) a.push('--storm', 'kill', '--kill-pid', String(srv.killPid), '--storm-at-ms', String(sc.kill.atMs));
   return a;
@@ -323,8 +327,12 @@ const redisScenarios = [
   redisLat('redis-latency-ws-1k-50ps', 1000, 8), redisLat('redis-latency-ws-10k-50ps', 10000, 6),
   redisKill('redis-kill-ws-1k', 1000), redisKill('redis-kill-ws-10k', 10000),
 ];
+// The Pusher endpoint (issue 14 item 7): pusher-protocol subscribers (/app/{key}) against Pushwire's
+// own protocol on the same server build and Nchan; the ratios are taken against the Pusher endpoint.
+const pusherFan = (name, subs, msgs) => ({ ...fan(name, 'ws', subs, msgs, 1, ['pushwire-pusher', 'pushwire', 'nchan']), group: 'pusher', base: 'pushwire-pusher' });
+const pusherScenarios = [pusherFan('pusher-fanout-ws-1k', 1000, 500), pusherFan('pusher-fanout-ws-10k', 10000, 60)];
 // Every scenario by name, whatever the mode: --only picks from all of them (a trailing * is allowed).
-const allScenarios = [...fullScenarios, ...redisScenarios];
+const allScenarios = [...fullScenarios, ...redisScenarios, ...pusherScenarios];
 // --quick --only redis-: the 1,000-subscriber Redis scenarios (a quick look at the scale-out).
 const pool = quick ? [...quickScenarios, ...redisScenarios.filter((s) => s.subs <= 1000)] : allScenarios;
 let scenarios = quick ? quickScenarios : allScenarios;

@@ -110,6 +110,7 @@ struct Options {
   double go_timeout_s = 120;
   uint32_t src_ips = 8;
   bool nchan_meta = false;
+  string pusher_key;   // non-empty: subscribers speak Pusher's protocol at /app/<key> (pushwire target)
   bool quiet = false;
   // 0 = read each subscriber socket as soon as it is readable, as a browser does (every mode);
   // D > 0 = the "late reader": subscriber sockets are read at most every D us while publishing.
@@ -149,6 +150,7 @@ void usage() {
       "  --ready-file F --go-file G     write F when subscribed; wait for G before publishing\n"
       "  --src-ips N                    spread source addresses over 127.<pid>.x.y (default 8)\n"
       "  --nchan-meta                   Nchan websocket with ws+meta.nchan (message ids, resume)\n"
+      "  --pusher-key K                 websocket subscribers use Pushwire's Pusher endpoint /app/K\n"
       "  --read-interval-us D           default 0: read subscriber sockets as soon as they are\n"
       "                                 readable, as a browser does (every mode). D > 0: the late\n"
       "                                 reader, which reads them at most every D us while publishing\n"
@@ -234,6 +236,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--go-timeout") o.go_timeout_s = std::atof(need(i).c_str());
     else if (a == "--src-ips") o.src_ips = std::max(1ul, std::strtoul(need(i).c_str(), nullptr, 10));
     else if (a == "--nchan-meta") o.nchan_meta = true;
+    else if (a == "--pusher-key") o.pusher_key = need(i);
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--read-interval-us") {
       o.read_interval_us = std::atof(need(i).c_str());
@@ -697,7 +700,7 @@ struct Loadgen {
     };
     if (s.tp == Tp::ws) {
       string path;
-      if (o.target == Target::pushwire) path = "/ws";
+      if (o.target == Target::pushwire) path = o.pusher_key.empty() ? "/ws" : "/app/" + o.pusher_key + "?protocol=7";
       else if (o.target == Target::nchan) path = "/ws/" + ch;
       else path = "/ws?channel=" + ch + (s.last_id.empty() ? "" : "&last_event_id=" + s.last_id);
       r = "GET " + path + " HTTP/1.1\r\nHost: " + host_header() +
@@ -941,7 +944,10 @@ struct Loadgen {
       s.in.clear();
       s.st = St::open;
       if (s.tp == Tp::ws) {
-        if (o.target == Target::pushwire) {
+        if (o.target == Target::pushwire && !o.pusher_key.empty()) {
+          string sub = "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"" + chan_names[s.channel] + "\"}}";
+          send_sub(s, ws_frame(1, sub.data(), sub.size()));
+        } else if (o.target == Target::pushwire) {
           static const char kConnect[] = "{\"cmd\":\"connect\",\"id\":1}";
           string sub = "{\"cmd\":\"subscribe\",\"id\":2,\"channel\":\"" + chan_names[s.channel] + "\"";
           if (s.have_pos) sub += ",\"since\":{\"epoch\":\"" + s.epoch + "\",\"offset\":" + std::to_string(s.offset) + "}";
@@ -1094,7 +1100,9 @@ struct Loadgen {
 
   void ws_message(Sub& s, const char* p, size_t n, int64_t now) {
     const char* e = p + n;
-    if (o.target == Target::pushwire) {
+    if (o.target == Target::pushwire && !o.pusher_key.empty()) {
+      pusher_message(s, p, e, now);
+    } else if (o.target == Target::pushwire) {
       while (p < e && s.fd >= 0) {
         const char* nl = static_cast<const char*>(memchr(p, '\n', size_t(e - p)));
         const char* le = nl ? nl : e;
@@ -1114,6 +1122,33 @@ struct Loadgen {
       payload(s, p, e, now);
     }
   }
+
+  // One Pusher message (one per WebSocket message): `{"event":…,"channel":…,"data":"<JSON as a
+  // string>"}`. The payload is the data string, unescaped.
+  void pusher_message(Sub& s, const char* b, const char* e, int64_t now) {
+    static constexpr string_view kInternal = "{\"event\":\"pusher";
+    if (size_t(e - b) >= kInternal.size() && std::memcmp(b, kInternal.data(), kInternal.size()) == 0) {
+      string_view m(b, size_t(e - b));
+      if (m.find("subscription_succeeded") != string_view::npos) mark_ready(s, now);
+      else if (m.find("\"pusher:ping\"") != string_view::npos) {
+        static const char kPong[] = "{\"event\":\"pusher:pong\",\"data\":{}}";
+        send_sub(s, ws_frame(1, kPong, sizeof kPong - 1));
+      } else if (m.find("pusher:error") != string_view::npos || m.find("subscription_error") != string_view::npos) {
+        note_error("pusher: " + string(m.substr(0, 200)));
+      }
+      return;
+    }
+    const char* d = find(b, e, "\"data\":\"");
+    if (!d) { ++bad; return; }
+    d += 8;
+    unescaped.clear();
+    for (; d < e && *d != '"'; ++d) {
+      if (*d == '\\' && d + 1 < e) ++d;   // the payload's escapes are \" and \\ only
+      unescaped.push_back(*d);
+    }
+    payload(s, unescaped.data(), unescaped.data() + unescaped.size(), now);
+  }
+  string unescaped;
 
   // One Pushwire protocol frame (a JSON object on one line).
   void pw_frame(Sub& s, const char* b, const char* e, int64_t now) {

@@ -169,6 +169,16 @@ void pusher_session::disconnect(code c, std::string_view reason, bool reconnect)
 
 void pusher_session::shell_closed() { state_ = pusher_state::closed; }
 
+void pusher_session::connection_lost() {
+  for (auto& [name, ch] : channels_) {
+    if (ch.kind.type != channel_type::presence || !ch.presence.ready) continue;
+    auto u = ch.presence.users.find(ch.user);
+    if (u != ch.presence.users.end() && u->second.first <= 1)
+      notes_.push_back(note{note::kind::member_removed, name, ch.user, {}, {}});
+  }
+  channels_.clear();
+}
+
 std::optional<session_action> pusher_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
   auto a = std::move(actions_.front());

@@ -107,6 +107,9 @@ class pusher_session {
   void disconnect(code c, std::string_view reason, bool reconnect);
   void close(close_code c, std::string_view reason);
   void shell_closed();
+  // The connection is gone: for each presence channel where it was its user's last connection
+  // (as this connection saw the channel), a member_removed note for the webhooks.
+  void connection_lost();
 
   std::optional<session_action> poll_action();
   std::optional<note> poll_note();

@@ -9,6 +9,7 @@
 #include "server/app/listener.hpp"
 #include "server/node/node.hpp"
 #include "server/ops/log.hpp"
+#include "server/pusher/webhooks.hpp"
 #include "server/transport/worker.hpp"
 
 namespace pushwire::server {
@@ -19,6 +20,9 @@ struct server::impl {
   impl(config c, const clock& clk, const store_maker& make) : n(std::move(c), clk, make), listen(n, workers) {}
 
   node n;
+  // Before the workers: destroyed after them, so a connection that leaves a channel as the workers
+  // go still finds it (stopped: the event is dropped and counted).
+  std::unique_ptr<pusher_webhooks> webhooks;
   std::vector<std::unique_ptr<worker>> workers;
   listener listen;
   std::mutex mu;
@@ -111,6 +115,21 @@ bool server::start(std::string& error) {
   }
   n.the_hub().set_sinks(sinks);
   n.the_hub().set_disconnect_listener([&im](const disconnect_order& d) { im.on_disconnect(d); });
+  if (pusher_webhooks::wanted(n.cfg.pusher_apps)) {
+    webhook_options o;
+    o.batch_ms = n.cfg.pusher_webhook_batch_ms;
+    o.max_batch = n.cfg.pusher_webhook_max_batch;
+    o.max_queue = n.cfg.pusher_webhook_queue;
+    o.attempts = static_cast<unsigned>(n.cfg.pusher_webhook_attempts);
+    o.backoff_ms = n.cfg.pusher_webhook_backoff_ms;
+    o.timeout_ms = n.cfg.pusher_webhook_timeout_ms;
+    im.webhooks = std::make_unique<pusher_webhooks>(n.cfg.pusher_apps, o, n.met);
+    n.webhooks = im.webhooks.get();
+    // channel_occupied / channel_vacated: this node's first subscriber and its last (docs/pusher.md).
+    n.the_hub().set_occupancy_listener(
+        [w = im.webhooks.get()](std::string_view channel, bool occupied) { w->hub_occupancy(channel, occupied); });
+    im.webhooks->start();
+  }
 
   if (!im.listen.listen(n.cfg.address, n.cfg.port, error)) return false;
   if (!n.cfg.port_file.empty()) {
@@ -155,6 +174,8 @@ void server::shutdown() {
   for (auto& w : im.workers) w->ioc.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();
+  // The connections are gone: send the webhooks their last events (vacated ...), within a deadline.
+  if (im.webhooks) im.webhooks->stop(std::chrono::milliseconds(n.cfg.shutdown_timeout_ms));
   std::lock_guard lk(im.mu);
   im.stopped = true;
   im.cv.notify_all();

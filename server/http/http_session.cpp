@@ -9,6 +9,7 @@
 #include "server/http/responses.hpp"
 #include "server/http/static_files.hpp"
 #include "server/http/ws_key.hpp"
+#include "server/pusher/pusher_api.hpp"
 #include "server/ops/log.hpp"
 #include "server/transport/transports.hpp"
 
@@ -214,6 +215,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
     if (path.starts_with("/api/")) {
       auto in = to_http_in(req, remote);
       return handle_api(n_, in, answer(std::move(req)));
+    }
+    if (path.starts_with("/apps/")) {   // the Pusher HTTP API (server/pusher/pusher_api.cpp)
+      auto in = to_http_in(req, remote);
+      return handle_pusher_api(n_, in, answer(std::move(req)));
     }
     if (path == "/demo/publish" && n_.cfg.demo) {
       auto in = to_http_in(req, remote);

@@ -88,6 +88,7 @@ void hub::subscribe(std::string_view channel, unsigned io_thread, const std::opt
     if (i.per_thread.empty()) {
       i.per_thread.assign(threads_, 0);
       i.generation = ++generation_;
+      if (occupancy_listener_) occupancy_listener_(channel, true);
     }
     if (io_thread < threads_) ++i.per_thread[io_thread];
     ++i.total;
@@ -127,6 +128,7 @@ void hub::unsubscribe(std::string_view channel, unsigned io_thread) {
     if (i.total == 0) {
       last = i.asked;
       interest_.erase(it);
+      if (occupancy_listener_) occupancy_listener_(channel, false);
     }
   }
   if (last) s_.brk.unsubscribe(channel);
@@ -198,6 +200,12 @@ std::vector<channel_info> hub::subscriber_counts() {
   for (auto& [ch, i] : interest_)
     if (i.total) out.push_back(channel_info{ch, {}, i.total});
   return out;
+}
+
+std::size_t hub::subscribers(std::string_view channel) {
+  std::lock_guard lk(interest_mu_);
+  auto it = interest_.find(std::string(channel));
+  return it == interest_.end() ? 0 : it->second.total;
 }
 
 history_stats hub::stats() { return s_.history.stats(); }

@@ -67,6 +67,13 @@ class hub final : private broker_listener {
   // Every join/leave, whichever threads subscribe (the long-poll leases queue them between polls).
   // Called with a store lock held: it must only hand the event over.
   void set_event_listener(std::function<void(const channel_event_ptr&)> l) { event_listener_ = std::move(l); }
+  // This node's interest in a channel going 0 -> 1 subscription (true) and 1 -> 0 (false): the
+  // Pusher webhooks' channel_occupied / channel_vacated. Called under the interest lock, so the
+  // calls for a channel come in the order the changes happened: it must only hand the change over
+  // (never call back into the hub). Set before any subscribe.
+  void set_occupancy_listener(std::function<void(std::string_view channel, bool occupied)> l) {
+    occupancy_listener_ = std::move(l);
+  }
   // Server disconnects arriving from the broker (from this node or another).
   void set_disconnect_listener(std::function<void(const disconnect_order&)> l) { disconnect_listener_ = std::move(l); }
 
@@ -88,6 +95,7 @@ class hub final : private broker_listener {
 
   std::vector<channel_info> channels();   // with this node's subscriber counts
   std::vector<channel_info> subscriber_counts();   // every channel this node has subscribers of (no position)
+  std::size_t subscribers(std::string_view channel);   // this node's subscriptions of one channel
   history_stats stats();
   // Expires history, idempotency keys, presence leases and idle channels.
   void sweep();
@@ -114,6 +122,7 @@ class hub final : private broker_listener {
   std::vector<fanout_sink*> sinks_;
   std::function<void(const channel_event_ptr&)> event_listener_;
   std::function<void(const disconnect_order&)> disconnect_listener_;
+  std::function<void(std::string_view, bool)> occupancy_listener_;
   std::mutex interest_mu_;
   std::unordered_map<std::string, interest> interest_;
   std::uint64_t generation_ = 0;   // guarded by interest_mu_

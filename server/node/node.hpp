@@ -25,6 +25,8 @@
 
 namespace pushwire::server {
 
+class pusher_webhooks;
+
 class node {
   // First, so they exist before the tables that refer to the hub (members initialise in this order).
   const config cfg_;
@@ -59,6 +61,9 @@ class node {
   poll_leases leases;
   ip_slots ips;
   demo_rate demo;
+  // The Pusher webhooks (server/pusher/webhooks.hpp), null when no app has one; set at start-up
+  // (server.cpp owns it), before any connection.
+  pusher_webhooks* webhooks = nullptr;
 
   // The stream policy of a transport: WebSocket reads, so it has a dead-peer deadline.
   protocol::stream_policy stream_policy(bool reads) const;

@@ -214,6 +214,18 @@ const std::vector<option>& options() {
                        }});
     o.push_back(num("pusher-activity-timeout-s", &config::pusher_activity_timeout_s,
                     "Pusher endpoint: the activity_timeout pusher-js is told (pings after that much silence)"));
+    o.push_back(num("pusher-webhook-batch-ms", &config::pusher_webhook_batch_ms,
+                    "Pusher webhooks: events within this window share one request (0-10000)"));
+    o.push_back(num("pusher-webhook-max-batch", &config::pusher_webhook_max_batch,
+                    "Pusher webhooks: events per request at most (1-1000)"));
+    o.push_back(num("pusher-webhook-queue", &config::pusher_webhook_queue,
+                    "Pusher webhooks: events waiting at most, all webhooks together; more are dropped (1-1000000)"));
+    o.push_back(num("pusher-webhook-attempts", &config::pusher_webhook_attempts,
+                    "Pusher webhooks: tries per request before its events are dropped (1-20)"));
+    o.push_back(num("pusher-webhook-backoff-ms", &config::pusher_webhook_backoff_ms,
+                    "Pusher webhooks: first retry delay, doubling up to 30 s (1-60000)"));
+    o.push_back(num("pusher-webhook-timeout-ms", &config::pusher_webhook_timeout_ms,
+                    "Pusher webhooks: one attempt's connect, send and response head (1-60000)"));
     return o;
   }();
   return opts;
@@ -363,6 +375,26 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
     r.cfg.pusher_apps.push_back(std::move(demo));
   }
   if (auto why = check_pusher_apps(r.cfg.pusher_apps); !why.empty()) { r.ok = false; r.error = why; return r; }
+  // An app's namespace is a Pushwire namespace too (the API and Pushwire clients reach its
+  // channels); unless configured, it has the default namespace's history.
+  for (auto& a : r.cfg.pusher_apps)
+    if (!a.ns.empty() && !r.cfg.namespaces.contains(a.ns)) {
+      namespace_config n;
+      n.history_size = r.cfg.history_size;
+      n.history_ttl_ms = r.cfg.history_ttl_ms;
+      r.cfg.namespaces[a.ns] = n;
+    }
+  {
+    auto& c = r.cfg;
+    const char* bad = c.pusher_webhook_batch_ms > 10000 ? "--pusher-webhook-batch-ms must be 0-10000"
+                    : c.pusher_webhook_max_batch < 1 || c.pusher_webhook_max_batch > 1000 ? "--pusher-webhook-max-batch must be 1-1000"
+                    : c.pusher_webhook_queue < 1 || c.pusher_webhook_queue > 1000000 ? "--pusher-webhook-queue must be 1-1000000"
+                    : c.pusher_webhook_attempts < 1 || c.pusher_webhook_attempts > 20 ? "--pusher-webhook-attempts must be 1-20"
+                    : c.pusher_webhook_backoff_ms < 1 || c.pusher_webhook_backoff_ms > 60000 ? "--pusher-webhook-backoff-ms must be 1-60000"
+                    : c.pusher_webhook_timeout_ms < 1 || c.pusher_webhook_timeout_ms > 60000 ? "--pusher-webhook-timeout-ms must be 1-60000"
+                    : nullptr;
+    if (bad) { r.ok = false; r.error = bad; return r; }
+  }
   if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
     r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;
   }

@@ -120,6 +120,15 @@ struct config {
   // What connection_established advertises: pusher-js pings after this long without a message and
   // reconnects when no pong follows; Pusher's own value.
   std::uint64_t pusher_activity_timeout_s = 120;
+  // Pusher webhooks (server/pusher/webhooks.hpp): events within the window share a request (Pusher
+  // batches too); a bounded queue (a receiver down for long drops the newest, counted); a few
+  // retries with doubling backoff ride out a receiver's restart without piling up.
+  std::uint64_t pusher_webhook_batch_ms = 50;
+  std::size_t pusher_webhook_max_batch = 50;      // events per request
+  std::size_t pusher_webhook_queue = 10000;       // events waiting, all webhooks together
+  std::uint64_t pusher_webhook_attempts = 5;      // tries per request
+  std::uint64_t pusher_webhook_backoff_ms = 200;  // first retry delay, doubling up to 30 s
+  std::uint64_t pusher_webhook_timeout_ms = 5000; // per attempt: connect, send, response head
 
   std::map<std::string, namespace_config> namespaces;
 

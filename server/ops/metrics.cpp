@@ -121,6 +121,13 @@ std::string metrics::render_prometheus() const {
   simple(out, "pushwire_api_requests_total", "counter", "HTTP API requests.", load(api_requests));
   simple(out, "pushwire_api_errors_total", "counter", "HTTP API requests answered with an error.",
          load(api_errors));
+  simple(out, "pushwire_pusher_webhook_events_sent_total", "counter", "Pusher webhook events delivered (2xx).",
+         load(pusher_webhook_events_sent));
+  simple(out, "pushwire_pusher_webhook_events_dropped_total", "counter",
+         "Pusher webhook events dropped because the webhook queue was full (or the server stopped first).",
+         load(pusher_webhook_events_dropped));
+  simple(out, "pushwire_pusher_webhook_events_failed_total", "counter",
+         "Pusher webhook events whose request failed every attempt.", load(pusher_webhook_events_failed));
   simple(out, "pushwire_parked_polls", "gauge", "Long-poll requests currently held open.", load(parked_polls));
 
   family(out, "pushwire_publish_to_write_seconds", "histogram",
@@ -176,6 +183,9 @@ std::string metrics::render_json() const {
   field("recoveries_failed", load(recoveries_failed));
   field("api_requests", load(api_requests));
   field("api_errors", load(api_errors));
+  field("pusher_webhook_events_sent", load(pusher_webhook_events_sent));
+  field("pusher_webhook_events_dropped", load(pusher_webhook_events_dropped));
+  field("pusher_webhook_events_failed", load(pusher_webhook_events_failed));
   field("parked_polls", load(parked_polls));
   // Buckets are cumulative like Prometheus; le_us null is +Inf.
   out += "\"publish_to_write\":{\"buckets\":[";

@@ -61,6 +61,9 @@ class metrics {
   std::atomic<std::uint64_t> recoveries_failed{0};
   std::atomic<std::uint64_t> api_requests{0};
   std::atomic<std::uint64_t> api_errors{0};
+  std::atomic<std::uint64_t> pusher_webhook_events_sent{0};
+  std::atomic<std::uint64_t> pusher_webhook_events_dropped{0};   // the queue was full (or the sender stopped)
+  std::atomic<std::uint64_t> pusher_webhook_events_failed{0};    // their request failed every attempt
   // gauge
   std::atomic<std::uint64_t> parked_polls{0};
 

@@ -10,6 +10,7 @@
 #include "protocol/pusher/pusher_session.hpp"
 #include "server/ops/log.hpp"
 #include "server/pusher/pusher_signature.hpp"
+#include "server/pusher/webhooks.hpp"
 #include "server/transport/stream_conn.hpp"
 #include "server/transport/transports.hpp"
 #include "server/transport/ws_socket.hpp"
@@ -124,6 +125,8 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
     if (state_ == conn_state::closed) return;
     bool accepted = accepted_;
     state_ = conn_state::closed;
+    psession_.connection_lost();
+    pass_notes();
     psession_.shell_closed();
     release();
     if (counted_) node_.pusher_connections[app_index_].fetch_sub(1);
@@ -222,9 +225,20 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
   // terminate_connections) and the webhooks' events.
   void pass_notes() {
     while (auto n = psession_.poll_note()) {
-      if (n->what == pp::note::kind::signed_in) {
-        user_key_ = pusher_user_key(*app_, n->user);
-        node_.registry.add(socket_id_, w_.index, user_key_);
+      switch (n->what) {
+        case pp::note::kind::signed_in:
+          user_key_ = pusher_user_key(*app_, n->user);
+          node_.registry.add(socket_id_, w_.index, user_key_);
+          break;
+        case pp::note::kind::member_added:
+          if (node_.webhooks) node_.webhooks->member_added(*app_, n->channel, n->user);
+          break;
+        case pp::note::kind::member_removed:
+          if (node_.webhooks) node_.webhooks->member_removed(*app_, n->channel, n->user);
+          break;
+        case pp::note::kind::client_event:
+          if (node_.webhooks) node_.webhooks->client_event(*app_, n->channel, n->event, n->data, socket_id_, n->user);
+          break;
       }
     }
   }

@@ -52,6 +52,29 @@ void scan(std::shared_ptr<redis_engine> engine, std::size_t shard, std::string p
   w->step("0");
 }
 
+using subscriber_totals = std::unordered_map<std::string, std::size_t>;
+
+// Adds up the counts of every live node's pushwire:subs:<id> hash but `skip` (a key, or "").
+void sum_reports(std::shared_ptr<redis_engine> engine, std::string skip, std::function<void(subscriber_totals)> done) {
+  scan(engine, 0, "pushwire:subs:*", 10000,
+       [engine, skip = std::move(skip), done = std::move(done)](std::vector<std::string> keys, bool) {
+         auto pending = std::make_shared<std::size_t>(keys.size() + 1);
+         auto totals = std::make_shared<subscriber_totals>();
+         auto finish = [pending, totals, done] {
+           if (--*pending == 0) done(std::move(*totals));
+         };
+         for (auto& k : keys) {
+           if (k == skip) { finish(); continue; }
+           engine->command_on(0, {"HGETALL", k}, [totals, finish](redis_reply r) {
+             for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2)
+               (*totals)[r.elements[i].str] += protocol::parse_uint(r.elements[i + 1].str).value_or(0);
+             finish();
+           });
+         }
+         finish();
+       });
+}
+
 
 }  // namespace
 
@@ -136,6 +159,14 @@ void redis_cluster::report_subscribers(std::vector<channel_info> local) {
   });
 }
 
+void redis_cluster::remote_subscribers(std::function<void(std::unordered_map<std::string, std::size_t>)> done) {
+  engine_->post([this, done = std::move(done)]() mutable {
+    std::string own = "pushwire:subs:";
+    own += self_.id;
+    sum_reports(engine_, std::move(own), std::move(done));
+  });
+}
+
 void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<channel_info>, bool)> done) {
   struct gather : std::enable_shared_from_this<gather> {
     std::shared_ptr<redis_engine> engine;
@@ -145,22 +176,10 @@ void redis_cluster::channels(std::size_t limit, std::function<void(std::vector<c
     std::function<void(std::vector<channel_info>, bool)> done;
     // Adds up every live node's reported counts (pushwire:subs:<id>), then answers.
     void sum_subscribers() {
-      scan(engine, 0, "pushwire:subs:*", 10000, [self = shared_from_this()](std::vector<std::string> keys, bool) {
-        auto pending = std::make_shared<std::size_t>(keys.size() + 1);
-        auto totals = std::make_shared<std::unordered_map<std::string, std::size_t>>();
-        auto finish = [self, pending, totals] {
-          if (--*pending) return;
-          for (auto& c : self->out)
-            if (auto it = totals->find(c.channel); it != totals->end()) c.subscribers = it->second;
-          self->done(std::move(self->out), self->complete);
-        };
-        for (auto& k : keys)
-          self->engine->command_on(0, {"HGETALL", k}, [totals, finish](redis_reply r) {
-            for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2)
-              (*totals)[r.elements[i].str] += protocol::parse_uint(r.elements[i + 1].str).value_or(0);
-            finish();
-          });
-        finish();
+      sum_reports(engine, "", [self = shared_from_this()](subscriber_totals totals) {
+        for (auto& c : self->out)
+          if (auto it = totals.find(c.channel); it != totals.end()) c.subscribers = it->second;
+        self->done(std::move(self->out), self->complete);
       });
     }
   };

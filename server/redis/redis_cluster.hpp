@@ -22,6 +22,7 @@ class redis_cluster final : public cluster_view {
   // Kept in one hash per node, pushwire:subs:<id> (channel -> count): only changed counts are
   // written; the key expires with the node's registry entry, so a dead node's counts vanish too.
   void report_subscribers(std::vector<channel_info> local) override;
+  void remote_subscribers(std::function<void(std::unordered_map<std::string, std::size_t>)> done) override;
 
  private:
   void beat();

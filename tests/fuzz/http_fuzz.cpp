@@ -11,6 +11,8 @@
 //   /cmd                    handle_cmd (a collect_shell running the protocol session over the hub)
 //   /api/*                  handle_api (every endpoint: publish, publish_batch, disconnect, history,
 //                           presence, channels, stats)
+//   /apps/*                 handle_pusher_api (the Pusher HTTP API); under /apps/unsigned/ its
+//                           endpoints without the signature check (serve_pusher_api)
 //   /demo/publish           handle_demo_publish
 //   /healthz, /metrics      the metrics renderers
 //   anything else           serve_static over the repository's web/ and client-wasm/
@@ -40,6 +42,7 @@
 #include "server/http/query.hpp"
 #include "server/http/static_files.hpp"
 #include "server/node/node.hpp"
+#include "server/pusher/pusher_api.hpp"
 
 using namespace pushwire;
 using namespace pushwire::server;
@@ -79,6 +82,12 @@ config make_config() {
   c.namespaces["chat"] = namespace_config{16, 60000, true, true, false, false};
   c.namespaces["priv"] = namespace_config{16, 60000, true, true, false, true};
   c.namespaces["demo"] = namespace_config{16, 60000, true, true, true, false};
+  pusher_app app;   // the Pusher API (server/pusher/pusher_api.cpp) on the demo namespace
+  app.id = "fuzz";
+  app.key = "fuzz-key";
+  app.secret = "fuzz-secret";
+  app.ns = "demo";
+  c.pusher_apps.push_back(std::move(app));
   return c;
 }
 
@@ -254,6 +263,16 @@ void route(fixture& f, request req) {
   } else if (path.starts_with("/api/")) {
     auto in = to_http_in(req);
     handle_api(n, in, respond);
+    handled = true;
+  } else if (path.starts_with("/apps/")) {
+    // "/apps/unsigned/..." skips the signature check, which a fuzzer cannot pass, to reach the
+    // endpoints; any other /apps/ path takes the whole way (app look-up, signature).
+    auto in = to_http_in(req);
+    constexpr std::string_view unsigned_prefix = "/apps/unsigned";
+    if (path.starts_with(unsigned_prefix) && path.size() > unsigned_prefix.size() && path[unsigned_prefix.size()] == '/')
+      serve_pusher_api(n, n.cfg.pusher_apps.front(), path.substr(unsigned_prefix.size()), in, respond);
+    else
+      handle_pusher_api(n, in, respond);
     handled = true;
   } else if (path == "/demo/publish" && n.cfg.demo) {
     auto in = to_http_in(req);

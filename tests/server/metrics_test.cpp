@@ -206,7 +206,7 @@ TEST(Metrics, OutputIsPrometheusText) {
       EXPECT_EQ(name, current_family);
     }
   }
-  EXPECT_EQ(samples, 1u + 3u + 13u + 15u + 2u);  // build info, 3 connection gauges, 13 simple, 15 buckets, sum+count
+  EXPECT_EQ(samples, 1u + 4u + 13u + 15u + 2u);  // build info, 4 connection gauges, 13 simple, 15 buckets, sum+count
   ASSERT_EQ(les.size(), 15u);
   for (std::size_t i = 1; i < les.size(); ++i) {
     EXPECT_LT(les[i - 1], les[i]);
