@@ -6,22 +6,24 @@
 # Engines alternate within each round, so drift of a shared machine spreads over all of them.
 # Usage: durable.sh SERVER_BINARY LOADGEN_BINARY [ROUNDS] [ENGINES] [SCENARIOS]   (one line per run)
 #   e.g. durable.sh S L 3 "memory interval" fanout
+# An engine may name its own server binary, for a before/after in one run: "interval:/tmp/old-server".
 set -euo pipefail
 server=${1:?server binary}; loadgen=${2:?loadgen binary}; rounds=${3:-2}
 engines=${4:-memory fsync interval os}; scenarios=${5:-fanout publish}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-run() {   # engine scenario subs channels messages inflight
-  local engine=$1 scen=$2 dir key flags=()
+run() {   # engine[:binary] scenario subs channels messages inflight
+  local engine=${1%%:*} bin=$server label=${1%%:*} scen=$2 dir key flags=()
+  if [[ $1 == *:* ]]; then bin=${1#*:}; label="$engine($(basename "$bin"))"; fi
   dir=$(mktemp -d -p "$work"); key=b$RANDOM$RANDOM
   [ "$engine" = memory ] || flags=(--data-dir "$dir/data" --durability "$engine" --fsync-interval-ms 200)
-  "$server" --port 0 --port-file "$dir/port" --api-key "$key" --log-level warn --threads 2 "${flags[@]}" 2>"$dir/log" &
+  "$bin" --port 0 --port-file "$dir/port" --api-key "$key" --log-level warn --threads 2 "${flags[@]}" 2>"$dir/log" &
   local spid=$!
   for _ in $(seq 1 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
   timeout 60 "$loadgen" --port "$(cat "$dir/port")" --api-key "$key" --server-pid "$spid" --transport ws \
     --subs "$3" --channels "$4" --messages "$5" --size 100 --mode closed --inflight "$6" --idle-ms 100 \
     --drain-ms 2000 --timeout 50 --label "$engine-$scen" --json "$dir/r.json" --quiet >/dev/null || true
   kill "$spid"; wait "$spid" 2>/dev/null || true
-  python3 - "$dir/r.json" "$engine" "$scen" <<'PY'
+  python3 - "$dir/r.json" "$label" "$scen" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:8} {sys.argv[3]:8} ok={d['ok']!s:5} publishes/s {d['publishes_per_s']:8.0f}  deliveries/s {d['deliveries_per_s']:10.0f}"

@@ -76,6 +76,11 @@ if compgen -G "tests/pusher/*.test.mjs" >/dev/null; then
   echo "== Pusher compatibility tests (pusher-js, Laravel Echo, the pusher SDK)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/pusher/
 fi
+if compgen -G "tests/durable/*.test.mjs" >/dev/null; then
+  # --data-dir: the server killed and restarted under the JS client, a disk that fills, a cut database.
+  echo "== durable history tests (kill/restart, disk faults)"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/durable/
+fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/browser/

@@ -17,7 +17,8 @@ bool structured(std::string_view d) {
 }
 }  // namespace
 
-std::string hub_data(std::string_view event, std::string_view data, std::string_view socket_id) {
+std::string hub_data(std::string_view event, std::string_view data, std::string_view socket_id,
+                     std::string_view user_id) {
   std::string out;
   out.reserve(data.size() + event.size() + socket_id.size() + 40);
   out += "{\"event\":";
@@ -29,6 +30,10 @@ std::string hub_data(std::string_view event, std::string_view data, std::string_
     out += ",\"socket_id\":";
     append_json_string(out, socket_id);
   }
+  if (!user_id.empty()) {
+    out += ",\"user_id\":";
+    append_json_string(out, user_id);
+  }
   out += '}';
   return out;
 }
@@ -38,16 +43,18 @@ event_view from_hub_data(std::string_view json) {
   std::vector<json_member> members;
   scan_error err;
   if (!json.empty() && json.front() == '{' && scan_object(json, members, err)) {
-    const json_member *event = nullptr, *data = nullptr, *socket = nullptr;
+    const json_member *event = nullptr, *data = nullptr, *socket = nullptr, *user = nullptr;
     for (auto& m : members) {
       if (m.key == "event") event = &m;
       else if (m.key == "data") data = &m;
       else if (m.key == "socket_id") socket = &m;
+      else if (m.key == "user_id") user = &m;
     }
     if (event && event->kind == json_kind::string && data) {
       v.event = decode_string(event->raw);
       v.data = data->kind == json_kind::string ? decode_string(data->raw) : std::string(data->raw);
       if (socket && socket->kind == json_kind::string) v.socket_id = decode_string(socket->raw);
+      if (user && user->kind == json_kind::string) v.user_id = decode_string(user->raw);
       return v;
     }
   }

@@ -94,7 +94,7 @@ void pusher_session::start() {
 }
 
 void pusher_session::encode_message(std::string& out, std::string_view event, std::string_view channel,
-                                    std::string_view data) {
+                                    std::string_view data, std::string_view user_id) {
   out += "{\"event\":";
   append_json_string(out, event);
   if (!channel.empty()) {
@@ -103,6 +103,10 @@ void pusher_session::encode_message(std::string& out, std::string_view event, st
   }
   out += ",\"data\":";
   append_json_string(out, data);
+  if (!user_id.empty()) {
+    out += ",\"user_id\":";
+    append_json_string(out, user_id);
+  }
   out += '}';
 }
 
@@ -414,7 +418,7 @@ void pusher_session::on_client_event(std::string_view event, std::string_view na
   a.request = next_request_++;
   pending_[a.request] = pending{pending_kind::publish, std::string(name)};
   a.channel = hub_channel(name);
-  a.data = hub_data(event, data, cfg_.socket_id);
+  a.data = hub_data(event, data, cfg_.socket_id, user);
   actions_.push_back(std::move(a));
 }
 

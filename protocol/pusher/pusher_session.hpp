@@ -121,8 +121,10 @@ class pusher_session {
   std::string pusher_channel(std::string_view hub_channel) const;
   std::size_t subscriptions() const { return channels_.size(); }
 
-  // Encodes one Pusher message; `data` is carried as a JSON string, as pusher-js expects.
-  static void encode_message(std::string& out, std::string_view event, std::string_view channel, std::string_view data);
+  // Encodes one Pusher message; `data` is carried as a JSON string, as pusher-js expects;
+  // `user_id`: the sender of a client event on a presence channel.
+  static void encode_message(std::string& out, std::string_view event, std::string_view channel, std::string_view data,
+                             std::string_view user_id = {});
 
  private:
   enum class sub_state : std::uint8_t { reading_top, subscribing, subscribed };

@@ -112,7 +112,7 @@ const std::string& pusher_text(const outgoing& o) {
         auto ev = protocol::pusher::from_hub_data(p->data);
         std::string out;
         out.reserve(ev.data.size() + ev.event.size() + p->channel.size() + 48);
-        protocol::pusher::pusher_session::encode_message(out, ev.event, pusher_name(p->channel), ev.data);
+        protocol::pusher::pusher_session::encode_message(out, ev.event, pusher_name(p->channel), ev.data, ev.user_id);
         return out;
       });
     }

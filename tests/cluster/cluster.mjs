@@ -315,7 +315,8 @@ export async function startCluster({ nodes = 2, balancer = false, persist = fals
 }
 
 // Reads a text/event-stream response with fetch, as an EventSource would: events with their id,
-// event name and data. `headers` may carry Last-Event-ID. events[] fills as they arrive.
+// event name and data. `headers` may carry Last-Event-ID. events[] fills as they arrive; retryMs is
+// the last `retry:` field.
 export function openSse(url, headers = {}) {
   const ac = new AbortController();
   const s = { events: [], status: 0, closed: false, error: null };
@@ -363,6 +364,7 @@ export function openSse(url, headers = {}) {
             if (field === 'id') ev.id = value;
             else if (field === 'event') ev.event = value;
             else if (field === 'data') ev.data.push(value);
+            else if (field === 'retry' && /^\d+$/.test(value)) s.retryMs = Number(value);
           }
         }
       } catch (e) {

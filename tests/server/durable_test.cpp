@@ -2,7 +2,7 @@
 // the API, the server killed (SIGKILL) or stopped (SIGTERM) and started again on the same folder,
 // and a WebSocket client that resumes with its old epoch and offset gets recovered:true and exactly
 // the publications it missed, then live ones, with no duplicate. Then the faults: a disk that fills
-// (a file-size limit on the server), a damaged database, a read-only data dir.
+// (a file-size limit on the server), a damaged database, a read-only data dir (refused, still served).
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -359,26 +359,33 @@ TEST_F(Durable, UnwritableDataDirRefusesPublishesWith4022) {
   EXPECT_TRUE(s.alive());
 }
 
-TEST_F(Durable, ReadOnlyMountRefusesPublishesWith4022) {
-  auto mnt = fs::path(dir_) / "mnt";
-  fs::create_directories(mnt);
-  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m") != 0) GTEST_SKIP() << "cannot mount a tmpfs here";
-  std::string epoch;
-  {
-    server_run a(mnt.string());
-    for (int i = 1; i <= 5; ++i) epoch = reply_of(a.publish("n", i)).epoch;
-    a.stop(SIGTERM);
+// A data dir remounted read-only after a clean stop (no WAL left: read as it is) and after a kill
+// (commits still in the WAL: read through it): publishes are refused, the history is served.
+TEST_F(Durable, ReadOnlyMountRefusesPublishesWith4022AndServesItsHistory) {
+  for (int sig : {SIGTERM, SIGKILL}) {
+    SCOPED_TRACE(sig == SIGTERM ? "after SIGTERM" : "after SIGKILL");
+    auto mnt = fs::path(dir_) / (sig == SIGTERM ? "term" : "kill");
+    fs::create_directories(mnt);
+    if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=4m") != 0) GTEST_SKIP() << "cannot mount a tmpfs here";
+    std::string epoch;
+    {
+      server_run a(mnt.string());
+      for (int i = 1; i <= 5; ++i) epoch = reply_of(a.publish("n", i)).epoch;
+      a.stop(sig);
+    }
+    ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=4m"), 0);
+    {
+      server_run b(mnt.string());
+      ASSERT_NE(b.port, 0);
+      auto r = b.publish("n", 6);
+      EXPECT_EQ(r.status, 503u);
+      EXPECT_EQ(reply_of(r).error, static_cast<std::uint64_t>(code::storage_unavailable));
+      EXPECT_TRUE(b.alive());
+      ws_client c(b.port);
+      expect_exact_resume(b.port, epoch, 2, 5, c);
+    }
+    umount2(mnt.c_str(), MNT_DETACH);
   }
-  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=4m"), 0);
-  {
-    server_run b(mnt.string());
-    ASSERT_NE(b.port, 0);
-    auto r = b.publish("n", 6);
-    EXPECT_EQ(r.status, 503u);
-    EXPECT_EQ(reply_of(r).error, static_cast<std::uint64_t>(code::storage_unavailable));
-    EXPECT_TRUE(b.alive());
-  }
-  umount2(mnt.c_str(), MNT_DETACH);
 }
 
 TEST(DurableConfig, DataDirAndDurabilityFromFlagsEnvAndFile) {

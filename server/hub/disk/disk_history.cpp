@@ -10,6 +10,7 @@
 
 #include "protocol/channel_name.hpp"
 #include "server/hub/data_hash.hpp"
+#include "server/hub/disk/wal_checkpointer.hpp"
 #include "server/hub/history_window.hpp"
 #include "server/ops/log.hpp"
 
@@ -130,11 +131,20 @@ disk_history::disk_history(disk_history_config cfg)
     failure_ = err;
     close_db();
     log::error("history store cannot write: publishes are refused", {{"dir", cfg_.dir}, {"error", err}});
+  } else {
+    wal_checkpointer_config k;
+    k.path = (std::filesystem::path(cfg_.dir) / "history.db").string();
+    // interval: the promised fsync period; otherwise how often the WAL's size is looked at.
+    k.period = std::chrono::milliseconds(cfg_.policy == durability::interval ? cfg_.fsync_interval_ms : 1000);
+    k.sync_wal = cfg_.policy == durability::interval;
+    k.full_sync = cfg_.policy == durability::fsync;
+    checkpointer_ = std::make_unique<wal_checkpointer>(std::move(k));
   }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
 disk_history::~disk_history() {
+  checkpointer_.reset();   // the writer's last checkpoint (TRUNCATE) must not meet one of its passes
   {
     std::lock_guard lk(q_mu_);
     stop_ = true;
@@ -175,6 +185,15 @@ bool disk_history::open_db(std::string& err) {
       return false;
     }
     sqlite3_busy_timeout(db_, 1000);
+    // Replaces SQLite's auto-checkpoint (it would fsync on the commit path): checkpoints are the
+    // wal_checkpointer's, and the writer's own once the WAL is past max_wal_frames.
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<disk_history*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        this);
     err.clear();
     bool ok = exec("PRAGMA journal_mode=WAL;", err) &&
               exec(cfg_.policy == durability::fsync ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", err);
@@ -203,12 +222,61 @@ bool disk_history::open_db(std::string& err) {
       keys_.clear();
       continue;
     }
+    int code = db_ ? sqlite3_extended_errcode(db_) & 0xff : SQLITE_CANTOPEN;
+    if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM) {
+      std::string why = err;
+      if (open_read_only(path, err)) {
+        err = "read-only: " + why;
+        log::warn("history data dir is read-only: serving the history it holds, publishes are refused",
+                  {{"dir", cfg_.dir}, {"error", why}});
+      } else {
+        err = why;
+      }
+    }
     return false;
   }
   return false;
 }
 
-bool disk_history::load(std::string& err) {
+bool disk_history::open_read_only(const std::string& path, std::string& err) {
+  // Whatever a failed load read is dropped: it is read again, whole, or not at all.
+  auto forget_loaded = [this] {
+    std::lock_guard lk(map_mu_);
+    for (auto& [n, c] : channels_)
+      for (auto& e : c->kept) budget_.release(e.ticket);
+    channels_.clear();
+    keys_.clear();
+  };
+  forget_loaded();
+  close_db();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;
+  // With commits still in the WAL, SQLite reads it through the -shm it finds (read-only); without
+  // any, the file is read as it is, with no -shm to create.
+  auto wal = std::filesystem::file_size(path + "-wal", ec);
+  std::string uri = "file:";
+  for (char c : path) {   // a URI: the characters that would end or escape the path are encoded
+    if (c == '%') uri += "%25";
+    else if (c == '?') uri += "%3f";
+    else if (c == '#') uri += "%23";
+    else uri += c;
+  }
+  uri += !ec && wal > 0 ? "?mode=ro" : "?immutable=1";
+  if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK)
+    return err = sqlite3_errmsg(db_), close_db(), false;
+  bool ok;
+  {
+    stmt check(db_, "PRAGMA quick_check;");
+    ok = check && sqlite3_step(check.s) == SQLITE_ROW && col_text(check.s, 0) == "ok";
+  }
+  ok = ok && load(err, false);
+  if (!ok) forget_loaded();   // damaged or unreadable: nothing is served, as without a data dir
+  close_db();
+  return ok;
+}
+
+bool disk_history::load(std::string& err, bool writable) {
   std::map<std::string, std::string> meta;
   {
     stmt q(db_, "SELECT key, value FROM meta;");
@@ -297,14 +365,16 @@ bool disk_history::load(std::string& err) {
     log::warn("the last run stopped uncleanly under a non-fsync durability and the machine restarted: every channel "
               "starts a new epoch",
               {{"policy", meta["policy"]}});
-  // This run is unclean until the destructor says otherwise; made durable before any append.
-  stmt m(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?);");
-  if (!m) return err = sqlite3_errmsg(db_), false;
-  if (m.text(1, "clean").text(2, "0").run() != SQLITE_DONE ||
-      m.text(1, "boot").text(2, cfg_.boot_id).run() != SQLITE_DONE ||
-      m.text(1, "policy").text(2, durability_name(cfg_.policy)).run() != SQLITE_DONE)
-    return err = sqlite3_errmsg(db_), false;
-  if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
+  if (writable) {
+    // This run is unclean until the destructor says otherwise; made durable before any append.
+    stmt m(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?);");
+    if (!m) return err = sqlite3_errmsg(db_), false;
+    if (m.text(1, "clean").text(2, "0").run() != SQLITE_DONE ||
+        m.text(1, "boot").text(2, cfg_.boot_id).run() != SQLITE_DONE ||
+        m.text(1, "policy").text(2, durability_name(cfg_.policy)).run() != SQLITE_DONE)
+      return err = sqlite3_errmsg(db_), false;
+    if (!exec("PRAGMA wal_checkpoint(FULL);", err)) return false;
+  }
   std::lock_guard lk(map_mu_);
   admit_loaded();
   for (auto& [n, ch] : channels_)
@@ -466,19 +536,13 @@ void disk_history::writer_loop() {
   // Channel -> epoch whose commit failed: later appends of that epoch would follow a hole, so
   // they fail too, until the channel's new epoch comes through.
   std::map<std::string, std::string> failed;
-  auto last_sync = std::chrono::steady_clock::now();
-  bool dirty = false;   // committed since the last fsync (interval policy)
-  auto interval = std::chrono::milliseconds(cfg_.fsync_interval_ms ? cfg_.fsync_interval_ms : 1);
   bool failing = false;
   for (;;) {
     std::vector<op> batch;
     bool stopping;
     {
       std::unique_lock lk(q_mu_);
-      if (dirty && cfg_.policy == durability::interval)
-        q_cv_.wait_until(lk, last_sync + interval, [&] { return stop_ || !queue_.empty(); });
-      else
-        q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+      q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
       batch.swap(queue_);
       stopping = stop_;
     }
@@ -493,7 +557,7 @@ void disk_history::writer_loop() {
         ok = false;
         err = failure_;
       }
-      if (ok) dirty = true;
+      if (ok && checkpointer_) checkpointer_->committed(wal_frames_);
       if (!ok && !failing) log::error("history commit failed: publishes refused", {{"error", err}});
       if (ok && failing) log::info("history commits work again");
       failing = !ok;
@@ -544,11 +608,9 @@ void disk_history::writer_loop() {
       }
       flushed_cv_.notify_all();
     }
-    if (db_ && dirty && cfg_.policy == durability::interval &&
-        (stopping || std::chrono::steady_clock::now() - last_sync >= interval)) {
-      std::string e;
-      if (exec("PRAGMA wal_checkpoint(PASSIVE);", e)) dirty = false;   // syncs the WAL, then the database
-      last_sync = std::chrono::steady_clock::now();
+    if (db_ && wal_frames_ >= cfg_.max_wal_frames) {
+      std::string e;   // BUSY (a checkpointer pass is on): tried again after the next commit
+      if (exec("PRAGMA wal_checkpoint(RESTART);", e)) wal_frames_ = 0;
     }
     if (stopping) {
       std::lock_guard lk(q_mu_);

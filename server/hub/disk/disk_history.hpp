@@ -11,13 +11,16 @@
 //   fsync     every commit is fsynced (SQLite synchronous=FULL): nothing acknowledged is ever lost;
 //   interval  commits reach the OS; a checkpoint fsyncs every fsync_interval_ms;
 //   os        commits reach the OS, which writes them back when it likes.
+// Checkpoints (and with them every fsync but fsync's own per commit) run on another thread and
+// connection (wal_checkpointer.hpp), so a slow disk does not hold up commits.
 // A killed process loses nothing acknowledged under any policy (the OS holds the commits); a
 // machine crash may lose the tail under interval/os. The store notes the boot id and whether it
 // shut down cleanly; on opening after an unclean run under interval/os on another boot, every
 // channel starts a new epoch (clients see recovered:false, never a gap or a reused offset).
 //
 // Faults. A data dir that cannot be opened or written leaves the store refusing appends with
-// storage_unavailable (reads serve what is in memory). A commit that fails (disk full, I/O error)
+// storage_unavailable (reads serve what is in memory); a read-only one still serves the history it
+// holds (opened read-only, loaded, closed). A commit that fails (disk full, I/O error)
 // fails the appends it held: they were never visible; their channels start a new epoch at their
 // next append, because their offsets were handed out. A database that fails its integrity check
 // at open is renamed aside (history.db.damaged-<ms>) and a new one started: every channel is in a
@@ -38,6 +41,10 @@
 struct sqlite3;
 
 namespace pushwire::server {
+class wal_checkpointer;
+}
+
+namespace pushwire::server {
 
 enum class durability { fsync, interval, os };
 bool parse_durability(std::string_view s, durability& out);
@@ -52,6 +59,10 @@ struct disk_history_config {
   // keep counting across a restart of a monotonic clock.
   std::int64_t time_base_ms = 0;
   std::string boot_id;                  // this boot (/proc/sys/kernel/random/boot_id); tests pass their own
+  // Past this many WAL frames the writer rewinds the WAL with a checkpoint of its own, which waits
+  // for the disk (the checkpointer's passive ones cannot rewind it while commits keep coming).
+  // 16,384 frames: 64 MiB of 4 KiB pages, a few seconds of sustained fan-out publishing.
+  int max_wal_frames = 16384;
 };
 
 class disk_history final : public history_store {
@@ -130,7 +141,8 @@ class disk_history final : public history_store {
   std::vector<std::shared_ptr<channel>> snapshot();
 
   bool open_db(std::string& err);
-  bool load(std::string& err);
+  bool open_read_only(const std::string& path, std::string& err);
+  bool load(std::string& err, bool writable = true);
   void writer_loop();
   bool commit(std::vector<op>& batch, std::string& err);
   bool exec(const char* sql, std::string& err);
@@ -144,6 +156,8 @@ class disk_history final : public history_store {
   std::string empty_epoch_;   // guarded by map_mu_ (history_window.hpp, "the empty-channel rule")
 
   sqlite3* db_ = nullptr;
+  int wal_frames_ = 0;   // in the WAL after the last commit (SQLite's WAL hook); writer thread only
+  std::unique_ptr<wal_checkpointer> checkpointer_;   // null while the store cannot write
   struct statements;
   std::unique_ptr<statements> st_;
   std::mutex q_mu_;

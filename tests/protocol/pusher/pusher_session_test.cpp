@@ -271,6 +271,7 @@ TEST(PusherSession, ClientEventsOnlyOnPrivateChannelsAndRateLimited) {
   EXPECT_EQ(ev.event, "client-x");
   EXPECT_EQ(ev.data, R"({"a":1})");
   EXPECT_EQ(ev.socket_id, "12.34");   // never echoed to the sender
+  EXPECT_EQ(ev.user_id, "");           // a private channel has no member
   h.s.handle_text(R"({"event":"client-x","channel":"private-p","data":"s"})", 1000);
   EXPECT_EQ(h.drain().size(), 1u);
   h.s.handle_text(R"({"event":"client-x","channel":"private-p","data":"s"})", 1000);   // third within the second
@@ -347,6 +348,11 @@ TEST(PusherMapping, RoundTrips) {
     EXPECT_EQ(v.data, d);
     EXPECT_TRUE(v.socket_id.empty());
   }
+  auto presence = from_hub_data(hub_data("client-x", "{}", "1.2", "u7"));
+  EXPECT_EQ(presence.user_id, "u7");
+  std::string msg;
+  pusher_session::encode_message(msg, presence.event, "presence-r", presence.data, presence.user_id);
+  EXPECT_EQ(msg, R"({"event":"client-x","channel":"presence-r","data":"{}","user_id":"u7"})");
   auto other = from_hub_data(R"({"x":1})");
   EXPECT_EQ(other.event, "message");
   EXPECT_EQ(other.data, R"({"x":1})");
