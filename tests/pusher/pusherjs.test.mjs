@@ -365,6 +365,9 @@ test('user sign-in: pusher.signin() then #server-to-user-{id} events reach pushe
   await got;
 });
 
+// The server closes with 4009 after its pusher:error; pusher-js then calls close() on the already
+// closed socket of its Node transport (faye-websocket), which arms a 30 s close timer that keeps
+// this file's process alive that long after its last test. pusher-js's doing, not the server's.
 test('user sign-in: a forged signature is refused', async () => {
   const p = newClient(server, { auth, user: 'eve', forge: true });
   await connected(p);
