@@ -1,0 +1,132 @@
+// Bundlers with no extra config (issue 16 item 3): the package as `npm pack` ships it goes into an
+// app's node_modules; esbuild, Vite, webpack 5 and Rollup each build the same small page that does
+// `import { Client } from 'pushwire'`; each build is served as the web root of a real server and
+// run in Chromium, where it must load the .wasm the bundler emitted (not the server's own copy under
+// /pushwire/), connect and receive a numbered stream. The builds run through each bundler's own
+// JS API with no config file; what a bundler needs beyond that is the one line docs/client.md
+// ("Bundlers") documents, and the build functions below hold exactly that line and nothing more.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { launchBrowser, openPage, ROOT, startServer, unique } from './helpers.mjs';
+
+const run = promisify(execFile);
+let dir, app, browser;
+
+// The page every bundler builds. `transport` and `channel` come from the query string.
+const MAIN = `import { Client } from 'pushwire';
+const q = new URLSearchParams(location.search);
+const pw = (window.pw = { state: null, transport: null, subscribed: false, got: [], reasons: [] });
+const client = new Client(location.origin, { transports: [q.get('transport') || 'websocket'], WASM_OPTION });
+client.on('state', (s) => { pw.state = s.to; pw.transport = client.transport; pw.reasons.push(s.reason); });
+client.subscribe(q.get('channel'), {
+  onSubscribed() { pw.subscribed = true; },
+  onMessage(data) { pw.got.push(data.n); },
+});
+`;
+// esbuild copies no asset named by \`new URL(…, import.meta.url)\`: its documented line is the
+// package's wasm subpath with the file loader.
+const ESBUILD_MAIN = "import wasmUrl from 'pushwire/pushwire_core.wasm';\n" + MAIN.replace('WASM_OPTION', 'wasmUrl');
+const PLAIN_MAIN = MAIN.replace(', WASM_OPTION', '');
+
+const page = (script) => `<!doctype html><html><head><meta charset="utf-8"><title>bundled</title></head>
+<body><script type="module" src="${script}"></script></body></html>\n`;
+
+const builds = {
+  async esbuild(out) {
+    const esbuild = await import('esbuild');
+    await esbuild.build({
+      entryPoints: [join(app, 'src/main-esbuild.js')], bundle: true, format: 'esm', minify: true,
+      outfile: join(out, 'main.js'), logLevel: 'warning',
+      loader: { '.wasm': 'file' },   // the documented line
+    });
+    await writeFile(join(out, 'index.html'), page('main.js'));
+  },
+  async vite(out) {
+    const { build } = await import('vite');
+    await build({ root: app, configFile: false, logLevel: 'warn', build: { outDir: out, emptyOutDir: true } });
+  },
+  async webpack(out) {
+    const { default: webpack } = await import('webpack');
+    const stats = await new Promise((resolve, reject) => webpack({
+      mode: 'production', context: app, entry: './src/main.js', output: { path: out, filename: 'main.js' },
+    }, (err, s) => (err ? reject(err) : resolve(s))));
+    assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
+    await writeFile(join(out, 'index.html'), page('main.js'));
+  },
+  async rollup(out) {
+    const { rollup } = await import('rollup');
+    const { nodeResolve } = await import('@rollup/plugin-node-resolve');
+    const { importMetaAssets } = await import('@web/rollup-plugin-import-meta-assets');
+    const bundle = await rollup({
+      input: join(app, 'src/main.js'),
+      // nodeResolve is how Rollup finds node_modules at all; importMetaAssets is the documented line.
+      plugins: [nodeResolve({ browser: true }), importMetaAssets()],
+      onwarn: (w) => { throw new Error(`rollup: ${w.message}`); },
+    });
+    await bundle.write({ dir: out, format: 'es', entryFileNames: 'main.js' });
+    await bundle.close();
+    await writeFile(join(out, 'index.html'), page('main.js'));
+  },
+};
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pushwire-bundlers-'));
+  app = join(dir, 'app');
+  const pkg = join(app, 'node_modules/pushwire');
+  await mkdir(pkg, { recursive: true });
+  await mkdir(join(app, 'src'));
+  // The tarball npm would publish, unpacked where `npm install` puts it.
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, maxBuffer: 1 << 24 });
+  const [info] = JSON.parse(stdout);
+  await run('tar', ['-xzf', join(dir, info.filename), '-C', pkg, '--strip-components=1']);
+  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  await writeFile(join(app, 'src/main.js'), PLAIN_MAIN);
+  await writeFile(join(app, 'src/main-esbuild.js'), ESBUILD_MAIN);
+  await writeFile(join(app, 'index.html'), page('/src/main.js'));   // Vite's entry
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+for (const name of Object.keys(builds)) {
+  test(`${name} builds a page that loads the emitted wasm and receives a numbered stream`, { timeout: 60000 }, async () => {
+    const out = join(dir, `out-${name}`);
+    await mkdir(out, { recursive: true });
+    const started = Date.now();
+    await builds[name](out);
+    const buildMs = Date.now() - started;
+    const emitted = (await readdir(out, { recursive: true })).filter((f) => f.endsWith('.wasm'));
+    assert.ok(emitted.length >= 1, `${name} emitted the wasm (files: ${await readdir(out, { recursive: true })})`);
+
+    const server = await startServer(['--web-root', out]);
+    try {
+      const channel = unique('bundled');
+      const { page: p, watcher } = await openPage(browser.context, server.url, `/index.html?channel=${channel}`, {
+        ready: () => window.pw?.subscribed && window.pw.state === 'connected',
+      }).catch((err) => { throw new Error(`${name} (built in ${buildMs} ms): ${err.message}`); });
+      for (let n = 1; n <= 5; n++) await server.publish(channel, { n });
+      await p.waitForFunction(() => window.pw.got.length >= 5, null, { polling: 20, timeout: 10000 });
+      assert.deepEqual(await p.evaluate(() => window.pw.got), [1, 2, 3, 4, 5]);
+      assert.equal(await p.evaluate(() => window.pw.transport), 'websocket');
+      // The wasm came from the bundle's own output, as application/wasm.
+      const requested = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+      const wasm = requested.filter((u) => u.endsWith('.wasm'));
+      assert.equal(wasm.length, 1, `one wasm load: ${requested}`);
+      assert.ok(!wasm[0].startsWith('/pushwire/'), `the bundle's own wasm, not the server's: ${wasm[0]}`);
+      assert.ok(emitted.some((f) => wasm[0].endsWith('/' + f.split('/').pop())), `${wasm[0]} is one of ${emitted}`);
+      const res = await p.request.get(server.url + wasm[0]);
+      assert.equal(res.headers()['content-type'], 'application/wasm');
+      watcher.check(assert);
+      await p.close();
+    } finally {
+      await server.stop();
+    }
+  });
+}
