@@ -30,6 +30,8 @@ export interface ClientOptions {
   stableAfterMs?: number;
   /** Transport open requested -> `connected` frame. Default 10000. */
   handshakeTimeoutMs?: number;
+  /** SSE request -> its first event; past it a buffering proxy is assumed (fallback code 111). Default 4000. */
+  sseFirstEventMs?: number;
   /** Silence allowed on top of the server's ping interval (or the poll hold). Default 10000. */
   heartbeatGraceMs?: number;
   /** How long the server holds a long-poll. Default 25000 (the server's default). */
@@ -235,6 +237,7 @@ export const Code: Readonly<{
   networkCheck: 108;
   noTransport: 109;
   handshakeTimeout: 110;
+  sseBuffered: 111;
 }>;
 
 export function codeName(code: number): string;
