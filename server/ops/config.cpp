@@ -158,6 +158,8 @@ const std::vector<option>& options() {
                     "length of an API publish's idempotency_key; longer is refused with 400"));
     o.push_back(num("presence-lease-ms", &config::presence_lease_ms, "presence lease of one-way clients; 0 = poll hold + 10 s"));
     o.push_back(num("sse-retry-ms", &config::sse_retry_ms, "SSE retry: field, jittered 50-150 %"));
+    o.push_back(num("sse-padding-bytes", &config::sse_padding_bytes,
+                    "a `:` comment of this size opens each SSE stream, for proxies that flush a full buffer; 0-65536"));
     o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
     o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
     o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));
@@ -372,6 +374,10 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
       n.history_ttl_ms = r.cfg.history_ttl_ms;
       r.cfg.namespaces[a.ns] = n;
     }
+  // Sent on every SSE open: a bound keeps a config typo from costing megabytes per connection.
+  if (r.cfg.sse_padding_bytes > max_sse_padding_bytes) {
+    r.ok = false; r.error = "--sse-padding-bytes must be 0-" + std::to_string(max_sse_padding_bytes); return r;
+  }
   if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
     r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;
   }
