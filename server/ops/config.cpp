@@ -159,7 +159,8 @@ const std::vector<option>& options() {
     o.push_back(num("presence-lease-ms", &config::presence_lease_ms, "presence lease of one-way clients; 0 = poll hold + 10 s"));
     o.push_back(num("sse-retry-ms", &config::sse_retry_ms, "SSE retry: field, jittered 50-150 %"));
     o.push_back(num("sse-padding-bytes", &config::sse_padding_bytes,
-                    "a `:` comment of this size opens each SSE stream, for proxies that flush a full buffer; 0-65536"));
+                    "a `:` comment of this size after each SSE stream's first events, for proxies that hold a "
+                    "response's start; 0 = none, at most 65536 (docs/protocol.md, Buffering proxies)"));
     o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
     o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
     o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));

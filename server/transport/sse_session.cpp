@@ -68,8 +68,9 @@ class sse_session final : public stream_conn<sse_session> {
       session_.handle_command(sub, now);
       drain(now);
     }
-    // Padding after the first events: a proxy that passes on only full buffers then passes them on
-    // (they go out in the same write, queued before the header completes).
+    // Padding after the first events (queued before the header completes, so in the same write),
+    // for a proxy that holds a response's start until it has this much; a size under 2 (no room for
+    // ':' and the newline) sends none. It does not make a buffering nginx stream (config.hpp).
     if (auto pad = node_.cfg.sse_padding_bytes; pad >= 2) {
       auto padding = make_control({});
       padding->sse_only.reserve(pad);
