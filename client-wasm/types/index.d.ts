@@ -64,6 +64,7 @@ export interface StateEvent {
   to: ClientState;
   /** Why (see Code: 100-199 client reasons, 1000+/4000+ server and close codes). */
   code: number;
+  /** Reaching 'connected': the transport, and after a fallback its reason too, e.g. 'polling (SSE buffered by a proxy)'. */
   reason: string;
   transport: TransportName | null;
 }
@@ -71,6 +72,7 @@ export interface StateEvent {
 export interface FallbackEvent {
   from: TransportName;
   to: TransportName;
+  /** Why `from` failed, e.g. Code.sseBuffered (111) when a proxy held the SSE stream. */
   code: number;
   reason: string;
 }
