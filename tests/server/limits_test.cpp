@@ -632,10 +632,11 @@ TEST_F(Limits, SseStreamStartsWithAJitteredRetry) {
 }
 
 // The padding comment comes right after the stream's first events (retry, connected, subscribed),
-// in the same write, so a proxy that passes on only full buffers passes those on; off by default.
+// before anything else; off by default. (A comment line ends no block: the next ping ends its block.)
 TEST_F(Limits, SsePaddingFollowsTheFirstEvents) {
   auto cfg = base_config();
   cfg.sse_padding_bytes = 2048;
+  cfg.ping_interval_ms = 100;
   start(cfg);
   sse_stream s(port, "/sse?channels=p");
   ASSERT_EQ(s.status, 200u);
@@ -646,8 +647,8 @@ TEST_F(Limits, SsePaddingFollowsTheFirstEvents) {
   EXPECT_NE(block.find("\"connected\""), std::string::npos) << block;
   ASSERT_EQ(s.next_block(block), read_state::ok);
   EXPECT_NE(block.find("\"subscribed\""), std::string::npos) << block;
-  // The comment line and the next block's lines run together up to the next blank line.
   ASSERT_EQ(s.next_block(block), read_state::ok);
+  EXPECT_NE(block.find("event: ping"), std::string::npos) << block;
   auto comment = block.substr(0, block.find('\n') + 1);
   EXPECT_EQ(comment.size(), 2048u);
   EXPECT_EQ(comment.find_first_not_of(' ', 1), comment.size() - 1);
