@@ -12,16 +12,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { freePort } from '../cluster/cluster.mjs';
 import { launchBrowser, openPage, ROOT, startServer, unique } from './helpers.mjs';
 
 const run = promisify(execFile);
 let dir, app, browser;
 
-// The page every bundler builds. `transport` and `channel` come from the query string.
+// The page every bundler builds. `channel` (and `server`, where the page has another origin) come
+// from the query string.
 const MAIN = `import { Client } from 'pushwire';
 const q = new URLSearchParams(location.search);
 const pw = (window.pw = { state: null, transport: null, subscribed: false, got: [], reasons: [] });
-const client = new Client(location.origin, { transports: [q.get('transport') || 'websocket'], WASM_OPTION });
+const client = new Client(q.get('server') || location.origin, { transports: ['websocket'], WASM_OPTION });
 client.on('state', (s) => { pw.state = s.to; pw.transport = client.transport; pw.reasons.push(s.reason); });
 client.subscribe(q.get('channel'), {
   onSubscribed() { pw.subscribed = true; },
@@ -95,6 +97,29 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+// Opens the bundled page at `base`, its client connecting to `server`; checks a numbered stream.
+async function openBundled(base, server, name) {
+  const channel = unique('bundled');
+  const q = base === server.url ? '' : `&server=${encodeURIComponent(server.url)}`;
+  const { page, watcher } = await openPage(browser.context, base, `/index.html?channel=${channel}${q}`, {
+    ready: () => window.pw?.subscribed && window.pw.state === 'connected',
+  }).catch((err) => { throw new Error(`${name}: ${err.message}`); });
+  for (let n = 1; n <= 5; n++) await server.publish(channel, { n });
+  await page.waitForFunction(() => window.pw.got.length >= 5, null, { polling: 20, timeout: 10000 });
+  assert.deepEqual(await page.evaluate(() => window.pw.got), [1, 2, 3, 4, 5]);
+  assert.equal(await page.evaluate(() => window.pw.transport), 'websocket');
+  page.watcher = watcher;
+  return page;
+}
+
+// The paths of the page's .wasm loads; exactly one is expected.
+async function wasmLoads(page) {
+  const requested = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+  const wasm = requested.filter((u) => u.endsWith('.wasm'));
+  assert.equal(wasm.length, 1, `one wasm load: ${requested}`);
+  return wasm;
+}
+
 for (const name of Object.keys(builds)) {
   test(`${name} builds a page that loads the emitted wasm and receives a numbered stream`, { timeout: 60000 }, async (t) => {
     const out = join(dir, `out-${name}`);
@@ -108,26 +133,42 @@ for (const name of Object.keys(builds)) {
 
     const server = await startServer(['--web-root', out]);
     try {
-      const channel = unique('bundled');
-      const { page: p, watcher } = await openPage(browser.context, server.url, `/index.html?channel=${channel}`, {
-        ready: () => window.pw?.subscribed && window.pw.state === 'connected',
-      }).catch((err) => { throw new Error(`${name} (built in ${buildMs} ms): ${err.message}`); });
-      for (let n = 1; n <= 5; n++) await server.publish(channel, { n });
-      await p.waitForFunction(() => window.pw.got.length >= 5, null, { polling: 20, timeout: 10000 });
-      assert.deepEqual(await p.evaluate(() => window.pw.got), [1, 2, 3, 4, 5]);
-      assert.equal(await p.evaluate(() => window.pw.transport), 'websocket');
+      const p = await openBundled(server.url, server, name);
       // The wasm came from the bundle's own output, as application/wasm.
-      const requested = await p.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
-      const wasm = requested.filter((u) => u.endsWith('.wasm'));
-      assert.equal(wasm.length, 1, `one wasm load: ${requested}`);
+      const wasm = await wasmLoads(p);
       assert.ok(!wasm[0].startsWith('/pushwire/'), `the bundle's own wasm, not the server's: ${wasm[0]}`);
       assert.ok(emitted.some((f) => wasm[0].endsWith('/' + f.split('/').pop())), `${wasm[0]} is one of ${emitted}`);
       const res = await p.request.get(server.url + wasm[0]);
       assert.equal(res.headers()['content-type'], 'application/wasm');
-      watcher.check(assert);
+      p.watcher.check(assert);
       await p.close();
     } finally {
       await server.stop();
     }
   });
 }
+
+// Vite's dev server pre-bundles dependencies into node_modules/.vite/deps/, where no .wasm is next
+// to the module (the page gets index.html instead and the client closes with 4018); the documented
+// line keeps pushwire out of the pre-bundling. The page is on Vite's origin, the server on its own.
+test('vite dev server: with optimizeDeps.exclude the page loads the package\'s wasm and receives a numbered stream', { timeout: 60000 }, async () => {
+  const { createServer } = await import('vite');
+  const server = await startServer();
+  const dev = await createServer({
+    root: app, configFile: false, logLevel: 'warn',
+    optimizeDeps: { exclude: ['pushwire'] },   // the documented line
+    server: { host: '127.0.0.1', port: await freePort(), strictPort: true, hmr: false },
+  });
+  try {
+    await dev.listen();
+    const base = dev.resolvedUrls.local[0].replace(/\/$/, '');
+    const p = await openBundled(base, server, 'vite dev');
+    const wasm = await wasmLoads(p);
+    assert.equal(wasm[0], '/node_modules/pushwire/client-wasm/dist/pushwire_core.wasm');
+    p.watcher.check(assert);
+    await p.close();
+  } finally {
+    await dev.close();
+    await server.stop();
+  }
+});
