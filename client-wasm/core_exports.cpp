@@ -75,6 +75,7 @@ bool parse_options(std::string_view text, client_options& o) {
     else if (m.key == "backoff_max_ms") o.backoff_max_ms = *v;
     else if (m.key == "stable_after_ms") o.stable_after_ms = *v;
     else if (m.key == "handshake_timeout_ms") o.handshake_timeout_ms = *v;
+    else if (m.key == "sse_first_event_ms") o.sse_first_event_ms = *v;
     else if (m.key == "heartbeat_grace_ms") o.heartbeat_grace_ms = *v;
     else if (m.key == "poll_hold_ms") o.poll_hold_ms = *v;
     else if (m.key == "request_timeout_ms") o.request_timeout_ms = *v;

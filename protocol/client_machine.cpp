@@ -97,6 +97,7 @@ void client_machine::connect(std::uint64_t now) {
   transport_index_ = 0;
   attempt_ = 0;
   advised_delay_.reset();
+  fallback_reason_.clear();
   set_state(client_state::connecting, code::connect_called, "connect() called");
   if (options_.token_refresh && options_.token.empty()) {
     fetch_token(code::ok, now);   // the attempt starts once the token is in
@@ -174,6 +175,7 @@ void client_machine::handle_transport_data(std::uint32_t generation, std::string
     stale_replies(generation, batch);
     return;
   }
+  first_event_by_.reset();   // something came through: the stream is not held back
   const bool polling = transport() == transport_kind::polling;
   bool poll_response = link_ == link_stage::handshake;
   split_batch(batch, [&](std::string_view line) {
@@ -226,7 +228,9 @@ void client_machine::handle_timeout(std::uint64_t now) {
   const bool due = deadline_ && now >= *deadline_;
   switch (state_) {
     case client_state::connecting:
-      if (due) transport_failed(code::handshake_timeout, "no connected frame within handshake_timeout_ms", now);
+      if (first_event_by_ && now >= *first_event_by_)
+        transport_failed(code::sse_buffered, "SSE buffered by a proxy", now);
+      else if (due) transport_failed(code::handshake_timeout, "no connected frame within handshake_timeout_ms", now);
       break;
     case client_state::connected:
       if (link_ == link_stage::handshake) {
@@ -304,6 +308,7 @@ std::optional<std::uint64_t> client_machine::next_deadline() const {
     if (!next || t < *next) next = t;
   };
   if (reopen_at_) consider(*reopen_at_);
+  if (first_event_by_) consider(*first_event_by_);
   if (token_fetch_) consider(token_fetch_->deadline);
   if (auto hb = heartbeat_deadline()) consider(*hb);
   for (auto& [id, r] : requests_) consider(r.deadline);
@@ -334,6 +339,8 @@ void client_machine::start_attempt(std::uint64_t now) {
   link_ = link_stage::handshake;
   connect_id_ = 0;
   deadline_ = now + options_.handshake_timeout_ms;
+  if (transport() == transport_kind::sse && state_ == client_state::connecting)
+    first_event_by_ = now + options_.sse_first_event_ms;
   if (!one_way()) {
     actions_.push_back(client_action{.kind = client_action_kind::open_transport, .transport = transport(),
                                      .generation = generation_});
@@ -356,6 +363,7 @@ void client_machine::abandon_transport() {
   link_ = link_stage::none;
   deadline_.reset();
   reopen_at_.reset();
+  first_event_by_.reset();
 }
 
 void client_machine::transport_failed(code why, std::string_view reason, std::uint64_t now) {
@@ -367,10 +375,12 @@ void client_machine::transport_failed(code why, std::string_view reason, std::ui
     e.to_transport = transport();
     e.error_code = why;
     e.reason = std::string(reason);
+    fallback_reason_ = e.reason;
     emit(std::move(e));
     start_attempt(now);
     return;
   }
+  fallback_reason_.clear();
   transport_index_ = 0;  // the next round starts again from the preferred transport
   schedule_reconnect(code::transport_failed, "every transport failed; last: " + std::string(reason), now);
 }
@@ -496,7 +506,14 @@ void client_machine::on_connected(const frame& f, std::uint64_t now) {
   deadline_.reset();
   if (state_ == client_state::connecting) {
     connected_at_ = now;
-    set_state(client_state::connected, code::transport_opened, transport_name(transport()));
+    std::string why(transport_name(transport()));
+    if (!fallback_reason_.empty()) {
+      why += " (";
+      why += fallback_reason_;
+      why += ')';
+      fallback_reason_.clear();
+    }
+    set_state(client_state::connected, code::transport_opened, why);
   }
   std::string text;
   if (!one_way()) {

@@ -29,7 +29,16 @@
 // or opens but closes (or stays silent past handshake_timeout_ms) before the server's `connected`
 // frame, *fails*: the machine reports `fallback` with the reason and tries the next one at once.
 // After the last one fails, it waits a backoff delay and starts again from the first. A transport
-// that reached `connected` and later dies is retried first on reconnect.
+// that reached `connected` and later dies is retried first on reconnect. The `state` event that
+// reaches `connected` after a fallback names the last fallback's reason beside the transport.
+//
+// Buffering proxies: the server writes its `connected` event in the same write as the SSE response
+// header, so an SSE stream that delivers nothing within sse_first_event_ms of its request is being
+// held by a proxy that buffers the response (nginx's default proxy_buffering, some corporate
+// proxies); it fails with sse_buffered ("SSE buffered by a proxy") long before handshake_timeout_ms,
+// and the next transport (long-polling: each response is complete, so buffering cannot hold it) is
+// tried. The time runs from the request, not from the stream's opening: a buffering nginx holds the
+// response header too (it waits for body bytes to send with it), so such a stream never opens.
 //
 // Backoff: full jitter, delay = uniform(0, min(backoff_max_ms, backoff_min_ms * 2^attempt)); attempt
 // grows with each failed attempt and resets to 0 once a connection has stayed up for stable_after_ms. A server `disconnect` frame with
@@ -96,6 +105,9 @@ struct client_options {
   std::uint64_t backoff_max_ms = 20000;     // cap: a long outage costs one attempt per 20 s at most
   std::uint64_t stable_after_ms = 10000;    // a connection this old resets the backoff
   std::uint64_t handshake_timeout_ms = 10000;  // open requested -> `connected` frame
+  // SSE request -> its first event: the server sends one with the header, so a slow network's
+  // round trips are all it needs; silence past this means a proxy is buffering the stream (above).
+  std::uint64_t sse_first_event_ms = 4000;
   std::uint64_t heartbeat_grace_ms = 10000; // on top of the server's ping interval
   std::uint64_t poll_hold_ms = 25000;       // how long the server holds a long-poll (server default)
   std::uint64_t request_timeout_ms = 10000;
@@ -267,6 +279,8 @@ class client_machine {
   std::uint64_t ping_ms_ = 0;
   std::optional<std::uint64_t> deadline_;   // handshake or backoff, depending on state
   std::optional<std::uint64_t> reopen_at_;  // one-way channel set changed: reopen then (coalesces bursts)
+  std::optional<std::uint64_t> first_event_by_;  // connecting over SSE, no event yet (buffering proxy?)
+  std::string fallback_reason_;             // the last fallback of this connect round, for the `state` event
   std::string client_id_;                   // polling: from this generation's `connected`
   std::uint32_t attempt_ = 0;
   prng rng_;

@@ -44,6 +44,7 @@ std::string_view code_name(code c) {
     case code::network_check: return "network check";
     case code::no_transport: return "no transport";
     case code::handshake_timeout: return "handshake timeout";
+    case code::sse_buffered: return "sse buffered";
   }
   return "unknown code";
 }

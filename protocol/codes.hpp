@@ -55,6 +55,7 @@ enum class code : std::uint16_t {
   network_check = 108,         // page came online/visible: check now
   no_transport = 109,          // every transport is disabled or unsupported
   handshake_timeout = 110,     // transport opened but no `connected` frame in time
+  sse_buffered = 111,          // an SSE stream delivered nothing in time: a proxy holds it
 };
 
 // Whether a client that sees this code (in a disconnect frame, as a close code or as a request

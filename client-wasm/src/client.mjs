@@ -17,6 +17,7 @@ const TIMINGS = {
   backoffMaxMs: 'backoff_max_ms',
   stableAfterMs: 'stable_after_ms',
   handshakeTimeoutMs: 'handshake_timeout_ms',
+  sseFirstEventMs: 'sse_first_event_ms',
   heartbeatGraceMs: 'heartbeat_grace_ms',
   pollHoldMs: 'poll_hold_ms',
   requestTimeoutMs: 'request_timeout_ms',

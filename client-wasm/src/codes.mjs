@@ -44,6 +44,7 @@ export const Code = Object.freeze({
   networkCheck: 108,
   noTransport: 109,
   handshakeTimeout: 110,
+  sseBuffered: 111,
 });
 
 // "badChannel" -> "bad channel", which is exactly code_name() in protocol/codes.cpp.

@@ -3,7 +3,7 @@
 // copy it as an asset.
 import { platform } from './platform.mjs';
 
-platform.defaultWasmUrl = () => new URL('pushwire_core.wasm', import.meta.url).href;
+platform.defaultWasmUrl = () => new URL('./pushwire_core.wasm', import.meta.url).href;
 
 export { Client, Subscription, PushwireError } from './client.mjs';
 export { Code, codeName } from './codes.mjs';

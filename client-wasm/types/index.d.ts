@@ -30,6 +30,8 @@ export interface ClientOptions {
   stableAfterMs?: number;
   /** Transport open requested -> `connected` frame. Default 10000. */
   handshakeTimeoutMs?: number;
+  /** SSE request -> its first event; past it a buffering proxy is assumed (fallback code 111). Default 4000. */
+  sseFirstEventMs?: number;
   /** Silence allowed on top of the server's ping interval (or the poll hold). Default 10000. */
   heartbeatGraceMs?: number;
   /** How long the server holds a long-poll. Default 25000 (the server's default). */
@@ -62,6 +64,7 @@ export interface StateEvent {
   to: ClientState;
   /** Why (see Code: 100-199 client reasons, 1000+/4000+ server and close codes). */
   code: number;
+  /** Reaching 'connected': the transport, and after a fallback its reason too, e.g. 'polling (SSE buffered by a proxy)'. */
   reason: string;
   transport: TransportName | null;
 }
@@ -69,6 +72,7 @@ export interface StateEvent {
 export interface FallbackEvent {
   from: TransportName;
   to: TransportName;
+  /** Why `from` failed, e.g. Code.sseBuffered (111) when a proxy held the SSE stream. */
   code: number;
   reason: string;
 }
@@ -235,6 +239,7 @@ export const Code: Readonly<{
   networkCheck: 108;
   noTransport: 109;
   handshakeTimeout: 110;
+  sseBuffered: 111;
 }>;
 
 export function codeName(code: number): string;

@@ -158,6 +158,9 @@ const std::vector<option>& options() {
                     "length of an API publish's idempotency_key; longer is refused with 400"));
     o.push_back(num("presence-lease-ms", &config::presence_lease_ms, "presence lease of one-way clients; 0 = poll hold + 10 s"));
     o.push_back(num("sse-retry-ms", &config::sse_retry_ms, "SSE retry: field, jittered 50-150 %"));
+    o.push_back(num("sse-padding-bytes", &config::sse_padding_bytes,
+                    "a `:` comment of this size after each SSE stream's first events, for proxies that hold a "
+                    "response's start; 0 = none, at most 65536 (docs/protocol.md, Buffering proxies)"));
     o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
     o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
     o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));
@@ -394,6 +397,10 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
                     : c.pusher_webhook_timeout_ms < 1 || c.pusher_webhook_timeout_ms > 60000 ? "--pusher-webhook-timeout-ms must be 1-60000"
                     : nullptr;
     if (bad) { r.ok = false; r.error = bad; return r; }
+  }
+  // Sent on every SSE open: a bound keeps a config typo from costing megabytes per connection.
+  if (r.cfg.sse_padding_bytes > max_sse_padding_bytes) {
+    r.ok = false; r.error = "--sse-padding-bytes must be 0-" + std::to_string(max_sse_padding_bytes); return r;
   }
   if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
     r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;

@@ -21,6 +21,10 @@ struct namespace_config {
   bool private_channels = false;
 };
 
+// The largest SSE opening padding accepted (config check): proxies that flush on size do so well
+// below it, and it is sent on every SSE open.
+inline constexpr std::size_t max_sse_padding_bytes = 65536;
+
 struct config {
   std::string config_file;
   int port = 8080;
@@ -89,6 +93,11 @@ struct config {
   std::size_t max_idempotency_key_bytes = 128;
   std::uint64_t presence_lease_ms = 0;         // one-way clients; 0 = poll hold + 10 s
   std::uint64_t sse_retry_ms = 2000;           // EventSource retry, jittered 50-150 %
+  // A `:` comment of this many bytes after an SSE stream's first events, for a proxy that holds
+  // the start of a response until it has that much. Off: measured with nginx (docs/protocol.md
+  // "Buffering proxies"), padding that fills its first buffer passes the first events on but not
+  // the later ones, which only hides the buffering from the client's detection.
+  std::size_t sse_padding_bytes = 0;
   std::uint64_t reconnect_jitter_ms = 2000;    // spread of `after` in server disconnects
   std::uint64_t shutdown_timeout_ms = 5000;    // drain deadline on SIGTERM
   std::uint64_t housekeeping_ms = 250;         // timer tick for deadlines, pings, sweeps

@@ -48,7 +48,9 @@ class sse_session final : public stream_conn<sse_session> {
     // retry: jittered 50-150 % so a plain EventSource comes back quickly but not all at once.
     auto base = node_.cfg.sse_retry_ms;
     auto retry = make_control({});
-    retry->sse_only = "retry: " + std::to_string(base / 2 + node_.jitter(base)) + "\n\n";
+    retry->sse_only += "retry: ";
+    retry->sse_only += std::to_string(base / 2 + node_.jitter(base));
+    retry->sse_only += "\n\n";
     send_control(std::move(retry));
 
     auto now = node_.clk.now_ms();
@@ -65,6 +67,17 @@ class sse_session final : public stream_conn<sse_session> {
       sub.since = params_.since[i];
       session_.handle_command(sub, now);
       drain(now);
+    }
+    // Padding after the first events (queued before the header completes, so in the same write),
+    // for a proxy that holds a response's start until it has this much; a size under 2 (no room for
+    // ':' and the newline) sends none. It does not make a buffering nginx stream (config.hpp).
+    if (auto pad = node_.cfg.sse_padding_bytes; pad >= 2) {
+      auto padding = make_control({});
+      padding->sse_only.reserve(pad);
+      padding->sse_only += ':';
+      padding->sse_only.append(pad - 2, ' ');
+      padding->sse_only += '\n';
+      send_control(std::move(padding));
     }
   }
 

@@ -215,7 +215,10 @@ export async function api(base, method, path, body, timeoutMs = 5000) {
 // read timeouts. A dead upstream is skipped for the next one (proxy_next_upstream; refused at once
 // on loopback) and never marked down (max_fails=0): nodes come back within a test, and a balancer
 // that still counted a restarted node as down would answer 502 with every node up.
-export async function startNginx(nodes) {
+// `nodes`: ports or nodes. `buffering`: the response-buffering directives; the default streams
+// (docs/scaling.md), tests of a buffering proxy (tests/browser/proxy.test.mjs) pass their own.
+export const NGINX_STREAMING = 'proxy_buffering off;';
+export async function startNginx(nodes, { buffering = NGINX_STREAMING } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'pushwire-nginx-'));
   await mkdir(join(dir, 'tmp'), { recursive: true });
   const port = await freePort();
@@ -246,7 +249,7 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
       proxy_set_header Host $host;
-      proxy_buffering off;
+      ${buffering}
       proxy_request_buffering off;
       proxy_cache off;
       proxy_read_timeout 1h;

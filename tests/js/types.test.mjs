@@ -56,7 +56,11 @@ function asModule(src) {
 const EXTRA = `
 import { Client, Code, PushwireError, codeName, type StateEvent } from 'pushwire';
 import wasmUrl from 'pushwire/pushwire_core.wasm';
+import 'pushwire/pushwire.js';
 const u: string = wasmUrl;
+const g: typeof Client = Pushwire.Client;
+const gc: number = Pushwire.Code.sseBuffered;
+void g; void gc;
 const err = new PushwireError(Code.tokenExpired);
 const err2 = new PushwireError(4004, 'bad token');
 const code: number = err.code + err2.code;
@@ -68,6 +72,16 @@ c2.subscribe('x', { onSubscribed(e) { const r: boolean | undefined = e.recovered
 void name;
 export {};
 `;
+
+test('every subpath the package exports has types, and they are shipped', async () => {
+  const pkg = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8'));
+  for (const [sub, target] of Object.entries(pkg.exports)) {
+    if (sub === './package.json') continue;   // JSON: TypeScript types it itself
+    assert.equal(typeof target, 'object', `${sub} has conditions, with types first`);
+    assert.equal(Object.keys(target)[0], 'types', `${sub}: types is its first condition`);
+    assert.ok(pkg.files.includes(target.types.slice(2)), `${sub}: ${target.types} is in files`);
+  }
+});
 
 test('the documented snippets type-check against the .d.ts with tsc --strict', { timeout: 120000 }, async () => {
   const docs = [

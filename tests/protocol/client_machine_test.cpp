@@ -267,6 +267,80 @@ TEST(ClientMachine, HandshakeTimeoutFallsBack) {
   EXPECT_EQ(h.m.next_deadline(), start + 4000);  // the next transport's own handshake
 }
 
+// A proxy that buffers the response holds the SSE stream's events, and a buffering nginx its header
+// too: the machine gives up sse_first_event_ms after the request (whether or not the stream opened),
+// not handshake_timeout_ms later, and says why.
+TEST(ClientMachine, SilentSseStreamIsBufferedAndFallsBackToPolling) {
+  auto o = fast_options({tk::sse, tk::polling});
+  o.sse_first_event_ms = 500;
+  harness h(o);
+  std::uint64_t start = h.now;
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  h.clear();
+  EXPECT_EQ(h.m.next_deadline(), start + 500);
+  h.now = start + 100;
+  h.m.handle_transport_open(g, h.now);   // the header came through; opening moves nothing
+  EXPECT_EQ(h.m.next_deadline(), start + 500);
+  h.at(start + 499);
+  EXPECT_TRUE(h.take_events().empty());
+  h.at(start + 500);
+  auto events = h.take_events();
+  auto fallbacks = of_kind(events, ek::fallback);
+  ASSERT_EQ(fallbacks.size(), 1u);
+  EXPECT_EQ(fallbacks[0].from_transport, tk::sse);
+  EXPECT_EQ(fallbacks[0].to_transport, tk::polling);
+  EXPECT_EQ(fallbacks[0].error_code, code::sse_buffered);
+  EXPECT_EQ(fallbacks[0].reason, "SSE buffered by a proxy");
+  auto actions = h.take_actions();
+  ASSERT_EQ(of_kind(actions, ak::close_transport).size(), 1u);
+  EXPECT_EQ(of_kind(actions, ak::close_transport)[0].generation, g);
+  std::uint32_t pg = 0;
+  for (auto& a : actions)
+    if (a.kind == ak::open_transport) pg = a.generation;
+  ASSERT_NE(pg, 0u);
+  // The state event that reaches `connected` on polling carries the reason too.
+  h.m.handle_transport_data(pg, connected_frame(), h.now);
+  auto states = of_kind(h.take_events(), ek::state_changed);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].to, cs::connected);
+  EXPECT_EQ(states[0].reason, "polling (SSE buffered by a proxy)");
+}
+
+TEST(ClientMachine, SseFirstEventDeadlineOnlyWhileConnecting) {
+  // A stream reopened for a new channel set while connected has shown it passes through.
+  auto o = fast_options({tk::sse, tk::polling});
+  o.sse_first_event_ms = 500;
+  harness h(o);
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  h.m.handle_transport_data(g, connected_frame(), h.now);
+  h.m.subscribe("b", std::nullopt, h.now);
+  h.at(h.now);   // the reopen
+  std::uint32_t g2 = h.last_open_generation();
+  ASSERT_NE(g2, g);
+  h.clear();
+  EXPECT_EQ(h.m.next_deadline(), h.now + 2000);   // the reopen's handshake deadline only
+}
+
+TEST(ClientMachine, SseStreamThatDeliversItsFirstEventInTimeStaysOnSse) {
+  auto o = fast_options({tk::sse, tk::polling});
+  o.sse_first_event_ms = 500;
+  harness h(o);
+  h.m.connect(h.now);
+  std::uint32_t g = h.last_open_generation();
+  h.m.handle_transport_open(g, h.now);
+  h.now += 499;
+  h.m.handle_transport_data(g, connected_frame(), h.now);
+  auto states = of_kind(h.take_events(), ek::state_changed);
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[1].reason, "sse");   // no fallback, nothing beside the name
+  h.at(h.now + 1000);   // well past the first-event deadline, inside the heartbeat
+  EXPECT_EQ(h.m.state(), cs::connected);
+  EXPECT_EQ(h.m.transport(), tk::sse);
+  EXPECT_TRUE(of_kind(h.take_events(), ek::fallback).empty());
+}
+
 TEST(ClientMachine, AllTransportsFailedBacksOffThenStartsFromTheFirst) {
   harness h(fast_options({tk::websocket, tk::sse}));
   h.m.connect(h.now);

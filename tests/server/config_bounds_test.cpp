@@ -36,4 +36,10 @@ TEST(ConfigBounds, NumbersMustFitTheirFieldAndTheProtocolRange) {
   EXPECT_FALSE(ps::parse_config(3, with_file, {}).ok);
 }
 
+TEST(ConfigBounds, SsePaddingIsBounded) {
+  EXPECT_TRUE(accepts("sse-padding-bytes", "0"));
+  EXPECT_TRUE(accepts("sse-padding-bytes", std::to_string(ps::max_sse_padding_bytes)));
+  EXPECT_FALSE(accepts("sse-padding-bytes", std::to_string(ps::max_sse_padding_bytes + 1)));
+}
+
 }  // namespace

@@ -631,6 +631,39 @@ TEST_F(Limits, SseStreamStartsWithAJitteredRetry) {
   EXPECT_NE(std::count(seen.begin(), seen.end(), seen[0]), 8) << "retry is not jittered";
 }
 
+// The padding comment comes right after the stream's first events (retry, connected, subscribed),
+// before anything else; off by default. (A comment line ends no block: the next ping ends its block.)
+TEST_F(Limits, SsePaddingFollowsTheFirstEvents) {
+  auto cfg = base_config();
+  cfg.sse_padding_bytes = 2048;
+  cfg.ping_interval_ms = 100;
+  start(cfg);
+  sse_stream s(port, "/sse?channels=p");
+  ASSERT_EQ(s.status, 200u);
+  std::string block;
+  ASSERT_EQ(s.next_block(block), read_state::ok);
+  EXPECT_TRUE(block.starts_with("retry: ")) << block;
+  ASSERT_EQ(s.next_block(block), read_state::ok);
+  EXPECT_NE(block.find("\"connected\""), std::string::npos) << block;
+  ASSERT_EQ(s.next_block(block), read_state::ok);
+  EXPECT_NE(block.find("\"subscribed\""), std::string::npos) << block;
+  ASSERT_EQ(s.next_block(block), read_state::ok);
+  EXPECT_NE(block.find("event: ping"), std::string::npos) << block;
+  auto comment = block.substr(0, block.find('\n') + 1);
+  EXPECT_EQ(comment.size(), 2048u);
+  EXPECT_EQ(comment.find_first_not_of(' ', 1), comment.size() - 1);
+  EXPECT_EQ(comment[0], ':');
+}
+
+TEST_F(Limits, SseHasNoPaddingByDefault) {
+  start(base_config());
+  sse_stream s(port, "/sse?channels=p");
+  std::string block;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.next_block(block), read_state::ok);
+  // An absence: the bytes of the first write are all read by now; a padding would be among them.
+  EXPECT_EQ(s.next_block(block, 300ms), read_state::timeout) << "nothing after the first events: " << block;
+}
+
 TEST_F(Limits, SseOriginCheck) {
   auto cfg = base_config();
   cfg.allowed_origins = {"http://app.example"};
