@@ -16,12 +16,13 @@ import { encrypt, MASTER_KEY_BASE64 } from './helpers.mjs';
 const DEMO = { id: 'demo', key: 'pushwire-demo', secret: 'demo-secret' };
 const PUSHER_WEB = join(ROOT, 'node_modules', 'pusher-js', 'dist', 'web');
 
-let server, browser, sdk, echoBundle;
+let server, browser, sdk, forger, echoBundle;
 before(async () => {
   server = await startServer();
   browser = await launchBrowser();
   sdk = new PusherServer({ appId: DEMO.id, key: DEMO.key, secret: DEMO.secret, host: '127.0.0.1', port: String(server.port),
     useTLS: false, encryptionMasterKeyBase64: MASTER_KEY_BASE64 });
+  forger = new PusherServer({ appId: DEMO.id, key: DEMO.key, secret: 'not-the-secret', host: '127.0.0.1', port: String(server.port), useTLS: false });
   // Echo as an application bundles it: imported from the package, exposed to the page's script.
   const out = await build({
     stdin: { contents: "import Echo from 'laravel-echo'; window.Echo = Echo;", resolveDir: ROOT, loader: 'js' },
@@ -41,7 +42,7 @@ const publish = (channel, event, data) => server.publish(`demo:${channel}`, { ev
 // signs for `user`. window.sub(name) subscribes and logs every event of the channel on window.log. The page must come
 // from the server itself: one fulfilled by page.route has no address, and Chromium's local network
 // access checks then block its WebSocket to 127.0.0.1.
-async function pusherPage(user, { echo = false, encryption = false } = {}) {
+async function pusherPage(user, { echo = false, encryption = false, forge = false } = {}) {
   const page = await browser.context.newPage();
   const watcher = watch(page, server.url);
   await page.route(`${server.url}/broadcasting/auth`, async (route) => {
@@ -50,7 +51,8 @@ async function pusherPage(user, { echo = false, encryption = false } = {}) {
     const asUser = req.headers()['x-user'];
     const channel = form.get('channel_name');
     const presence = channel.startsWith('presence-') ? { user_id: asUser, user_info: { id: asUser, name: `name of ${asUser}` } } : undefined;
-    await route.fulfill({ contentType: 'application/json', body: JSON.stringify(sdk.authorizeChannel(form.get('socket_id'), channel, presence)) });
+    const signer = forge ? forger : sdk;
+    await route.fulfill({ contentType: 'application/json', body: JSON.stringify(signer.authorizeChannel(form.get('socket_id'), channel, presence)) });
   });
   await page.goto(`${server.url}/`);
   await page.addScriptTag({ path: join(PUSHER_WEB, encryption ? 'pusher-with-encryption.min.js' : 'pusher.min.js') });
@@ -215,6 +217,26 @@ test('Laravel Echo on pusher-js: channel().listen, private(), join() here/joinin
   b.watcher.check(assert);
   await a.page.close();
   await b.page.close();
+});
+
+test('Laravel Echo: a signature the server refuses reaches .error(), and the channel gets nothing', async () => {
+  const desk = unique('desk');
+  const m = await pusherPage('mallory', { echo: true, forge: true });
+  await m.page.evaluate((d) => {
+    window.echo.private(d).error((e) => window.log.push({ kind: 'error', data: e })).listen('.Memo', (e) => window.log.push({ kind: 'memo', data: e }));
+  }, desk);
+  await logged(m.page, () => window.log.some((e) => e.kind === 'error'));
+  const err = (await entries(m.page)).find((e) => e.kind === 'error').data;
+  assert.equal(err.type, 'AuthError', JSON.stringify(err));
+  // A subscriber that is allowed in receives a publication; the refused page does not.
+  const ok = await pusherPage('alice', { echo: true });
+  await ok.page.evaluate((d) => window.echo.private(d).listen('.Memo', (e) => window.log.push({ kind: 'memo', data: e })), desk);
+  await ok.page.waitForFunction((d) => window.pusher.channel(`private-${d}`)?.subscribed, desk, { timeout: 10000, polling: 20 });
+  await publish(`private-${desk}`, 'Memo', { text: 'secret' });
+  await logged(ok.page, () => window.log.some((e) => e.kind === 'memo'));
+  assert.ok(!(await entries(m.page)).some((e) => e.kind === 'memo'));
+  await m.page.close();
+  await ok.page.close();
 });
 
 test('demo page web/pusher.html: pusher-js events from the API and the chat room, and its own sends', async () => {

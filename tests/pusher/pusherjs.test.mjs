@@ -318,6 +318,18 @@ test('client events: private channel, delivered to others, never echoed, and on 
   if ('socket_id' in pub) assert.equal(pub.socket_id, a.connection.socket_id);
 });
 
+test("client events on a presence channel carry the sender's user_id (pusher-js's metadata)", async () => {
+  const room = unique('presence-typing');
+  const a = newClient(server, { auth, user: 'alice' });
+  const b = newClient(server, { auth, user: 'bob' });
+  const [chA, chB] = await Promise.all([subscribed(a, room), subscribed(b, room)]);
+  let meta = null;
+  const got = nextEvent(chB, 'client-typing', (d, m) => { meta = m; return true; });
+  chA.trigger('client-typing', { on: true });
+  assert.deepEqual(await got, { on: true });
+  assert.deepEqual(meta, { user_id: 'alice' });
+});
+
 test('client events: not relayed on public channels', async () => {
   const open = unique('lobby');
   const priv = unique('private-lobby');
