@@ -5,7 +5,10 @@
 //   pushwire.mjs       ES module for browsers and bundlers (package.json `browser`/`default`)
 //   pushwire.js        <script> build, global `Pushwire` (finds the .wasm from document.currentScript)
 //   pushwire.node.mjs  Node entry (`node` condition): may import node: modules and the optional `ws`
-import { existsSync } from 'node:fs';
+// and, for the server's static files (server/http/static_files.hpp), `.gz` and `.br` beside each file
+// a browser loads, compressed once here at the highest levels (Node's own zlib: no tool needed).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
@@ -43,4 +46,16 @@ await Promise.all([
     target: 'node20', external: ['ws'],
   }),
 ]);
-console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs');
+// Written after the file it compresses, so the server's "sibling not older than its file" check holds.
+for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_core.mjs', 'pushwire_core.wasm']) {
+  const raw = readFileSync(dist + f);
+  writeFileSync(dist + f + '.gz', gzipSync(raw, { level: 9 }));
+  writeFileSync(dist + f + '.br', brotliCompressSync(raw, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_MODE]: f.endsWith('.wasm') ? constants.BROTLI_MODE_GENERIC : constants.BROTLI_MODE_TEXT,
+      [constants.BROTLI_PARAM_SIZE_HINT]: raw.length,
+    },
+  }));
+}
+console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs (+ .gz, .br)');

@@ -52,11 +52,25 @@ http_in to_http_in(request& req, std::string remote) {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, bool first,
+  http_session(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, bool first,
                std::shared_ptr<void> life)
       : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)) {}
 
   void run() { do_read(); }
+
+  // A TLS connection: the handshake first, within the request timeout.
+  void handshake() {
+    stream_.expires_after(std::chrono::milliseconds(n_.cfg.request_timeout_ms));
+    stream_.tls()->async_handshake(net::ssl::stream_base::server,
+                                   [self = shared_from_this()](beast::error_code ec) {
+                                     if (ec) {
+                                       self->n_.met.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+                                       log::debug("tls handshake failed", {{"error", ec.message()}});
+                                       return self->close();
+                                     }
+                                     self->do_read();
+                                   });
+  }
 
  private:
   // One request: the parser is fed by hand (not http::async_read) so that two rules hold that Beast
@@ -169,7 +183,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
       if (!take_ip_slot(req, remote, "websocket")) return;
       stream_.expires_never();
-      return run_ws_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+      return run_ws_session(n_, w_, stream_.take_link(), std::move(req), with_slot());
     }
     if (path == "/sse" && req.method() == http::verb::get) {
       if (!n_.cfg.sse) return reply(req, error_reply(code::bad_frame, "sse transport is disabled"));
@@ -177,7 +191,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
       if (!take_ip_slot(req, remote, "sse")) return;
       stream_.expires_never();
-      return run_sse_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+      return run_sse_session(n_, w_, stream_.take_link(), std::move(req), with_slot());
     }
     if (path == "/poll" && req.method() == http::verb::get) {
       if (!n_.cfg.polling) return reply(req, error_reply(code::bad_frame, "polling transport is disabled"));
@@ -202,11 +216,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
       auto in = to_http_in(req, remote);
       return handle_demo_publish(n_, in, answer(std::move(req)));
     }
-    if (path == "/healthz") {
+    // Liveness: the process answers. Readiness: it takes new clients; 503 from the moment draining
+    // starts, while the listener still answers during the drain, so a balancer moves new clients
+    // elsewhere before the port closes.
+    if (path == "/healthz" || path == "/readyz") {
       http_reply r;
       r.content_type = "text/plain";
-      r.status = n_.draining ? 503 : 200;
-      r.body = n_.draining ? "draining\n" : "ok\n";
+      bool refuse = path == "/readyz" && n_.draining;
+      r.status = refuse ? 503 : 200;
+      r.body = refuse ? "draining\n" : "ok\n";
       return reply(req, r);
     }
     if (path == "/metrics") {
@@ -224,7 +242,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
       r.body = "method not allowed\n";
       return reply(req, r);
     }
-    reply(req, serve_static(n_.cfg, path, req[http::field::if_none_match]));
+    auto q = parse_query(target.find('?') == std::string_view::npos ? std::string_view{} : target.substr(target.find('?') + 1));
+    reply(req, serve_static(n_.cfg, static_request{.path = path,
+                                                   .version = q["v"],
+                                                   .if_none_match = req[http::field::if_none_match],
+                                                   .if_modified_since = req[http::field::if_modified_since],
+                                                   .accept_encoding = req[http::field::accept_encoding]}));
   }
 
   // --max-connections-per-ip: takes a slot for a WebSocket, SSE stream or long-poll from `remote`
@@ -275,7 +298,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   node& n_;
   worker& w_;
-  beast::tcp_stream stream_;
+  http_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool first_;
@@ -287,16 +310,25 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life) {
-  std::make_shared<http_session>(n, w, beast::tcp_stream(std::move(sock)), beast::flat_buffer{}, true, std::move(life))->run();
+void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
+                std::shared_ptr<net::ssl::context> tls) {
+  bool secure = tls != nullptr;
+  auto s = std::make_shared<http_session>(n, w, http_stream(std::move(sock), std::move(tls)), beast::flat_buffer{}, true,
+                                          std::move(life));
+  if (secure) s->handshake();
+  else s->run();
 }
 
-void continue_http(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<void> life) {
+void continue_http(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, std::shared_ptr<void> life) {
   std::make_shared<http_session>(n, w, std::move(stream), std::move(buffer), false, std::move(life))->run();
 }
 
-void write_error_and_close(node& n, beast::tcp_stream stream, const request& req, code c, std::string_view reason) {
-  auto st = std::make_shared<beast::tcp_stream>(std::move(stream));
+void write_error_and_close(node& n, socket_link stream, const request& req, code c, std::string_view reason) {
+  write_error_and_close(n, stream.as_http(), req, c, reason);
+}
+
+void write_error_and_close(node& n, http_stream stream, const request& req, code c, std::string_view reason) {
+  auto st = std::make_shared<http_stream>(std::move(stream));
   auto res = std::make_shared<http::response<http::string_body>>(make_response(n, req, error_reply(c, reason)));
   res->keep_alive(false);
   st->expires_after(std::chrono::seconds(5));

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "server/ops/process_stats.hpp"
 #include "server/ops/version.hpp"
 
 namespace pushwire::server {
@@ -119,6 +120,9 @@ std::string metrics::render_prometheus() const {
   simple(out, "pushwire_api_requests_total", "counter", "HTTP API requests.", load(api_requests));
   simple(out, "pushwire_api_errors_total", "counter", "HTTP API requests answered with an error.",
          load(api_errors));
+  simple(out, "pushwire_tls_handshake_failures_total", "counter",
+         "TLS connections closed before their handshake completed (bad client, timeout, no common cipher).",
+         load(tls_handshake_failures));
   simple(out, "pushwire_parked_polls", "gauge", "Long-poll requests currently held open.", load(parked_polls));
 
   family(out, "pushwire_publish_to_write_seconds", "histogram",
@@ -140,6 +144,10 @@ std::string metrics::render_prometheus() const {
   out += "\npushwire_publish_to_write_seconds_count ";
   append_u64(out, cumulative);
   out += '\n';
+
+  process_stats ps;
+  read_process_stats(ps);
+  render_process_stats(out, ps);
   return out;
 }
 
@@ -172,6 +180,7 @@ std::string metrics::render_json() const {
   field("recoveries_failed", load(recoveries_failed));
   field("api_requests", load(api_requests));
   field("api_errors", load(api_errors));
+  field("tls_handshake_failures", load(tls_handshake_failures));
   field("parked_polls", load(parked_polls));
   // Buckets are cumulative like Prometheus; le_us null is +Inf.
   out += "\"publish_to_write\":{\"buckets\":[";

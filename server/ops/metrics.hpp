@@ -60,6 +60,7 @@ class metrics {
   std::atomic<std::uint64_t> recoveries_failed{0};
   std::atomic<std::uint64_t> api_requests{0};
   std::atomic<std::uint64_t> api_errors{0};
+  std::atomic<std::uint64_t> tls_handshake_failures{0};   // TLS connections that never got to HTTP
   // gauge
   std::atomic<std::uint64_t> parked_polls{0};
 

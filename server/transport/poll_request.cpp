@@ -26,7 +26,7 @@ enum class poll_state : std::uint8_t { running, parked, answered };
 
 class poll_request final : public conn_base, public std::enable_shared_from_this<poll_request> {
  public:
-  poll_request(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+  poll_request(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, request req,
                std::shared_ptr<void> life, std::shared_ptr<void> ip_slot, stream_params p, std::string client,
                bool open, std::optional<disconnect_order> disconnect)
       : n_(n), w_(w), shell_(n, w.subscribers, w.index, client, poll_stream_policy(n)), stream_(std::move(stream)),
@@ -199,7 +199,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   node& n_;
   worker& w_;
   collect_shell shell_;
-  beast::tcp_stream stream_;
+  http_stream stream_;
   beast::flat_buffer buffer_;
   request req_;
   std::shared_ptr<void> life_;
@@ -215,7 +215,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
 
 }  // namespace
 
-void run_poll(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+void run_poll(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, request req,
               std::shared_ptr<void> life, std::shared_ptr<void> ip_slot) {
   std::string_view target = req.target();
   auto qpos = target.find('?');

@@ -25,7 +25,7 @@ class sse_session final : public stream_conn<sse_session> {
  public:
   static constexpr std::size_t max_items_per_write = 32;   // two buffers each: id line + event
 
-  sse_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life, stream_params params)
+  sse_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, stream_params params)
       : stream_conn(n, w, false), sock_(std::move(sock)), life_(std::move(life)), params_(std::move(params)) {}
 
   ~sse_session() override { finish(); }
@@ -105,7 +105,8 @@ class sse_session final : public stream_conn<sse_session> {
   void wait_turn(Handler&&) {}
   void begin_raw() {}
   void end_raw() {}
-  tcp::socket& socket() { return sock_; }
+  tcp::socket& socket() { return sock_.socket(); }
+  tls_stream* tls() { return sock_.tls(); }
   void close_transport() { finish(); }
   void on_probe() {}
   void cut() { finish(); }
@@ -121,7 +122,7 @@ class sse_session final : public stream_conn<sse_session> {
       node_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
     }
     beast::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.socket().shutdown(tcp::socket::shutdown_both, ec);
     sock_.close(ec);
   }
 
@@ -138,7 +139,7 @@ class sse_session final : public stream_conn<sse_session> {
     opened();
   }
 
-  tcp::socket sock_;
+  socket_link sock_;
   std::shared_ptr<void> life_;
   stream_params params_;
   http::response<http::empty_body> res_;
@@ -151,7 +152,7 @@ class sse_session final : public stream_conn<sse_session> {
 
 }  // namespace
 
-void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life) {
+void run_sse_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life) {
   std::string_view target = req.target();
   auto qpos = target.find('?');
   auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
@@ -163,17 +164,17 @@ void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::sha
   code c;
   std::string reason;
   if (!parse_stream_params(n.cfg.max_stream_channels, q["channels"], since, token, p, c, reason))
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, c, reason);
+    return write_error_and_close(n, std::move(sock), req, c, reason);
   // A bad token or channel gets an HTTP status before the stream starts, so EventSource reports an
   // error instead of reconnecting forever.
   if (token.empty() && !n.cfg.anonymous)
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "a token is required");
+    return write_error_and_close(n, std::move(sock), req, code::unauthorized, "a token is required");
   if (token.size() > n.cfg.max_token_bytes)   // the same bound the session applies to `connect`
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "token is too long");
+    return write_error_and_close(n, std::move(sock), req, code::unauthorized, "token is too long");
   if (!token.empty()) {
     auto v = n.verifier ? n.verifier(token, n.clk.now_ms())
                         : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
-    if (v.error != code::ok) return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, v.error, v.reason);
+    if (v.error != code::ok) return write_error_and_close(n, std::move(sock), req, v.error, v.reason);
   }
   std::make_shared<sse_session>(n, w, std::move(sock), std::move(life), std::move(p))->run(req);
 }

@@ -9,11 +9,16 @@
 //                                                     who else writes on the socket (Beast's pongs)
 //   void close_transport()                            after the queue drained in `closing`
 //   void on_probe()                                   a dead-peer probe (WebSocket ping)
+// and optionally
+//   SslStream* tls()                                  the connection's TLS stream, null when plain
 //
 // Write path: items are shared, immutable buffers (server/wire/outgoing.hpp). While a write is in
 // flight new items wait in `pending_`; when it completes, everything pending (up to the buffer
 // limit) goes out in ONE gather write, a non-blocking sendmsg of the shared buffers
-// (gather_send.hpp). Only what the kernel does not take at once waits for writability. Every
+// (gather_send.hpp). Only what the kernel does not take at once waits for writability. A TLS
+// connection keeps the same batching: the write's buffers are copied into one per-connection
+// staging buffer and go out as one SSL write (one TLS record per 16 KB; Asio's SSL stream would
+// otherwise call SSL_write once per 8 KB linearised slice of a buffer sequence). Every
 // decision about the queue (its byte bound, the slow-consumer notice, the grace before the cut,
 // heartbeats, the dead peer) is the stream machine's (protocol/server_stream.hpp).
 //
@@ -23,6 +28,7 @@
 // closing. `cut` from the stream machine goes straight to closed.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "server/transport/gather_send.hpp"
@@ -53,6 +59,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       std::vector<queued>().swap(pending_);
       std::vector<net::const_buffer>().swap(bufs_);
       derived().release_write_buffers();
+      std::string().swap(tls_staging_);
     }
     stream_.handle_timeout(now);
     if (auto d = session_.next_deadline(); d && now >= *d) session_.handle_timeout(now);
@@ -149,12 +156,25 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       derived().begin_raw();
     }
     if (state_ == conn_state::closed) return end_write(net::error::operation_aborted);
+    if constexpr (requires(Derived& d) { d.tls(); }) {
+      if (auto* t = derived().tls()) return tls_send(*t);
+    }
     beast::error_code ec;
     if (gather_send(derived().socket().native_handle(), bufs_, written_, ec)) return end_write({});
     if (ec) return end_write(ec);
     derived().socket().async_wait(tcp::socket::wait_write, [s = self()](beast::error_code ec) {
       if (ec) return s->end_write(ec);
       s->send_some();
+    });
+  }
+
+  template <class SslStream>
+  void tls_send(SslStream& t) {
+    tls_staging_.clear();
+    for (auto& b : bufs_) tls_staging_.append(static_cast<const char*>(b.data()), b.size());
+    net::async_write(t, net::buffer(tls_staging_), [s = self()](beast::error_code ec, std::size_t n) {
+      s->written_ = n;
+      s->end_write(ec);
     });
   }
 
@@ -185,6 +205,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   std::vector<queued> pending_, inflight_;
   std::vector<net::const_buffer> bufs_;   // the write in flight
   std::size_t written_ = 0;               // bytes of it sent
+  std::string tls_staging_;               // TLS: the write in flight, contiguous
   bool flush_scheduled_ = false;          // in the worker's to_flush list
   protocol::code close_code_ = protocol::code::ok;
   std::string close_reason_;

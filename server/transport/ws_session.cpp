@@ -23,7 +23,7 @@ class ws_session final : public stream_conn<ws_session> {
  public:
   static constexpr std::size_t max_items_per_write = 64;
 
-  ws_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life)
+  ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life)
       : stream_conn(n, w, true), ws_(ws_socket(std::move(sock))), life_(std::move(life)) {}
 
   ~ws_session() override { finish(); }
@@ -74,6 +74,7 @@ class ws_session final : public stream_conn<ws_session> {
   void begin_raw() { ws_.next_layer().begin_raw(); }
   void end_raw() { ws_.next_layer().end_raw(); }
   tcp::socket& socket() { return ws_.next_layer().socket(); }
+  tls_stream* tls() { return ws_.next_layer().tls(); }
 
   void close_transport() {
     if (close_started_ || state_ == conn_state::closed) return;
@@ -156,7 +157,7 @@ class ws_session final : public stream_conn<ws_session> {
 
 }  // namespace
 
-void run_ws_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life) {
+void run_ws_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life) {
   std::make_shared<ws_session>(n, w, std::move(sock), std::move(life))->run(std::move(req));
 }
 
