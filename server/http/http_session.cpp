@@ -269,9 +269,17 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   // A handler's answer may come later (a store behind the network): it is written on this
   // connection's thread, and keeps the request alive until then.
+  // API calls are logged at debug, when answered: method, path (never the query: it may hold a
+  // token), status and time.
   http_respond answer(request req) {
     auto r = std::make_shared<request>(std::move(req));
-    return [self = shared_from_this(), r](http_reply rep) {
+    return [self = shared_from_this(), r, start = n_.clk.now_ms()](http_reply rep) {
+      if (log::enabled(log::level::debug)) {
+        std::string_view target = r->target();
+        log::debug("http request", {{"method", r->method_string()}, {"path", target.substr(0, target.find('?'))},
+                                    {"status", std::to_string(rep.status)},
+                                    {"ms", std::to_string(self->n_.clk.now_ms() - start)}});
+      }
       net::dispatch(self->w_.ioc, [self, r, rep = std::move(rep)] { self->reply(*r, rep); });
     };
   }

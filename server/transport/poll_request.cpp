@@ -13,6 +13,7 @@
 #include "server/http/cors.hpp"
 #include "server/http/query.hpp"
 #include "server/http/responses.hpp"
+#include "server/ops/log.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/transports.hpp"
 
@@ -55,6 +56,13 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     shell_.drain(now);
     if (shell_.session().state() != protocol::session_state::open) {
       if (open_) n_.leases.remove(id);
+      if (shell_.closed == code::unauthorized || shell_.closed == code::token_expired) {
+        beast::error_code ec;
+        auto ep = stream_.socket().remote_endpoint(ec);
+        log::warn("auth refused", {{"transport", "polling"}, {"remote", ec ? std::string() : ep.address().to_string()},
+                                   {"code", std::to_string(static_cast<unsigned>(*shell_.closed))},
+                                   {"reason", "the token was refused"}});
+      }
       return respond(shell_.closed ? http_status(*shell_.closed) : 401);
     }
     if (disconnect_) {

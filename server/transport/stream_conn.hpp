@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "server/ops/log.hpp"
 #include "server/transport/gather_send.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/worker.hpp"
@@ -90,6 +91,9 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   void close_requested(protocol::code c, const std::string& reason) override {
     if (state_ != conn_state::starting && state_ != conn_state::open) return;
+    if (c == protocol::code::unauthorized || c == protocol::code::token_expired)
+      log::warn("auth refused", {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()},
+                                 {"code", std::to_string(static_cast<unsigned>(c))}, {"reason", reason}});
     close_code_ = c;
     close_reason_ = reason;
     if (state_ == conn_state::starting) {
@@ -114,6 +118,26 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       case protocol::stream_action::send_ping:
         return shell::on_stream_action(a);
     }
+  }
+
+  // The connection's two log lines: "connection opened" once the transport is up, "connection
+  // closed" with how long it lived and its close code (the WebSocket code; for SSE the server's code,
+  // or 0 when the peer went away).
+  void log_open(std::string_view transport) {
+    transport_ = transport;
+    opened_ms_ = node_.clk.now_ms();
+    beast::error_code ec;
+    if (auto ep = derived().socket().remote_endpoint(ec); !ec) remote_ = ep.address().to_string();
+    log::info("connection opened", {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()}});
+  }
+  void log_close(unsigned code, std::string_view reason) {
+    if (transport_.empty()) return;
+    if (log::enabled(log::level::info))
+      log::info("connection closed",
+                {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()}, {"user", session_.user()},
+                 {"duration_ms", std::to_string(node_.clk.now_ms() - opened_ms_)}, {"code", std::to_string(code)},
+                 {"reason", reason}});
+    transport_ = {};
   }
 
   // The transport is ready to write (handshake done / header out).
@@ -206,6 +230,9 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   std::vector<net::const_buffer> bufs_;   // the write in flight
   std::size_t written_ = 0;               // bytes of it sent
   std::string tls_staging_;               // TLS: the write in flight, contiguous
+  std::string_view transport_;            // for the log lines; empty until log_open and after log_close
+  std::string remote_;
+  std::uint64_t opened_ms_ = 0;
   bool flush_scheduled_ = false;          // in the worker's to_flush list
   protocol::code close_code_ = protocol::code::ok;
   std::string close_reason_;

@@ -98,6 +98,10 @@ class ws_session final : public stream_conn<ws_session> {
 
   void finish() {
     if (state_ == conn_state::closed) return;
+    // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame).
+    if (close_code_ != code::ok) log_close(static_cast<unsigned>(close_code_), close_reason_);
+    else if (ws_.reason().code) log_close(ws_.reason().code, std::string_view(ws_.reason().reason.data(), ws_.reason().reason.size()));
+    else log_close(1006, "");
     bool accepted = accepted_;
     state_ = conn_state::closed;
     session_.shell_closed();
@@ -117,6 +121,7 @@ class ws_session final : public stream_conn<ws_session> {
     w_.conns.insert(this);
     node_.registry.add(session_.client(), w_.index, "");
     node_.met.connections_websocket.fetch_add(1, std::memory_order_relaxed);
+    log_open("websocket");
     stream_.received(node_.clk.now_ms());
     opened();
     do_read();
