@@ -138,6 +138,70 @@ describe('the JS client over TLS', () => {
   }
 });
 
+// A TCP relay between the test and the server that counts the TLS records the server sends
+// (application_data, type 23, after the relay is reset). The server writes each flush of a
+// connection with one SSL write, so every WebSocket message (< 16 KB) is exactly one record; an
+// SSL stream fed the buffer sequence instead would cut a message into 8 KB writes, more records.
+async function recordCounter(port) {
+  const counts = { records: 0 };
+  const server = net.createServer((down) => {
+    const up = net.connect(port, '127.0.0.1');
+    let pending = Buffer.alloc(0);
+    up.on('data', (d) => {
+      pending = Buffer.concat([pending, d]);
+      while (pending.length >= 5) {
+        const len = pending.readUInt16BE(3);
+        if (pending.length < 5 + len) break;
+        if (pending[0] === 23) counts.records++;
+        pending = pending.subarray(5 + len);
+      }
+      down.write(d);
+    });
+    down.on('data', (d) => up.write(d));
+    up.on('close', () => down.destroy());
+    down.on('close', () => up.destroy());
+    up.on('error', () => {});
+    down.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { counts, port: server.address().port, close: () => server.close() };
+}
+
+describe('batching over TLS', () => {
+  test('a burst goes out in a few WebSocket messages, each one TLS record', async () => {
+    // Flush passes at most every 100 ms: the burst meets in one write whatever the machine's load.
+    const own = await startTlsServer({ certFile: first.certFile, keyFile: first.keyFile, ca: pki.ca,
+      extra: ['--write-coalesce-us', '100000'] });
+    const relay = await recordCounter(own.port);
+    const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: pki.ca });
+    const sizes = [];
+    let messages = 0;
+    ws.on('message', (d) => {
+      sizes.push(d.length);
+      messages += d.toString().split('\n').filter((l) => l.includes('"type":"message"')).length;
+    });
+    try {
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+      ws.send(`${JSON.stringify({ cmd: 'connect', id: 1 })}\n${JSON.stringify({ cmd: 'subscribe', id: 2, channel: 'tls-burst' })}`);
+      await waitFor(() => sizes.length >= 1, { what: 'connected and subscribed' });
+      const before_ = { records: relay.counts.records, ws: sizes.length };
+      const batch = Array.from({ length: 40 }, (_, i) => ({ channel: 'tls-burst', data: { i, pad: 'p'.repeat(200) } }));
+      await own.api('POST', '/api/publish_batch', { messages: batch });
+      await waitFor(() => messages === 40, { what: '40 publications' });
+      const wsMessages = sizes.length - before_.ws;
+        assert.ok(wsMessages <= 10, `${wsMessages} WebSocket messages for 40 publications`);
+      // Over 8 KB: Asio's SSL stream given the buffer sequence would have made two records of it.
+      assert.ok(Math.max(...sizes.slice(before_.ws)) > 8192, `message sizes ${sizes.slice(before_.ws)}`);
+      await waitFor(() => relay.counts.records - before_.records === wsMessages,
+        { what: `one record per message (${wsMessages} messages, ${relay.counts.records - before_.records} records)`, timeoutMs: 2000 });
+    } finally {
+      ws.close();
+      relay.close();
+      await own.stop();
+    }
+  });
+});
+
 describe('reload on SIGHUP', () => {
   test('streams opened before the reload keep receiving; new handshakes get the new certificate', async () => {
     const ch = 'tls-reload';
