@@ -97,6 +97,24 @@ describe('handshake', () => {
     assert.equal(r.status, 200);
   });
 
+  test('a connection that never completes its handshake is closed after --request-timeout-ms', async () => {
+    const own = await startTlsServer({ certFile: first.certFile, keyFile: first.keyFile, ca: pki.ca,
+      extra: ['--request-timeout-ms', '300'] });
+    try {
+      const t0 = Date.now();
+      await new Promise((resolve, reject) => {
+        const s = net.connect(own.port, '127.0.0.1');
+        s.on('close', resolve);
+        s.on('error', () => {});
+        setTimeout(() => reject(new Error('still open after 5 s')), 5000).unref();
+      });
+      const took = Date.now() - t0;
+      assert.ok(took >= 250 && took < 3000, `closed after ${took} ms`);
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('static files over HTTPS keep their types', async () => {
     const r = await httpsRequest(`${srv.url}/pushwire/pushwire_core.wasm`, { ca: pki.ca });
     assert.equal(r.status, 200);
