@@ -191,14 +191,17 @@ describe('batching over TLS', () => {
     const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/ws`, { ca: pki.ca });
     const sizes = [];
     let messages = 0;
+    let subscribed = false;
     ws.on('message', (d) => {
       sizes.push(d.length);
-      messages += d.toString().split('\n').filter((l) => l.includes('"type":"message"')).length;
+      const text = d.toString();
+      subscribed ||= text.includes('"type":"subscribed"');
+      messages += text.split('\n').filter((l) => l.includes('"type":"message"')).length;
     });
     try {
       await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
       ws.send(`${JSON.stringify({ cmd: 'connect', id: 1 })}\n${JSON.stringify({ cmd: 'subscribe', id: 2, channel: 'tls-burst' })}`);
-      await waitFor(() => sizes.length >= 1, { what: 'connected and subscribed' });
+      await waitFor(() => subscribed, { what: 'connected and subscribed' });
       const before_ = { records: relay.counts.records, ws: sizes.length };
       // Each publication alone is over 8 KB, so every message tells one SSL write from 8 KB slices,
       // however the burst is split into writes.
