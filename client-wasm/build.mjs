@@ -5,7 +5,10 @@
 //   pushwire.mjs       ES module for browsers and bundlers (package.json `browser`/`default`)
 //   pushwire.js        <script> build, global `Pushwire` (finds the .wasm from document.currentScript)
 //   pushwire.node.mjs  Node entry (`node` condition): may import node: modules and the optional `ws`
-import { copyFileSync, existsSync } from 'node:fs';
+// and, for the server's static files (server/http/static_files.hpp), `.gz` and `.br` beside each file
+// a browser loads, compressed once here at the highest levels (Node's own zlib: no tool needed).
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
@@ -43,7 +46,19 @@ await Promise.all([
     target: 'node20', external: ['ws'],
   }),
 ]);
+// Written after the file it compresses, so the server's "sibling not older than its file" check holds.
+for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_core.mjs', 'pushwire_core.wasm']) {
+  const raw = readFileSync(dist + f);
+  writeFileSync(dist + f + '.gz', gzipSync(raw, { level: 9 }));
+  writeFileSync(dist + f + '.br', brotliCompressSync(raw, {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+      [constants.BROTLI_PARAM_MODE]: f.endsWith('.wasm') ? constants.BROTLI_MODE_GENERIC : constants.BROTLI_MODE_TEXT,
+      [constants.BROTLI_PARAM_SIZE_HINT]: raw.length,
+    },
+  }));
+}
 // web/pusher.html loads pusher-js's browser build (a devDependency) from /pushwire/pusher.min.js.
 const pusherJs = dir + '../node_modules/pusher-js/dist/web/pusher.min.js';
 if (existsSync(pusherJs)) copyFileSync(pusherJs, dist + 'pusher.min.js');
-console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs' + (existsSync(pusherJs) ? ', pusher.min.js' : ''));
+console.log('build: client-wasm/dist/pushwire.mjs, pushwire.js, pushwire.node.mjs (+ .gz, .br)' + (existsSync(pusherJs) ? ', pusher.min.js' : ''));

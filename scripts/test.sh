@@ -81,6 +81,12 @@ if compgen -G "tests/durable/*.test.mjs" >/dev/null; then
   echo "== durable history tests (kill/restart, disk faults)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/durable/
 fi
+if compgen -G "tests/ops/*.test.mjs" >/dev/null || compgen -G "tests/tls/*.test.mjs" >/dev/null; then
+  # Operations: TLS (openssl-made certificates, wss/https, Chromium trusting the test CA, SIGHUP
+  # reload), readiness and drain, process metrics, static files (tests/ops/server-proc.mjs).
+  echo "== operations tests (TLS, drain, metrics, static files)"
+  PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/tls/ tests/ops/
+fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
   echo "== browser tests (Chromium)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/browser/

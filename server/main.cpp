@@ -1,4 +1,5 @@
-// pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit.
+// pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit; SIGHUP
+// reloads (server::reload).
 #include <signal.h>
 
 #include <cstdio>
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -48,7 +50,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&set, &sig);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    log::info("reload requested", {{"signal", "SIGHUP"}});
+    srv.reload();
+  }
   log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   srv.shutdown();
   srv.wait();

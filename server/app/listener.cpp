@@ -11,7 +11,8 @@ namespace pushwire::server {
 
 using protocol::code;
 
-listener::listener(node& n, std::vector<std::unique_ptr<worker>>& workers) : n_(n), workers_(workers) {}
+listener::listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls)
+    : n_(n), workers_(workers), tls_(tls) {}
 
 listener::~listener() {
   if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -45,8 +46,10 @@ void listener::stop() {
 }
 
 // A refused connection: what already arrived of its request is read (so closing does not reset
-// the connection and lose the answer), then 503 with error 4015, then close. Never blocks.
-void listener::refuse(tcp::socket& sock) {
+// the connection and lose the answer), then 503 with error 4015, then close. Never blocks. A TLS
+// listener only closes: a plain-text answer would be garbage to a TLS client, and a handshake
+// costs what the refusal is there to save.
+void listener::refuse(tcp::socket& sock) const {
   static const std::string msg = [] {
     std::string body = error_json(code::too_many_connections, "too many connections");
     return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -56,7 +59,7 @@ void listener::refuse(tcp::socket& sock) {
   sock.non_blocking(true, ec);
   char sink[4096];
   sock.read_some(net::buffer(sink), ec);
-  sock.write_some(net::buffer(msg), ec);
+  if (!tls_) sock.write_some(net::buffer(msg), ec);
   sock.shutdown(tcp::socket::shutdown_both, ec);
   sock.close(ec);
 }
@@ -147,9 +150,11 @@ void listener::do_accept() {
 
 // An accepted socket: refused at the limits, else handed to its worker's HTTP reader.
 void listener::take(tcp::socket sock, worker& target) {
-  if (n_.connections.load() >= n_.max_connections || n_.draining) {
+  // Draining still accepts: /readyz must answer 503 until the listener closes at the end of the
+  // drain; the transports themselves refuse new streams with 4009 meanwhile.
+  if (n_.connections.load() >= n_.max_connections) {
     refuse(sock);
-    log_refused(n_.draining ? "draining" : "max connections");
+    log_refused("max connections");
     return;
   }
   n_.connections.fetch_add(1);
@@ -161,7 +166,7 @@ void listener::take(tcp::socket sock, worker& target) {
       s.set_option(net::socket_base::send_buffer_size(static_cast<int>(std::min<std::size_t>(b, 1u << 30))), ec3);
     // The connection-limit slot: given back when the last owner of the connection lets go.
     std::shared_ptr<void> slot(static_cast<void*>(&n_), [](void* p) { static_cast<node*>(p)->connections.fetch_sub(1); });
-    start_http(n_, target, std::move(s), std::move(slot));
+    start_http(n_, target, std::move(s), std::move(slot), tls_ ? tls_->current() : nullptr);
   });
 }
 

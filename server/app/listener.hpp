@@ -7,13 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "server/app/tls_context.hpp"
 #include "server/transport/worker.hpp"
 
 namespace pushwire::server {
 
 class listener {
  public:
-  listener(node& n, std::vector<std::unique_ptr<worker>>& workers);
+  // `tls`: the context source of a TLS listener (each accepted connection takes the current
+  // context), or null for plain HTTP.
+  listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls = nullptr);
   ~listener();
   bool listen(const std::string& address, int port, std::string& error);
   unsigned short port() const { return port_; }
@@ -25,11 +28,12 @@ class listener {
   void accept_later(unsigned ms);
   void take(tcp::socket sock, worker& target);
   void log_refused(std::string_view reason);
-  static void refuse(tcp::socket& sock);
+  void refuse(tcp::socket& sock) const;
 
   static constexpr int max_accepts_per_wakeup = 64;
   node& n_;
   std::vector<std::unique_ptr<worker>>& workers_;
+  const tls_context_source* tls_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<net::steady_timer> backoff_;   // accept retry after a failing accept()
   unsigned short port_ = 0;

@@ -17,13 +17,15 @@ namespace pushwire::server {
 using protocol::code;
 
 struct server::impl {
-  impl(config c, const clock& clk, const store_maker& make) : n(std::move(c), clk, make), listen(n, workers) {}
+  impl(config c, const clock& clk, const store_maker& make)
+      : n(std::move(c), clk, make), listen(n, workers, n.cfg.tls_cert.empty() ? nullptr : &tls) {}
 
   node n;
   // Before the workers: destroyed after them, so a connection that leaves a channel as the workers
   // go still finds it (stopped: the event is dropped and counted).
   std::unique_ptr<pusher_webhooks> webhooks;
   std::vector<std::unique_ptr<worker>> workers;
+  tls_context_source tls;
   listener listen;
   std::mutex mu;
   std::condition_variable cv;
@@ -131,13 +133,15 @@ bool server::start(std::string& error) {
     im.webhooks->start();
   }
 
+  if (!n.cfg.tls_cert.empty() && !im.tls.load(n.cfg.tls_cert, n.cfg.tls_key, error)) return false;
   if (!im.listen.listen(n.cfg.address, n.cfg.port, error)) return false;
   if (!n.cfg.port_file.empty()) {
     std::string tmp = n.cfg.port_file + ".tmp";
     { std::ofstream out(tmp); out << im.listen.port() << "\n"; }
     std::rename(tmp.c_str(), n.cfg.port_file.c_str());
   }
-  log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())}});
+  log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())},
+                          {"tls", n.cfg.tls_cert.empty() ? "off" : "on"}});
 
   im.listen.start();
   for (auto& w : im.workers) {
@@ -149,6 +153,16 @@ bool server::start(std::string& error) {
   return true;
 }
 
+void server::reload() {
+  auto& n = impl_->n;
+  if (n.cfg.tls_cert.empty()) return log::info("reload: nothing to reload (no TLS)");
+  std::string error;
+  if (impl_->tls.load(n.cfg.tls_cert, n.cfg.tls_key, error))
+    log::info("tls reloaded", {{"cert", n.cfg.tls_cert}, {"key", n.cfg.tls_key}});
+  else
+    log::error("tls reload failed, the previous certificate stays", {{"error", error}});
+}
+
 void server::shutdown() {
   auto& im = *impl_;
   {
@@ -157,8 +171,7 @@ void server::shutdown() {
     im.stopping = true;
   }
   auto& n = im.n;
-  n.draining = true;
-  im.listen.stop();
+  n.draining = true;   // /readyz answers 503 from now on; the listener stays open until the drain ends
   disconnect_order d;
   d.all = true;
   d.code = code::shutting_down;
@@ -166,11 +179,18 @@ void server::shutdown() {
   d.reconnect = true;
   d.jitter_ms = n.cfg.reconnect_jitter_ms;
   n.disconnect(d);
-  // Drain: wait until every connection is gone or the deadline passes. The drain is real time even
-  // under a manual clock (it bounds how long a process takes to stop).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(n.cfg.shutdown_timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline && n.registry.size() > 0)
+  // Drain: wait until every connection is gone (and --readiness-drain-ms has passed) or the deadline
+  // passes. The drain is real time even under a manual clock (it bounds how long a process takes to
+  // stop).
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::milliseconds(n.cfg.shutdown_timeout_ms);
+  auto ready_until = start + std::chrono::milliseconds(n.cfg.readiness_drain_ms);
+  auto now = start;
+  while (now < deadline && (n.registry.size() > 0 || now < ready_until)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));   // a drain poll, not synchronisation
+    now = std::chrono::steady_clock::now();
+  }
+  im.listen.stop();
   for (auto& w : im.workers) w->ioc.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();

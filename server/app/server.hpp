@@ -27,6 +27,9 @@ class server {
   unsigned short port() const;
   const std::string& api_key() const;
   pushwire::server::metrics& stats();
+  // SIGHUP: re-reads the TLS certificate and key (new handshakes use them; open connections keep
+  // theirs). A file that fails to load is logged and the previous certificate stays. Any thread.
+  void reload();
   // Graceful: stop accepting, send every client `disconnect` 4009 with jittered `after`, drain until
   // every connection closed or the shutdown timeout passed, then stop the threads. Idempotent.
   void shutdown();

@@ -7,7 +7,8 @@ bool origin_allowed(const config& cfg, std::string_view origin) {
   for (auto& o : cfg.allowed_origins)
     if (o == "*" || o == origin) return true;
   if (cfg.demo) {
-    for (std::string_view prefix : {"http://localhost", "http://127.0.0.1"}) {
+    // (https too: the demo served with --tls-cert is the same demo.)
+    for (std::string_view prefix : {"http://localhost", "http://127.0.0.1", "https://localhost", "https://127.0.0.1"}) {
       if (!origin.starts_with(prefix)) continue;
       auto rest = origin.substr(prefix.size());
       if (rest.empty()) return true;

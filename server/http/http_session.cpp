@@ -53,11 +53,25 @@ http_in to_http_in(request& req, std::string remote) {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, bool first,
+  http_session(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, bool first,
                std::shared_ptr<void> life)
       : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)) {}
 
   void run() { do_read(); }
+
+  // A TLS connection: the handshake first, within the request timeout.
+  void handshake() {
+    stream_.expires_after(std::chrono::milliseconds(n_.cfg.request_timeout_ms));
+    stream_.tls()->async_handshake(net::ssl::stream_base::server,
+                                   [self = shared_from_this()](beast::error_code ec) {
+                                     if (ec) {
+                                       self->n_.met.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+                                       log::debug("tls handshake failed", {{"error", ec.message()}});
+                                       return self->close();
+                                     }
+                                     self->do_read();
+                                   });
+  }
 
  private:
   // One request: the parser is fed by hand (not http::async_read) so that two rules hold that Beast
@@ -170,7 +184,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
       if (!take_ip_slot(req, remote, "websocket")) return;
       stream_.expires_never();
-      return run_ws_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+      return run_ws_session(n_, w_, stream_.take_link(), std::move(req), with_slot());
     }
     if (path.starts_with("/app/") && websocket::is_upgrade(req) && !n_.cfg.pusher_apps.empty()) {
       // The Pusher endpoint (docs/pusher.md): the same checks as /ws; the key is checked after the
@@ -187,7 +201,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       std::string version = q.contains("protocol") ? q["protocol"] : std::string();
       const pusher_app* app = find_app_by_key(n_.cfg.pusher_apps, key);   // before req moves: key views it
       stream_.expires_never();
-      return run_pusher_session(n_, w_, stream_.release_socket(), std::move(req), with_slot(), app, version);
+      return run_pusher_session(n_, w_, stream_.take_link(), std::move(req), with_slot(), app, version);
     }
     if (path == "/sse" && req.method() == http::verb::get) {
       if (!n_.cfg.sse) return reply(req, error_reply(code::bad_frame, "sse transport is disabled"));
@@ -195,7 +209,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
       if (n_.draining) return reply(req, error_reply(code::shutting_down, "server is shutting down"), true);
       if (!take_ip_slot(req, remote, "sse")) return;
       stream_.expires_never();
-      return run_sse_session(n_, w_, stream_.release_socket(), std::move(req), with_slot());
+      return run_sse_session(n_, w_, stream_.take_link(), std::move(req), with_slot());
     }
     if (path == "/poll" && req.method() == http::verb::get) {
       if (!n_.cfg.polling) return reply(req, error_reply(code::bad_frame, "polling transport is disabled"));
@@ -224,11 +238,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
       auto in = to_http_in(req, remote);
       return handle_demo_publish(n_, in, answer(std::move(req)));
     }
-    if (path == "/healthz") {
+    // Liveness: the process answers. Readiness: it takes new clients; 503 from the moment draining
+    // starts, while the listener still answers during the drain, so a balancer moves new clients
+    // elsewhere before the port closes.
+    if (path == "/healthz" || path == "/readyz") {
       http_reply r;
       r.content_type = "text/plain";
-      r.status = n_.draining ? 503 : 200;
-      r.body = n_.draining ? "draining\n" : "ok\n";
+      bool refuse = path == "/readyz" && n_.draining;
+      r.status = refuse ? 503 : 200;
+      r.body = refuse ? "draining\n" : "ok\n";
       return reply(req, r);
     }
     if (path == "/metrics") {
@@ -246,7 +264,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
       r.body = "method not allowed\n";
       return reply(req, r);
     }
-    reply(req, serve_static(n_.cfg, path, req[http::field::if_none_match]));
+    auto q = parse_query(target.find('?') == std::string_view::npos ? std::string_view{} : target.substr(target.find('?') + 1));
+    reply(req, serve_static(n_.cfg, static_request{.path = path,
+                                                   .version = q["v"],
+                                                   .if_none_match = req[http::field::if_none_match],
+                                                   .if_modified_since = req[http::field::if_modified_since],
+                                                   .accept_encoding = req[http::field::accept_encoding]}));
   }
 
   // --max-connections-per-ip: takes a slot for a WebSocket, SSE stream or long-poll from `remote`
@@ -268,9 +291,17 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   // A handler's answer may come later (a store behind the network): it is written on this
   // connection's thread, and keeps the request alive until then.
+  // API calls are logged at debug, when answered: method, path (never the query: it may hold a
+  // token), status and time.
   http_respond answer(request req) {
     auto r = std::make_shared<request>(std::move(req));
-    return [self = shared_from_this(), r](http_reply rep) {
+    return [self = shared_from_this(), r, start = n_.clk.now_ms()](http_reply rep) {
+      if (log::enabled(log::level::debug)) {
+        std::string_view target = r->target();
+        log::debug("http request", {{"method", r->method_string()}, {"path", target.substr(0, target.find('?'))},
+                                    {"status", std::to_string(rep.status)},
+                                    {"ms", std::to_string(self->n_.clk.now_ms() - start)}});
+      }
       net::dispatch(self->w_.ioc, [self, r, rep = std::move(rep)] { self->reply(*r, rep); });
     };
   }
@@ -297,7 +328,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   node& n_;
   worker& w_;
-  beast::tcp_stream stream_;
+  http_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool first_;
@@ -309,16 +340,25 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life) {
-  std::make_shared<http_session>(n, w, beast::tcp_stream(std::move(sock)), beast::flat_buffer{}, true, std::move(life))->run();
+void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
+                std::shared_ptr<net::ssl::context> tls) {
+  bool secure = tls != nullptr;
+  auto s = std::make_shared<http_session>(n, w, http_stream(std::move(sock), std::move(tls)), beast::flat_buffer{}, true,
+                                          std::move(life));
+  if (secure) s->handshake();
+  else s->run();
 }
 
-void continue_http(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<void> life) {
+void continue_http(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, std::shared_ptr<void> life) {
   std::make_shared<http_session>(n, w, std::move(stream), std::move(buffer), false, std::move(life))->run();
 }
 
-void write_error_and_close(node& n, beast::tcp_stream stream, const request& req, code c, std::string_view reason) {
-  auto st = std::make_shared<beast::tcp_stream>(std::move(stream));
+void write_error_and_close(node& n, socket_link stream, const request& req, code c, std::string_view reason) {
+  write_error_and_close(n, stream.as_http(), req, c, reason);
+}
+
+void write_error_and_close(node& n, http_stream stream, const request& req, code c, std::string_view reason) {
+  auto st = std::make_shared<http_stream>(std::move(stream));
   auto res = std::make_shared<http::response<http::string_body>>(make_response(n, req, error_reply(c, reason)));
   res->keep_alive(false);
   st->expires_after(std::chrono::seconds(5));

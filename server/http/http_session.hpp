@@ -4,9 +4,15 @@
 
 #include "server/transport/worker.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace pushwire::server {
 
-// A freshly accepted connection; `life` holds its connection-limit slot.
-void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life);
+// A freshly accepted connection; `life` holds its connection-limit slot. With `tls` (the listener's
+// current context) the connection is TLS: the handshake comes first.
+void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
+                std::shared_ptr<net::ssl::context> tls = nullptr);
 
 }  // namespace pushwire::server

@@ -1,15 +1,19 @@
 #include "server/http/static_files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "server/http/query.hpp"
+#include "server/ops/version.hpp"
 
 namespace pushwire::server {
 
@@ -44,16 +48,51 @@ bool safe_relative(std::string_view p) {
   return true;
 }
 
-bool read_regular_file(const std::string& path, std::string& out) {
+// Reads a regular file (not a directory) and its modification time in seconds.
+bool read_regular_file(const std::string& path, std::string& out, std::time_t& mtime) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  // Reject directories: an ifstream opens them on Linux but reading fails.
   std::ostringstream ss;
   ss << in.rdbuf();
   if (!in.good() && !in.eof()) return false;
   out = ss.str();
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) { ::close(fd); return false; }
+  mtime = st.st_mtime;
+  return true;
+}
+
+// IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT". Names spelled out: strftime's
+// depend on the locale.
+std::string http_date(std::time_t t) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+// Parses an IMF-fixdate; false for anything else (an unparseable If-Modified-Since is ignored).
+bool parse_http_date(std::string_view s, std::time_t& out) {
+  static constexpr std::string_view months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  int day, year, h, m, sec;
+  char mon[4] = {};
+  std::string text(s);
+  if (std::sscanf(text.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d GMT", &day, mon, &year, &h, &m, &sec) != 6) return false;
+  auto mi = months.find(std::string_view(mon, 3));
+  if (mi == std::string_view::npos || mi % 3) return false;
+  std::tm tm{};
+  tm.tm_mday = day;
+  tm.tm_mon = static_cast<int>(mi / 3);
+  tm.tm_year = year - 1900;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = sec;
+  out = timegm(&tm);
   return true;
 }
 
@@ -84,9 +123,47 @@ bool etag_matches(std::string_view list, std::string_view etag) {
 
 }  // namespace
 
-http_reply serve_static(const config& cfg, std::string_view path, std::string_view if_none_match) {
+bool accepts_encoding(std::string_view header, std::string_view coding) {
+  bool listed = false, listed_ok = false, star_ok = false;
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    auto item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    auto semi = item.find(';');
+    auto name = item.substr(0, semi);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    // q=0 (or 0.0, 0.00, 0.000) refuses; any other weight accepts.
+    bool ok = true;
+    if (semi != std::string_view::npos) {
+      auto params = item.substr(semi + 1);
+      auto q = params.find("q=");
+      if (q == std::string_view::npos) q = params.find("Q=");
+      if (q != std::string_view::npos) {
+        auto v = params.substr(q + 2);
+        ok = false;
+        for (char c : v) {
+          if (c >= '1' && c <= '9') { ok = true; break; }
+          if (c != '0' && c != '.') break;
+        }
+      }
+    }
+    bool same = name.size() == coding.size();
+    for (std::size_t i = 0; same && i < name.size(); ++i)
+      same = std::tolower(static_cast<unsigned char>(name[i])) == coding[i];
+    if (same) {
+      listed = true;
+      listed_ok = ok;
+    } else if (name == "*") {
+      star_ok = ok;
+    }
+  }
+  return listed ? listed_ok : star_ok;
+}
+
+http_reply serve_static(const config& cfg, const static_request& req) {
   http_reply r;
-  std::string rel = percent_decode(path);
+  std::string rel = percent_decode(req.path);
   std::vector<std::string> candidates;
   if (rel.starts_with("/pushwire/")) {
     std::string f = rel.substr(10);
@@ -101,17 +178,37 @@ http_reply serve_static(const config& cfg, std::string_view path, std::string_vi
     candidates.push_back(cfg.web_root + rel + "/index.html");
   }
   for (auto& c : candidates) {
-    if (read_regular_file(c, r.body)) {
-      r.content_type = std::string(mime_type(c));
-      r.headers.emplace_back("Cache-Control", "no-cache");
-      auto etag = etag_of(r.body);
-      if (!if_none_match.empty() && etag_matches(if_none_match, etag)) {
-        r.status = 304;
-        r.body.clear();
-      }
-      r.headers.emplace_back("ETag", std::move(etag));
-      return r;
+    std::time_t mtime = 0;
+    if (!read_regular_file(c, r.body, mtime)) continue;
+    r.content_type = std::string(mime_type(c));
+    auto etag = etag_of(r.body);
+    // The representation: a precompressed sibling when the client takes it and it is not older
+    // than the file (its own ETag: a strong validator names exact bytes).
+    for (std::string_view coding : {"br", "gzip"}) {
+      if (!accepts_encoding(req.accept_encoding, coding)) continue;
+      std::string packed;
+      std::time_t packed_mtime = 0;
+      if (!read_regular_file(c + (coding == "br" ? ".br" : ".gz"), packed, packed_mtime) || packed_mtime < mtime)
+        continue;
+      r.body = std::move(packed);
+      r.headers.emplace_back("Content-Encoding", std::string(coding));
+      etag.insert(etag.size() - 1, coding == "br" ? "-br" : "-gz");
+      break;
     }
+    r.headers.emplace_back("Vary", "Accept-Encoding");
+    bool versioned = !req.version.empty() && req.version == version;
+    r.headers.emplace_back("Cache-Control", versioned ? "public, max-age=31536000, immutable" : "no-cache");
+    std::time_t since = 0;
+    bool not_modified = !req.if_none_match.empty()
+                            ? etag_matches(req.if_none_match, etag)
+                            : parse_http_date(req.if_modified_since, since) && mtime <= since;
+    if (not_modified) {
+      r.status = 304;
+      r.body.clear();
+    }
+    r.headers.emplace_back("ETag", std::move(etag));
+    r.headers.emplace_back("Last-Modified", http_date(mtime));
+    return r;
   }
   r.status = 404;
   r.content_type = "text/plain; charset=utf-8";

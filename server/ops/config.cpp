@@ -109,6 +109,9 @@ const std::vector<option>& options() {
     o.push_back(str("web-root", &config::web_root, "directory served at /"));
     o.push_back(str("client-root", &config::client_root, "client package root; /pushwire/<f> from dist/ or src/"));
     o.push_back(str("port-file", &config::port_file, "write the bound port to this file"));
+    o.push_back(str("tls-cert", &config::tls_cert,
+                    "PEM certificate chain (leaf first): HTTPS and WSS on --port; reloaded on SIGHUP"));
+    o.push_back(str("tls-key", &config::tls_key, "PEM private key of --tls-cert; reloaded on SIGHUP"));
     o.push_back(num("threads", &config::threads, "I/O threads; 0 = one per core"));
     o.push_back(option{"allowed-origins", "origins allowed for CORS and WS/SSE (comma list, * = any)", false,
                        [](config& c, std::string_view v) { c.allowed_origins = split_list(v); return true; },
@@ -163,6 +166,9 @@ const std::vector<option>& options() {
                     "response's start; 0 = none, at most 65536 (docs/protocol.md, Buffering proxies)"));
     o.push_back(num("reconnect-jitter-ms", &config::reconnect_jitter_ms, "spread of `after` in server disconnects"));
     o.push_back(num("shutdown-timeout-ms", &config::shutdown_timeout_ms, "drain deadline on SIGTERM/SIGINT"));
+    o.push_back(num("readiness-drain-ms", &config::readiness_drain_ms,
+                    "after SIGTERM keep listening at least this long with /readyz 503 (capped by "
+                    "--shutdown-timeout-ms), for a balancer's health check; 0 = stop once connections are gone"));
     o.push_back(num("housekeeping-ms", &config::housekeeping_ms, "timer tick for deadlines, pings and sweeps"));
     o.push_back(num("demo-rate-per-s", &config::demo_rate_per_s, "/demo/publish requests per second per address"));
     o.push_back(str("data-dir", &config::data_dir,
@@ -365,6 +371,9 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
     r.ok = false; r.error = "--data-dir is for the memory engine; with --engine redis, history lives in Redis"; return r;
   }
   if (r.cfg.engine != "redis" && !r.cfg.redis.empty()) { r.ok = false; r.error = "--redis needs --engine redis"; return r; }
+  if (r.cfg.tls_cert.empty() != r.cfg.tls_key.empty()) {
+    r.ok = false; r.error = "--tls-cert and --tls-key go together"; return r;
+  }
   if (r.cfg.demo && !r.cfg.namespaces.contains("demo"))
     r.cfg.namespaces["demo"] = namespace_config{1000, 300000, true, true, true, false};   // history: config.hpp, history_size
   // The demo's Pusher app: its channels are the demo namespace's, so web/pusher.html and the

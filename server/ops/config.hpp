@@ -40,6 +40,9 @@ struct config {
   std::string port_file;
   unsigned threads = 0;                    // 0 = one I/O thread per core
   std::vector<std::string> allowed_origins;  // CORS and WS/SSE Origin check; "*" = any
+  // TLS on the one listening port (HTTPS and WSS) when both are set; re-read on SIGHUP.
+  std::string tls_cert;                    // PEM: the certificate, then any intermediates
+  std::string tls_key;                     // PEM: its private key
 
   std::size_t max_connections = 0;         // 0 = RLIMIT_NOFILE minus a reserve of 64 for files/logs
   std::size_t max_connections_per_ip = 0;  // 0 = off: clients behind one proxy or NAT share an address
@@ -100,6 +103,10 @@ struct config {
   std::size_t sse_padding_bytes = 0;
   std::uint64_t reconnect_jitter_ms = 2000;    // spread of `after` in server disconnects
   std::uint64_t shutdown_timeout_ms = 5000;    // drain deadline on SIGTERM
+  // After SIGTERM the listener stays open and /readyz answers 503 for at least this long (capped by
+  // the shutdown timeout), so a balancer's health check sees the node leave before its port closes;
+  // 0: stop as soon as every connection is gone (nothing in front of the server to tell).
+  std::uint64_t readiness_drain_ms = 0;
   std::uint64_t housekeeping_ms = 250;         // timer tick for deadlines, pings, sweeps
   std::uint64_t demo_rate_per_s = 20;          // /demo/publish per client address
   // Durable history (docs/architecture.md, "Durable history"). Empty: history lives in memory and a

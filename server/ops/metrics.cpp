@@ -4,6 +4,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "server/ops/process_stats.hpp"
 #include "server/ops/version.hpp"
 
 namespace pushwire::server {
@@ -128,6 +129,9 @@ std::string metrics::render_prometheus() const {
          load(pusher_webhook_events_dropped));
   simple(out, "pushwire_pusher_webhook_events_failed_total", "counter",
          "Pusher webhook events whose request failed every attempt.", load(pusher_webhook_events_failed));
+  simple(out, "pushwire_tls_handshake_failures_total", "counter",
+         "TLS connections closed before their handshake completed (bad client, timeout, no common cipher).",
+         load(tls_handshake_failures));
   simple(out, "pushwire_parked_polls", "gauge", "Long-poll requests currently held open.", load(parked_polls));
 
   family(out, "pushwire_publish_to_write_seconds", "histogram",
@@ -149,6 +153,10 @@ std::string metrics::render_prometheus() const {
   out += "\npushwire_publish_to_write_seconds_count ";
   append_u64(out, cumulative);
   out += '\n';
+
+  process_stats ps;
+  read_process_stats(ps);
+  render_process_stats(out, ps);
   return out;
 }
 
@@ -186,6 +194,7 @@ std::string metrics::render_json() const {
   field("pusher_webhook_events_sent", load(pusher_webhook_events_sent));
   field("pusher_webhook_events_dropped", load(pusher_webhook_events_dropped));
   field("pusher_webhook_events_failed", load(pusher_webhook_events_failed));
+  field("tls_handshake_failures", load(tls_handshake_failures));
   field("parked_polls", load(parked_polls));
   // Buckets are cumulative like Prometheus; le_us null is +Inf.
   out += "\"publish_to_write\":{\"buckets\":[";

@@ -64,6 +64,7 @@ class metrics {
   std::atomic<std::uint64_t> pusher_webhook_events_sent{0};
   std::atomic<std::uint64_t> pusher_webhook_events_dropped{0};   // the queue was full (or the sender stopped)
   std::atomic<std::uint64_t> pusher_webhook_events_failed{0};    // their request failed every attempt
+  std::atomic<std::uint64_t> tls_handshake_failures{0};   // TLS connections that never got to HTTP
   // gauge
   std::atomic<std::uint64_t> parked_polls{0};
 

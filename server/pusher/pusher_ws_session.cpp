@@ -41,7 +41,7 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
  public:
   static constexpr std::size_t max_items_per_write = 64;
 
-  pusher_ws_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life, const pusher_app* app,
+  pusher_ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, const pusher_app* app,
                     std::string_view version)
       : stream_conn(n, w, true), ws_(ws_socket(std::move(sock))), life_(std::move(life)), app_(app),
         socket_id_(n.new_socket_id()), psession_(session_config_of(n, app, socket_id_), n.clk.now_ms()) {
@@ -100,6 +100,7 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
   void begin_raw() { ws_.next_layer().begin_raw(); }
   void end_raw() { ws_.next_layer().end_raw(); }
   tcp::socket& socket() { return ws_.next_layer().socket(); }
+  tls_stream* tls() { return ws_.next_layer().tls(); }
 
   void close_transport() {
     if (close_started_ || state_ == conn_state::closed) return;
@@ -123,6 +124,10 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
 
   void finish() {
     if (state_ == conn_state::closed) return;
+    // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame).
+    if (close_code_ != code::ok) log_close(static_cast<unsigned>(close_code_), close_reason_);
+    else if (ws_.reason().code) log_close(ws_.reason().code, std::string_view(ws_.reason().reason.data(), ws_.reason().reason.size()));
+    else log_close(1006, "");
     bool accepted = accepted_;
     state_ = conn_state::closed;
     psession_.connection_lost();
@@ -195,6 +200,7 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
     w_.conns.insert(this);
     node_.registry.add(socket_id_, w_.index, "");
     node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
+    log_open("pusher");
     stream_.received(node_.clk.now_ms());
     opened();
     drain(node_.clk.now_ms());   // connection_established, or the refusal and its close
@@ -259,7 +265,7 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
 
 }  // namespace
 
-void run_pusher_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life,
+void run_pusher_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life,
                         const pusher_app* app, std::string_view version) {
   std::make_shared<pusher_ws_session>(n, w, std::move(sock), std::move(life), app, version)->run(std::move(req));
 }

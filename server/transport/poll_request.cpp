@@ -13,6 +13,7 @@
 #include "server/http/cors.hpp"
 #include "server/http/query.hpp"
 #include "server/http/responses.hpp"
+#include "server/ops/log.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/transports.hpp"
 
@@ -26,7 +27,7 @@ enum class poll_state : std::uint8_t { running, parked, answered };
 
 class poll_request final : public conn_base, public std::enable_shared_from_this<poll_request> {
  public:
-  poll_request(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+  poll_request(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, request req,
                std::shared_ptr<void> life, std::shared_ptr<void> ip_slot, stream_params p, std::string client,
                bool open, std::optional<disconnect_order> disconnect)
       : n_(n), w_(w), shell_(n, w.subscribers, w.index, client, poll_stream_policy(n)), stream_(std::move(stream)),
@@ -55,6 +56,13 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     shell_.drain(now);
     if (shell_.session().state() != protocol::session_state::open) {
       if (open_) n_.leases.remove(id);
+      if (shell_.closed == code::unauthorized || shell_.closed == code::token_expired) {
+        beast::error_code ec;
+        auto ep = stream_.socket().remote_endpoint(ec);
+        log::warn("auth refused", {{"transport", "polling"}, {"remote", ec ? std::string() : ep.address().to_string()},
+                                   {"code", std::to_string(static_cast<unsigned>(*shell_.closed))},
+                                   {"reason", "the token was refused"}});
+      }
       return respond(shell_.closed ? http_status(*shell_.closed) : 401);
     }
     if (disconnect_) {
@@ -199,7 +207,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   node& n_;
   worker& w_;
   collect_shell shell_;
-  beast::tcp_stream stream_;
+  http_stream stream_;
   beast::flat_buffer buffer_;
   request req_;
   std::shared_ptr<void> life_;
@@ -215,7 +223,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
 
 }  // namespace
 
-void run_poll(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+void run_poll(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, request req,
               std::shared_ptr<void> life, std::shared_ptr<void> ip_slot) {
   std::string_view target = req.target();
   auto qpos = target.find('?');

@@ -25,7 +25,7 @@ class sse_session final : public stream_conn<sse_session> {
  public:
   static constexpr std::size_t max_items_per_write = 32;   // two buffers each: id line + event
 
-  sse_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life, stream_params params)
+  sse_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, stream_params params)
       : stream_conn(n, w, false), sock_(std::move(sock)), life_(std::move(life)), params_(std::move(params)) {}
 
   ~sse_session() override { finish(); }
@@ -118,13 +118,15 @@ class sse_session final : public stream_conn<sse_session> {
   void wait_turn(Handler&&) {}
   void begin_raw() {}
   void end_raw() {}
-  tcp::socket& socket() { return sock_; }
+  tcp::socket& socket() { return sock_.socket(); }
+  tls_stream* tls() { return sock_.tls(); }
   void close_transport() { finish(); }
   void on_probe() {}
   void cut() { finish(); }
 
   void finish() {
     if (state_ == conn_state::closed) return;
+    log_close(static_cast<unsigned>(close_code_), close_reason_);
     state_ = conn_state::closed;
     session_.shell_closed();
     release();
@@ -134,7 +136,7 @@ class sse_session final : public stream_conn<sse_session> {
       node_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
     }
     beast::error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.socket().shutdown(tcp::socket::shutdown_both, ec);
     sock_.close(ec);
   }
 
@@ -144,6 +146,7 @@ class sse_session final : public stream_conn<sse_session> {
     sr_.reset();   // memory per idle connection: the response is out
     res_ = {};
     if (ec) return finish();
+    log_open("sse");
     // The client never sends anything; a read completing means it went away.
     sock_.async_read_some(net::buffer(probe_), [self = shared_from_this()](beast::error_code, std::size_t) {
       self->finish();
@@ -151,7 +154,7 @@ class sse_session final : public stream_conn<sse_session> {
     opened();
   }
 
-  tcp::socket sock_;
+  socket_link sock_;
   std::shared_ptr<void> life_;
   stream_params params_;
   http::response<http::empty_body> res_;
@@ -164,7 +167,7 @@ class sse_session final : public stream_conn<sse_session> {
 
 }  // namespace
 
-void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life) {
+void run_sse_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life) {
   std::string_view target = req.target();
   auto qpos = target.find('?');
   auto q = parse_query(qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1));
@@ -176,17 +179,23 @@ void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::sha
   code c;
   std::string reason;
   if (!parse_stream_params(n.cfg.max_stream_channels, q["channels"], since, token, p, c, reason))
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, c, reason);
+    return write_error_and_close(n, std::move(sock), req, c, reason);
+  auto refuse_auth = [&](std::string_view why, code rc) {
+    beast::error_code ec;
+    auto ep = sock.socket().remote_endpoint(ec);
+    log::warn("auth refused", {{"transport", "sse"}, {"remote", ec ? std::string() : ep.address().to_string()},
+                               {"code", std::to_string(static_cast<unsigned>(rc))}, {"reason", why}});
+    write_error_and_close(n, std::move(sock), req, rc, why);
+  };
   // A bad token or channel gets an HTTP status before the stream starts, so EventSource reports an
   // error instead of reconnecting forever.
-  if (token.empty() && !n.cfg.anonymous)
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "a token is required");
+  if (token.empty() && !n.cfg.anonymous) return refuse_auth("a token is required", code::unauthorized);
   if (token.size() > n.cfg.max_token_bytes)   // the same bound the session applies to `connect`
-    return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, code::unauthorized, "token is too long");
+    return refuse_auth("token is too long", code::unauthorized);
   if (!token.empty()) {
     auto v = n.verifier ? n.verifier(token, n.clk.now_ms())
                         : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
-    if (v.error != code::ok) return write_error_and_close(n, beast::tcp_stream(std::move(sock)), req, v.error, v.reason);
+    if (v.error != code::ok) return refuse_auth(v.reason, v.error);
   }
   std::make_shared<sse_session>(n, w, std::move(sock), std::move(life), std::move(p))->run(req);
 }

@@ -9,11 +9,16 @@
 //                                                     who else writes on the socket (Beast's pongs)
 //   void close_transport()                            after the queue drained in `closing`
 //   void on_probe()                                   a dead-peer probe (WebSocket ping)
+// and optionally
+//   SslStream* tls()                                  the connection's TLS stream, null when plain
 //
 // Write path: items are shared, immutable buffers (server/wire/outgoing.hpp). While a write is in
 // flight new items wait in `pending_`; when it completes, everything pending (up to the buffer
 // limit) goes out in ONE gather write, a non-blocking sendmsg of the shared buffers
-// (gather_send.hpp). Only what the kernel does not take at once waits for writability. Every
+// (gather_send.hpp). Only what the kernel does not take at once waits for writability. A TLS
+// connection keeps the same batching: the write's buffers are copied into one per-connection
+// staging buffer and go out as one SSL write (one TLS record per 16 KB; Asio's SSL stream would
+// otherwise call SSL_write once per 8 KB linearised slice of a buffer sequence). Every
 // decision about the queue (its byte bound, the slow-consumer notice, the grace before the cut,
 // heartbeats, the dead peer) is the stream machine's (protocol/server_stream.hpp).
 //
@@ -23,8 +28,10 @@
 // closing. `cut` from the stream machine goes straight to closed.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "server/ops/log.hpp"
 #include "server/transport/gather_send.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/worker.hpp"
@@ -53,6 +60,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       std::vector<queued>().swap(pending_);
       std::vector<net::const_buffer>().swap(bufs_);
       derived().release_write_buffers();
+      std::string().swap(tls_staging_);
     }
     stream_.handle_timeout(now);
     session_tick(now);
@@ -83,6 +91,9 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   void close_requested(protocol::code c, const std::string& reason) override {
     if (state_ != conn_state::starting && state_ != conn_state::open) return;
+    if (c == protocol::code::unauthorized || c == protocol::code::token_expired)
+      log::warn("auth refused", {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()},
+                                 {"code", std::to_string(static_cast<unsigned>(c))}, {"reason", reason}});
     close_code_ = c;
     close_reason_ = reason;
     if (state_ == conn_state::starting) {
@@ -107,6 +118,26 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       case protocol::stream_action::send_ping:
         return shell::on_stream_action(a);
     }
+  }
+
+  // The connection's two log lines: "connection opened" once the transport is up, "connection
+  // closed" with how long it lived and its close code (the WebSocket code; for SSE the server's code,
+  // or 0 when the peer went away).
+  void log_open(std::string_view transport) {
+    transport_ = transport;
+    opened_ms_ = node_.clk.now_ms();
+    beast::error_code ec;
+    if (auto ep = derived().socket().remote_endpoint(ec); !ec) remote_ = ep.address().to_string();
+    log::info("connection opened", {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}});
+  }
+  void log_close(unsigned code, std::string_view reason) {
+    if (transport_.empty()) return;
+    if (log::enabled(log::level::info))
+      log::info("connection closed",
+                {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}, {"user", user_id()},
+                 {"duration_ms", std::to_string(node_.clk.now_ms() - opened_ms_)}, {"code", std::to_string(code)},
+                 {"reason", reason}});
+    transport_ = {};
   }
 
   // The transport is ready to write (handshake done / header out).
@@ -149,12 +180,25 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       derived().begin_raw();
     }
     if (state_ == conn_state::closed) return end_write(net::error::operation_aborted);
+    if constexpr (requires(Derived& d) { d.tls(); }) {
+      if (auto* t = derived().tls()) return tls_send(*t);
+    }
     beast::error_code ec;
     if (gather_send(derived().socket().native_handle(), bufs_, written_, ec)) return end_write({});
     if (ec) return end_write(ec);
     derived().socket().async_wait(tcp::socket::wait_write, [s = self()](beast::error_code ec) {
       if (ec) return s->end_write(ec);
       s->send_some();
+    });
+  }
+
+  template <class SslStream>
+  void tls_send(SslStream& t) {
+    tls_staging_.clear();
+    for (auto& b : bufs_) tls_staging_.append(static_cast<const char*>(b.data()), b.size());
+    net::async_write(t, net::buffer(tls_staging_), [s = self()](beast::error_code ec, std::size_t n) {
+      s->written_ = n;
+      s->end_write(ec);
     });
   }
 
@@ -185,6 +229,10 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   std::vector<queued> pending_, inflight_;
   std::vector<net::const_buffer> bufs_;   // the write in flight
   std::size_t written_ = 0;               // bytes of it sent
+  std::string tls_staging_;               // TLS: the write in flight, contiguous
+  std::string_view transport_;            // for the log lines; empty until log_open and after log_close
+  std::string remote_;
+  std::uint64_t opened_ms_ = 0;
   bool flush_scheduled_ = false;          // in the worker's to_flush list
   protocol::code close_code_ = protocol::code::ok;
   std::string close_reason_;

@@ -3,19 +3,20 @@
 #pragma once
 #include <memory>
 
-#include "server/transport/worker.hpp"
+#include "server/transport/maybe_tls.hpp"
 
 namespace pushwire::server {
 
-void run_ws_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life);
-void run_sse_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life);
+// `sock` is a plain socket or a TLS stream (maybe_tls.hpp).
+void run_ws_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life);
+void run_sse_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life);
 // `ip_slot` (--max-connections-per-ip) is held until the poll is answered, `life` with the socket.
-void run_poll(node& n, worker& w, beast::tcp_stream stream, beast::flat_buffer buffer, request req,
+void run_poll(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, request req,
               std::shared_ptr<void> life, std::shared_ptr<void> ip_slot);
 
 // The Pusher endpoint (server/pusher/pusher_ws_session.cpp): `app` null = an unknown key (refused
 // with 4001 after the upgrade, as Pusher does); `version` is the ?protocol= parameter.
-void run_pusher_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life,
+void run_pusher_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life,
                         const pusher_app* app, std::string_view version);
 
 }  // namespace pushwire::server

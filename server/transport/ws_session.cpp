@@ -23,7 +23,7 @@ class ws_session final : public stream_conn<ws_session> {
  public:
   static constexpr std::size_t max_items_per_write = 64;
 
-  ws_session(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life)
+  ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life)
       : stream_conn(n, w, true), ws_(ws_socket(std::move(sock))), life_(std::move(life)) {}
 
   ~ws_session() override { finish(); }
@@ -63,6 +63,7 @@ class ws_session final : public stream_conn<ws_session> {
   void begin_raw() { ws_.next_layer().begin_raw(); }
   void end_raw() { ws_.next_layer().end_raw(); }
   tcp::socket& socket() { return ws_.next_layer().socket(); }
+  tls_stream* tls() { return ws_.next_layer().tls(); }
 
   void close_transport() {
     if (close_started_ || state_ == conn_state::closed) return;
@@ -86,6 +87,10 @@ class ws_session final : public stream_conn<ws_session> {
 
   void finish() {
     if (state_ == conn_state::closed) return;
+    // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame).
+    if (close_code_ != code::ok) log_close(static_cast<unsigned>(close_code_), close_reason_);
+    else if (ws_.reason().code) log_close(ws_.reason().code, std::string_view(ws_.reason().reason.data(), ws_.reason().reason.size()));
+    else log_close(1006, "");
     bool accepted = accepted_;
     state_ = conn_state::closed;
     session_.shell_closed();
@@ -105,6 +110,7 @@ class ws_session final : public stream_conn<ws_session> {
     w_.conns.insert(this);
     node_.registry.add(session_.client(), w_.index, "");
     node_.met.connections_websocket.fetch_add(1, std::memory_order_relaxed);
+    log_open("websocket");
     stream_.received(node_.clk.now_ms());
     opened();
     do_read();
@@ -145,7 +151,7 @@ class ws_session final : public stream_conn<ws_session> {
 
 }  // namespace
 
-void run_ws_session(node& n, worker& w, tcp::socket sock, request req, std::shared_ptr<void> life) {
+void run_ws_session(node& n, worker& w, socket_link sock, request req, std::shared_ptr<void> life) {
   std::make_shared<ws_session>(n, w, std::move(sock), std::move(life))->run(std::move(req));
 }
 

@@ -8,6 +8,10 @@
 // one-frame write. A direct sendmsg that completes at once costs nothing of that; only a write the
 // kernel cannot take whole waits for writability.
 //
+// Under TLS the data path's write is one SSL write through the same SSL stream Beast writes on
+// (stream_conn's TLS branch); the arbitration is the same, since an SSL stream takes one write at a
+// time.
+//
 // Arbitration: a writer owns the socket from its first byte to its last. Beast's composed write calls
 // async_write_some again from inside the previous completion handler, so "Beast is idle" is known
 // when that handler returns without starting another write. Whoever is blocked by the other waits on
@@ -16,6 +20,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 #include <utility>
+
+#include "server/transport/maybe_tls.hpp"
 
 namespace pushwire::server {
 
@@ -40,14 +46,15 @@ inline std::size_t ws_text_header(unsigned char* out, std::size_t payload) {
 class ws_socket {
  public:
   using socket_type = boost::asio::ip::tcp::socket;
-  using executor_type = socket_type::executor_type;
+  using executor_type = socket_link::executor_type;
 
-  explicit ws_socket(socket_type s) : s_(std::move(s)), gate_(s_.get_executor()) {
+  explicit ws_socket(socket_link s) : s_(std::move(s)), gate_(s_.get_executor()) {
     gate_.expires_at(boost::asio::steady_timer::time_point::max());
   }
 
   executor_type get_executor() noexcept { return s_.get_executor(); }
-  socket_type& socket() { return s_; }
+  socket_type& socket() { return s_.socket(); }
+  tls_stream* tls() { return s_.tls(); }
   void close(boost::system::error_code& ec) {
     s_.close(ec);
     gate_.cancel();
@@ -99,7 +106,7 @@ class ws_socket {
   }
 
  private:
-  socket_type s_;
+  socket_link s_;
   boost::asio::steady_timer gate_;
   // Cancelling a timer takes the reactor's lock: only when someone waits (not once per write).
   void wake() {
@@ -115,6 +122,7 @@ inline void beast_close_socket(ws_socket& s) {
   boost::system::error_code ec;
   s.close(ec);
 }
+// Under TLS too the teardown is TCP's (FIN, then read to EOF): no close_notify (maybe_tls.hpp).
 inline void teardown(boost::beast::role_type role, ws_socket& s, boost::system::error_code& ec) {
   boost::beast::websocket::teardown(role, s.socket(), ec);
 }

@@ -297,7 +297,10 @@ void route(fixture& f, request req) {
     return check_reply(n, req, r);
   }
   if (req.method() != http::verb::get && req.method() != http::verb::head) return;
-  http_reply r = serve_static(n.cfg, path, req[http::field::if_none_match]);
+  http_reply r = serve_static(n.cfg, static_request{.path = path,
+                                                    .if_none_match = req[http::field::if_none_match],
+                                                    .if_modified_since = req[http::field::if_modified_since],
+                                                    .accept_encoding = req[http::field::accept_encoding]});
   if (r.status != 404) {
     std::string rel = percent_decode(path);
     if (rel.find("/../") != std::string::npos || rel.ends_with("/..") || rel.find("\\..") != std::string::npos)
