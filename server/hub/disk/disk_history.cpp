@@ -144,13 +144,16 @@ disk_history::disk_history(disk_history_config cfg)
 }
 
 disk_history::~disk_history() {
-  checkpointer_.reset();   // the writer's last checkpoint (TRUNCATE) must not meet one of its passes
+  // The writer's last checkpoint (TRUNCATE) must not meet one of the checkpointer's passes; the
+  // object itself stays until the writer is gone (it still reports its commits to it).
+  if (checkpointer_) checkpointer_->stop();
   {
     std::lock_guard lk(q_mu_);
     stop_ = true;
   }
   q_cv_.notify_all();
   writer_.join();
+  checkpointer_.reset();
   close_db();
 }
 

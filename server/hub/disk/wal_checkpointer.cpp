@@ -16,13 +16,17 @@ wal_checkpointer::wal_checkpointer(wal_checkpointer_config cfg) : cfg_(std::move
   thread_ = std::thread([this] { loop(); });
 }
 
-wal_checkpointer::~wal_checkpointer() {
+void wal_checkpointer::stop() {
   {
     std::lock_guard lk(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+}
+
+wal_checkpointer::~wal_checkpointer() {
+  stop();
   if (db_) sqlite3_close_v2(db_);
   if (wal_fd_ >= 0) ::close(wal_fd_);
 }

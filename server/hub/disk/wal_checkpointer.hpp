@@ -34,7 +34,9 @@ struct wal_checkpointer_config {
 class wal_checkpointer {
  public:
   explicit wal_checkpointer(wal_checkpointer_config cfg);
-  ~wal_checkpointer();   // stops after the pass in progress; closes its connection and descriptor
+  ~wal_checkpointer();   // stop(), then closes its connection and descriptor
+  // Ends the passes (after the one in progress); committed() stays safe to call. Idempotent.
+  void stop();
   wal_checkpointer(const wal_checkpointer&) = delete;
   wal_checkpointer& operator=(const wal_checkpointer&) = delete;
 

@@ -98,6 +98,7 @@ struct refusing_receiver {
   ~refusing_receiver() {
     ioc.stop();
     thread.join();
+    held.clear();   // the sockets belong to ioc, which is destroyed before this member otherwise
   }
   void do_accept() {
     acceptor.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket s) {
