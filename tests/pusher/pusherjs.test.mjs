@@ -95,6 +95,8 @@ test('public channel: a publication naming a socket_id skips that connection onl
   await publish(channel, { event: 'update', data: { n: 1 }, socket_id: a.connection.socket_id });
   await fence(channel, evA);
   await fence(channel, evB);
+  // The second fence was awaited at B only: A gets it in its own time.
+  await waitFor(() => ours(evA).length === 2, { what: "the second fence at A" });
   assert.deepEqual(ours(evA).map((e) => e.event), ['fence', 'fence']);
   assert.deepEqual(ours(evB).map((e) => e.event), ['update', 'fence', 'fence']);
   assert.deepEqual(ours(evB)[0].data, { n: 1 });
