@@ -1,7 +1,8 @@
-// The Pusher endpoint's transport: a WebSocket at /app/{key} speaking Pusher's protocol 7 over the
-// same stream connection as Pushwire's own WebSocket (stream_conn.hpp: shared buffers, one gather
-// write per flush, the stream machine's queue bound, heartbeats and dead-peer deadline). The
-// protocol is protocol/pusher/pusher_session's; this file moves bytes and passes on its notes.
+// The Pusher endpoint's transport: a WebSocket at /app/{key} speaking Pusher's protocol 7 on the
+// same WebSocket connection as Pushwire's own /ws (ws_conn.hpp over stream_conn.hpp: shared
+// buffers, one gather write per flush, the stream machine's queue bound, heartbeats and dead-peer
+// deadline). The protocol is protocol/pusher/pusher_session's; this file frames its messages and
+// passes on its notes.
 //
 // Fan-out: a publication goes out as its Pusher message (wire/outgoing.cpp, pusher_text), encoded
 // once per node and shared like the other formats; the one per-subscriber step is comparing the
@@ -11,9 +12,8 @@
 #include "server/ops/log.hpp"
 #include "server/pusher/pusher_signature.hpp"
 #include "server/pusher/webhooks.hpp"
-#include "server/transport/stream_conn.hpp"
 #include "server/transport/transports.hpp"
-#include "server/transport/ws_socket.hpp"
+#include "server/transport/ws_conn.hpp"
 
 namespace pushwire::server {
 
@@ -37,33 +37,19 @@ pp::session_config session_config_of(node& n, const pusher_app* app, std::string
   return c;
 }
 
-class pusher_ws_session final : public stream_conn<pusher_ws_session> {
+class pusher_ws_session final : public ws_conn<pusher_ws_session> {
  public:
-  static constexpr std::size_t max_items_per_write = 64;
+  static constexpr std::string_view transport_name = "pusher";
 
   pusher_ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, const pusher_app* app,
                     std::string_view version)
-      : stream_conn(n, w, true), ws_(ws_socket(std::move(sock))), life_(std::move(life)), app_(app),
-        socket_id_(n.new_socket_id()), psession_(session_config_of(n, app, socket_id_), n.clk.now_ms()) {
+      : ws_conn(n, w, std::move(sock), std::move(life)), app_(app), socket_id_(n.new_socket_id()),
+        psession_(session_config_of(n, app, socket_id_), n.clk.now_ms()) {
     presence_client_ = socket_id_;
     greet(version);
   }
 
   ~pusher_ws_session() override { finish(); }
-
-  void run(request req) {
-    ws_.set_option(websocket::stream_base::timeout{
-        std::chrono::milliseconds(node_.cfg.request_timeout_ms), websocket::stream_base::none(), false});
-    ws_.control_callback([this](websocket::frame_type, beast::string_view) { stream_.received(node_.clk.now_ms()); });
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
-      res.set(http::field::server, "pushwire");
-    }));
-    // Envelope allowance over the payload limit: event name, channel and keys of a client event.
-    ws_.read_message_max(node_.cfg.max_message_bytes + 512 + 128);
-    ws_.auto_fragment(false);
-    ws_.text(true);
-    ws_.async_accept(req, beast::bind_front_handler(&pusher_ws_session::on_accept, shared_from_this()));
-  }
 
   // connection_established, or the refusal: an unknown key, a protocol version we do not speak,
   // the app's connection quota.
@@ -94,54 +80,24 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
     }
   }
   void release_write_buffers() { std::vector<unsigned char>().swap(headers_); }
-  bool socket_busy() const { return ws_.next_layer().beast_busy(); }
-  template <class Handler>
-  void wait_turn(Handler&& h) { ws_.next_layer().wait_turn(std::forward<Handler>(h)); }
-  void begin_raw() { ws_.next_layer().begin_raw(); }
-  void end_raw() { ws_.next_layer().end_raw(); }
-  tcp::socket& socket() { return ws_.next_layer().socket(); }
-  tls_stream* tls() { return ws_.next_layer().tls(); }
 
-  void close_transport() {
-    if (close_started_ || state_ == conn_state::closed) return;
-    close_started_ = true;
-    auto cc = static_cast<std::uint16_t>(close_code_ == code::ok ? code::normal_closure : close_code_);
-    std::string reason = close_reason_.size() > 120 ? close_reason_.substr(0, 120) : close_reason_;
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(cc), reason),
-                    [self = shared_from_this()](beast::error_code) { self->finish(); });
+  // --- ws_conn's protocol hooks ---
+  void on_accepted() {
+    node_.registry.add(socket_id_, w_.index, "");
+    node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
   }
-
-  void on_probe() {
-    if (probing_ || close_started_ || state_ != conn_state::open) return;
-    probing_ = true;
-    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) { self->probing_ = false; });
-  }
-
-  void cut() {
-    beast::error_code ec;
-    ws_.next_layer().close(ec);
-  }
-
-  void finish() {
-    if (state_ == conn_state::closed) return;
-    // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame).
-    if (close_code_ != code::ok) log_close(static_cast<unsigned>(close_code_), close_reason_);
-    else if (ws_.reason().code) log_close(ws_.reason().code, std::string_view(ws_.reason().reason.data(), ws_.reason().reason.size()));
-    else log_close(1006, "");
-    bool accepted = accepted_;
-    state_ = conn_state::closed;
+  void on_message(std::string_view text, std::uint64_t now) { psession_.handle_text(text, now); }
+  void before_release() {
     psession_.connection_lost();
     pass_notes();
     psession_.shell_closed();
-    release();
+  }
+  void after_release(bool accepted) {
     if (counted_) node_.pusher_connections[app_index_].fetch_sub(1);
     counted_ = false;
-    if (accepted) {
-      w_.conns.erase(this);
-      node_.registry.remove(socket_id_);
-      node_.met.connections_pusher.fetch_sub(1, std::memory_order_relaxed);
-    }
-    cut();
+    if (!accepted) return;
+    node_.registry.remove(socket_id_);
+    node_.met.connections_pusher.fetch_sub(1, std::memory_order_relaxed);
   }
 
   // --- the shell's protocol hooks: the Pusher session instead of Pushwire's ---
@@ -194,39 +150,6 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
   const std::string& user_id() const override { return user_key_; }
 
  private:
-  void on_accept(beast::error_code ec) {
-    if (ec) return finish();
-    accepted_ = true;
-    w_.conns.insert(this);
-    node_.registry.add(socket_id_, w_.index, "");
-    node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
-    log_open("pusher");
-    stream_.received(node_.clk.now_ms());
-    opened();
-    drain(node_.clk.now_ms());   // connection_established, or the refusal and its close
-    if (state_ == conn_state::open) do_read();
-  }
-
-  void do_read() {
-    if (ws_.is_message_done())
-      ws_.async_read_some(rbuf_, idle_read_bytes, beast::bind_front_handler(&pusher_ws_session::on_read, shared_from_this()));
-    else
-      ws_.async_read(rbuf_, beast::bind_front_handler(&pusher_ws_session::on_read, shared_from_this()));
-  }
-
-  void on_read(beast::error_code ec, std::size_t) {
-    if (ec) return finish();
-    auto now = node_.clk.now_ms();
-    stream_.received(now);
-    if (!ws_.is_message_done()) return do_read();
-    auto data = rbuf_.cdata();
-    psession_.handle_text(std::string_view(static_cast<const char*>(data.data()), data.size()), now);
-    rbuf_.consume(rbuf_.size());
-    if (rbuf_.capacity() > idle_read_bytes) rbuf_ = beast::flat_buffer{};
-    drain(now);
-    if (state_ == conn_state::open) do_read();
-  }
-
   // What the session tells besides its actions: a sign-in (the registry's user, for the API's
   // terminate_connections) and the webhooks' events.
   void pass_notes() {
@@ -249,9 +172,6 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
     }
   }
 
-  static constexpr std::size_t idle_read_bytes = 64;
-  websocket::stream<ws_socket> ws_;
-  std::shared_ptr<void> life_;
   const pusher_app* app_;
   std::size_t app_index_ = 0;
   bool counted_ = false;
@@ -259,8 +179,6 @@ class pusher_ws_session final : public stream_conn<pusher_ws_session> {
   std::string user_key_;
   pp::pusher_session psession_;
   std::vector<unsigned char> headers_;
-  beast::flat_buffer rbuf_;
-  bool accepted_ = false, close_started_ = false, probing_ = false;
 };
 
 }  // namespace
