@@ -17,6 +17,18 @@ bool structured(std::string_view d) {
 }
 }  // namespace
 
+std::string hub_channel(std::string_view ns, std::string_view pusher_name) {
+  std::string out(ns);
+  if (!ns.empty()) out += ':';
+  out += pusher_name;
+  return out;
+}
+
+std::string_view pusher_name(std::string_view hub) {
+  auto colon = hub.find(':');
+  return colon == std::string_view::npos ? hub : hub.substr(colon + 1);
+}
+
 std::string hub_data(std::string_view event, std::string_view data, std::string_view socket_id,
                      std::string_view user_id) {
   std::string out;

@@ -19,6 +19,12 @@ namespace pushwire::protocol::pusher {
 
 inline constexpr std::string_view default_event = "message";
 
+// Channel names: an app's channels live in its Pushwire namespace `ns` ("" = the default), so the
+// hub channel is "ns:name"; a Pusher name never holds a ':', so the Pusher name of a hub channel is
+// what follows its first ':' (or all of it).
+std::string hub_channel(std::string_view ns, std::string_view pusher_name);
+std::string_view pusher_name(std::string_view hub_channel);
+
 std::string hub_data(std::string_view event, std::string_view data, std::string_view socket_id = {},
                      std::string_view user_id = {});
 

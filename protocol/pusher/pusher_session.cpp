@@ -110,18 +110,9 @@ void pusher_session::encode_message(std::string& out, std::string_view event, st
   out += '}';
 }
 
-std::string pusher_session::hub_channel(std::string_view pusher_channel) const {
-  if (cfg_.ns.empty()) return std::string(pusher_channel);
-  std::string out = cfg_.ns;
-  out += ':';
-  out += pusher_channel;
-  return out;
-}
+std::string pusher_session::hub_channel(std::string_view name) const { return pusher::hub_channel(cfg_.ns, name); }
 
-std::string pusher_session::pusher_channel(std::string_view hub) const {
-  if (cfg_.ns.empty()) return std::string(hub);
-  return std::string(hub.substr(std::min(hub.size(), cfg_.ns.size() + 1)));
-}
+std::string pusher_session::pusher_channel(std::string_view hub) const { return std::string(pusher_name(hub)); }
 
 void pusher_session::send(std::string_view event, std::string_view channel, std::string_view data) {
   session_action a;

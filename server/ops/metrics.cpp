@@ -5,48 +5,16 @@
 #include <string_view>
 
 #include "server/ops/process_stats.hpp"
+#include "server/ops/prometheus_text.hpp"
 #include "server/ops/version.hpp"
 
 namespace pushwire::server {
 namespace {
 
-void append_u64(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, p);
-}
-
-// Microseconds as a decimal number of seconds, exact and locale-free: 50 -> "0.00005",
-// 1000000 -> "1", 1234567 -> "1.234567".
-void append_seconds(std::string& out, std::uint64_t us) {
-  append_u64(out, us / 1'000'000);
-  std::uint64_t frac = us % 1'000'000;
-  if (frac == 0) return;
-  char digits[6];
-  for (int i = 5; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
-  }
-  int len = 6;
-  while (len > 0 && digits[len - 1] == '0') --len;
-  out += '.';
-  out.append(digits, static_cast<std::size_t>(len));
-}
+using protocol::append_uint;
+void append_u64(std::string& out, std::uint64_t v) { append_uint(out, v); }
 
 std::uint64_t load(const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); }
-
-void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
 
 void sample(std::string& out, std::string_view name, std::uint64_t v) {
   out += name;

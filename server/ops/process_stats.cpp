@@ -1,5 +1,7 @@
 #include "server/ops/process_stats.hpp"
 
+#include "server/ops/prometheus_text.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -14,39 +16,15 @@ namespace pushwire::server {
 
 namespace {
 
-void append_u64(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, p);
+void append_u64(std::string& out, std::uint64_t v) { protocol::append_uint(out, v); }
+
+// HELP and TYPE, then the sample's name: each process family has one sample.
+void family_sample(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  family(out, name, type, help);
+  out += name;
+  out += ' ';
 }
 
-// Microseconds as exact decimal seconds ("12.5", "3").
-void append_seconds(std::string& out, std::uint64_t us) {
-  append_u64(out, us / 1'000'000);
-  if (auto frac = us % 1'000'000) {
-    char digits[7] = "000000";
-    for (int i = 5; i >= 0; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
-    std::string_view d(digits, 6);
-    while (d.back() == '0') d.remove_suffix(1);
-    out += '.';
-    out += d;
-  }
-}
-
-void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-  out += name;
-  out += ' ';
-}
 
 std::string read_all(const char* path) {
   std::ifstream in(path);
@@ -107,21 +85,21 @@ bool read_process_stats(process_stats& out) {
 }
 
 void render_process_stats(std::string& out, const process_stats& s) {
-  family(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+  family_sample(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
   append_seconds(out, s.cpu_us);
   out += '\n';
-  family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  family_sample(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   append_u64(out, s.rss_bytes);
   out += '\n';
-  family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+  family_sample(out, "process_open_fds", "gauge", "Number of open file descriptors.");
   append_u64(out, s.open_fds);
   out += '\n';
   if (s.max_fds) {
-    family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    family_sample(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
     append_u64(out, s.max_fds);
     out += '\n';
   }
-  family(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.");
+  family_sample(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.");
   append_seconds(out, s.start_time_us);
   out += '\n';
 }

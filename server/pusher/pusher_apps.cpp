@@ -1,6 +1,8 @@
 #include "server/pusher/pusher_apps.hpp"
 
 #include <boost/json.hpp>
+
+#include "protocol/pusher/pusher_mapping.hpp"
 #include <set>
 
 namespace pushwire::server {
@@ -24,17 +26,9 @@ bool valid_namespace(std::string_view s) {
 }
 }  // namespace
 
-std::string pusher_app::hub_channel(std::string_view pusher_channel) const {
-  if (ns.empty()) return std::string(pusher_channel);
-  std::string out = ns;
-  out += ':';
-  out += pusher_channel;
-  return out;
-}
+std::string pusher_app::hub_channel(std::string_view name) const { return protocol::pusher::hub_channel(ns, name); }
 
-std::string_view pusher_app::pusher_channel(std::string_view hub) const {
-  return ns.empty() ? hub : hub.substr(ns.size() + 1);
-}
+std::string_view pusher_app::pusher_channel(std::string_view hub) const { return protocol::pusher::pusher_name(hub); }
 
 bool pusher_app::owns(std::string_view hub) const {
   auto colon = hub.find(':');

@@ -13,13 +13,6 @@ namespace {
 
 enum slot : std::size_t { pushwire_slot = 0, sse_slot = 1, pusher_slot = 2, pusher_excluded_slot = 3 };
 
-// A hub channel as Pusher names it: an app's channels live in its namespace (pusher_apps.hpp),
-// and a Pusher name never holds a ':', so the name is what follows the first one.
-std::string_view pusher_name(std::string_view hub) {
-  auto colon = hub.find(':');
-  return colon == std::string_view::npos ? hub : hub.substr(colon + 1);
-}
-
 std::string sse_of_lines(std::string_view text, std::string_view event) {
   std::string out;
   protocol::split_batch(text, [&](std::string_view line) {
@@ -112,7 +105,7 @@ const std::string& pusher_text(const outgoing& o) {
         auto ev = protocol::pusher::from_hub_data(p->data);
         std::string out;
         out.reserve(ev.data.size() + ev.event.size() + p->channel.size() + 48);
-        protocol::pusher::pusher_session::encode_message(out, ev.event, pusher_name(p->channel), ev.data, ev.user_id);
+        protocol::pusher::pusher_session::encode_message(out, ev.event, protocol::pusher::pusher_name(p->channel), ev.data, ev.user_id);
         return out;
       });
     }
