@@ -539,6 +539,7 @@ void client_machine::on_subscribed(const frame& f) {
   // Only an answer to a resume says whether it recovered (docs/protocol.md); a first subscribe has
   // nothing to recover, so the event carries no flag then.
   std::optional<bool> recovered;
+  bool moved = false;  // an active subscription's position changed under it: the app must hear of it
   // A frame carrying `recovered` answers a resume too: a later long-poll whose cursor history no
   // longer covers gets `subscribed` with recovered:false in the middle of the stream.
   if (sub.pos && (sub.resume_sent || f.recovered)) {
@@ -549,7 +550,10 @@ void client_machine::on_subscribed(const frame& f) {
     if (!*recovered) sub.pos = f.pos;
   } else if (!sub.pos || sub.pos->epoch != f.pos.epoch || sub.pos->offset < f.pos.offset) {
     // Never backwards within an epoch: a repeated `subscribed` for an active subscription must not
-    // make messages already delivered deliverable again (found by tests/fuzz/client_fuzz).
+    // make messages already delivered deliverable again (found by tests/fuzz/client_fuzz). Moving
+    // an active one to another epoch or ahead skips what lies between, so that is a gap (a detour
+    // through another epoch and back re-delivered messages: the long fuzz run of issue 18).
+    moved = sub.active && sub.pos.has_value();
     sub.pos = f.pos;
   }
   sub.resume_sent = false;
@@ -561,11 +565,12 @@ void client_machine::on_subscribed(const frame& f) {
     e.recovered = recovered;
     emit(std::move(e));
   }
-  if (recovered == false) {
+  if (recovered == false || moved) {
     auto e = make_event(client_event_kind::gap);
     e.channel = f.channel;
     e.pos = f.pos;
-    e.reason = "the server could not replay every missed message";
+    e.reason = moved ? "the server moved the subscription to another position"
+                     : "the server could not replay every missed message";
     emit(std::move(e));
   }
 }

@@ -343,4 +343,11 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+std::string_view utf8_prefix(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xc0) == 0x80) --end;  // inside a character
+  return s.substr(0, end);
+}
+
 }  // namespace pushwire::protocol

@@ -54,4 +54,9 @@ void append_uint(std::string& out, std::uint64_t v);
 // Whether `s` is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool valid_utf8(std::string_view s);
 
+// The longest prefix of `s` of at most `max` bytes that ends on a character boundary, for quoting a
+// bounded piece of client input back in a message (cutting inside a character makes the message
+// invalid UTF-8, which a browser refuses as a whole).
+std::string_view utf8_prefix(std::string_view s, std::size_t max);
+
 }  // namespace pushwire::protocol

@@ -212,7 +212,14 @@ void pusher_session::handle_text(std::string_view message, std::uint64_t now) {
                         "client event rejected: over " + std::to_string(cfg_.client_events_per_s) + " per second");
     return on_client_event(*event, *channel, data ? data_raw : std::string_view("{}"), data_string);
   }
-  send_error(std::nullopt, "unknown event \"" + event->substr(0, 64) + "\"");
+  // The name is quoted back only when it is text: a cut inside a character made the error itself
+  // invalid (the long pusher_fuzz run of issue 18).
+  std::string_view name = utf8_prefix(*event, 64);
+  if (!valid_utf8(name)) return send_error(std::nullopt, "unknown event");
+  std::string why = "unknown event \"";
+  why += name;
+  why += '"';
+  send_error(std::nullopt, why);
 }
 
 bool pusher_session::valid_signature(std::string_view auth, std::string_view signed_text) const {

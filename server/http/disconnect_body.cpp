@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "protocol/json_scan.hpp"
 #include "server/node/node.hpp"
 
 namespace pushwire::server {
@@ -49,7 +50,9 @@ bool parse_disconnect_body(const json::object& body, disconnect_order& out, std:
     } else if (key == "jitter_ms") {
       if (!bounded_uint(v, max_reconnect_delay_ms, out.jitter_ms)) { reason = "jitter_ms " + delay_rule; return false; }
     } else {
-      reason = "unknown field \"" + std::string(key.substr(0, 64)) + "\"";
+      reason = "unknown field \"";
+      reason += protocol::utf8_prefix(key, 64);   // whole characters: the reason is JSON text
+      reason += '"';
       return false;
     }
   }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "protocol/json_scan.hpp"
 #include "server/transport/stream_conn.hpp"
 #include "server/transport/ws_socket.hpp"
 
@@ -64,7 +65,8 @@ class ws_conn : public stream_conn<Derived> {
     auto c = this->close_code_;
     auto cc = static_cast<std::uint16_t>(c == protocol::code::ok ? protocol::code::normal_closure : c);
     const auto& why = this->close_reason_;
-    std::string reason = why.size() > 120 ? why.substr(0, 120) : why;
+    // A close reason is at most 123 bytes of UTF-8; a cut inside a character fails the close.
+    std::string reason(protocol::utf8_prefix(why, 120));
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(cc), reason),
                     [self = this->self()](beast::error_code) { self->finish(); });
   }

@@ -25,9 +25,37 @@ namespace {
   std::abort();
 }
 
+// Within a couple of units in the last place. Boost 1.81 reads decimals fast rather than correctly
+// rounded, and the same digits can land one double apart alone and inside an object (the long run of
+// issue 18: 85555555556.5555008); the scanner hands the raw text on, so that is not a disagreement.
+bool near_double(double a, double b) {
+  for (int step = 0; step < 3; ++step, a = std::nextafter(a, b))
+    if (a == b) return true;
+  return false;
+}
+
 // Boost.JSON reads some numbers (e.g. 0e839) as NaN, which never equals itself.
 bool same_value(const json::value& a, const json::value& b) {
-  if (a.is_double() && b.is_double() && std::isnan(a.get_double()) && std::isnan(b.get_double())) return true;
+  if (a.is_double() && b.is_double()) {
+    if (std::isnan(a.get_double()) && std::isnan(b.get_double())) return true;
+    return near_double(a.get_double(), b.get_double());
+  }
+  if (a.is_array() && b.is_array()) {
+    const auto &x = a.get_array(), &y = b.get_array();
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (!same_value(x[i], y[i])) return false;
+    return true;
+  }
+  if (a.is_object() && b.is_object()) {
+    const auto &x = a.get_object(), &y = b.get_object();
+    if (x.size() != y.size()) return false;
+    for (const auto& [key, value] : x) {
+      auto it = y.find(key);
+      if (it == y.end() || !same_value(value, it->value())) return false;
+    }
+    return true;
+  }
   return a == b;
 }
 

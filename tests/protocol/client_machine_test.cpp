@@ -702,6 +702,30 @@ TEST(ClientMachine, RepeatedSubscribedDoesNotRewindThePosition) {
   EXPECT_EQ(h.m.duplicates_dropped(), 1u);
 }
 
+// Moving an active subscription to another epoch and back must neither re-deliver what was
+// delivered nor pass silently: each move is a gap the app hears of (the long client_fuzz run).
+TEST(ClientMachine, StraySubscribedThatMovesAnActiveSubscriptionIsAGap) {
+  harness h;
+  h.m.subscribe("a", std::nullopt, h.now);
+  std::uint32_t g = h.connect_websocket();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e1", 3), std::nullopt, 2), h.now);
+  h.m.handle_transport_data(g, message_frame("a", pos("e1", 4)), h.now);
+  h.clear();
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e0", 1), std::nullopt, 2), h.now);
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e1", 3), std::nullopt, 2), h.now);
+  auto events = h.take_events();
+  auto gaps = of_kind(events, ek::gap);
+  ASSERT_EQ(gaps.size(), 2u);
+  EXPECT_EQ(gaps[0].pos, pos("e0", 1));
+  EXPECT_EQ(gaps[1].pos, pos("e1", 3));
+  EXPECT_TRUE(of_kind(events, ek::subscribed).empty());  // still the same subscription
+
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e1", 8), std::nullopt, 2), h.now);
+  ASSERT_EQ(of_kind(h.take_events(), ek::gap).size(), 1u);  // offsets 4..8 skipped: said so
+  h.m.handle_transport_data(g, subscribed_frame("a", pos("e1", 8), std::nullopt, 2), h.now);
+  EXPECT_TRUE(h.take_events().empty());  // the same position again moves nothing
+}
+
 TEST(ClientMachine, SkippedOffsetsRaiseGapThenDeliver) {
   harness h;
   h.m.subscribe("a", std::nullopt, h.now);

@@ -101,6 +101,23 @@ TEST(PusherSession, MalformedMessagesGetAnErrorAndKeepTheConnection) {
   EXPECT_EQ(h.s.state(), pusher_state::open);
 }
 
+// The unknown name is quoted back cut to 64 bytes on a character boundary: a cut inside "é" made the
+// error invalid UTF-8, which a browser refuses (the long pusher_fuzz run of issue 18).
+TEST(PusherSession, UnknownEventIsQuotedBackAsWholeCharacters) {
+  harness h;
+  h.drain();
+  std::string name = "pusher:" + std::string(56, 'x') + "\xc3\xa9\xc3\xa9";   // byte 64 is inside the first é
+  h.s.handle_text(R"({"event":")" + name + "\"}", 0);
+  auto out = h.sent();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(valid_utf8(out[0])) << out[0];
+  EXPECT_TRUE(contains(out[0], "pusher:" + std::string(56, 'x'))) << out[0];
+  EXPECT_FALSE(contains(out[0], "\xc3")) << out[0];
+  EXPECT_EQ(utf8_prefix("a\xc3\xa9", 2), "a");
+  EXPECT_EQ(utf8_prefix("a\xc3\xa9", 3), "a\xc3\xa9");
+  EXPECT_EQ(utf8_prefix("abc", 0), "");
+}
+
 TEST(PusherSession, PublicSubscribeMapsToTheAppNamespace) {
   harness h;
   h.drain();
