@@ -83,12 +83,13 @@ struct stmt {
 
 // The writer's statements, prepared on first use and finalized before the database closes.
 struct disk_history::statements {
-  stmt ins, up, del_before, del_all, del_ch, key, key_expire, key_bound;
+  stmt ins, up, keep_top, del_before, del_all, del_ch, key, key_expire, key_bound;
   explicit statements(sqlite3* db)
       : ins(db, "INSERT OR REPLACE INTO pubs(name, off, at, data) VALUES(?, ?, ?, ?);"),
         up(db,
            "INSERT INTO channels(name, epoch, top, active) VALUES(?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
            "epoch = excluded.epoch, top = excluded.top, active = excluded.active;"),
+        keep_top(db, "UPDATE channels SET top = max(top, ?), active = max(active, ?) WHERE name = ?;"),
         del_before(db, "DELETE FROM pubs WHERE name = ? AND off < ?;"),
         del_all(db, "DELETE FROM pubs WHERE name = ?;"),
         del_ch(db, "DELETE FROM channels WHERE name = ?;"),
@@ -327,12 +328,17 @@ bool disk_history::load(std::string& err, bool writable) {
         auto it = channels_.find(name);
         c = it == channels_.end() ? nullptr : it->second;
       }
+      if (!c) continue;   // cannot be: a channel's row is written with its epoch, before its first row
       auto off = static_cast<std::uint64_t>(sqlite3_column_int64(q.s, 1));
-      if (!c || off > c->offset) continue;   // cannot be: never served
+      auto at = to_local(sqlite3_column_int64(q.s, 2));
+      // The newest row is the channel's top and last activity (appends write no channel row).
+      if (c->kept.empty()) c->disk_first = off;
+      c->offset = c->visible = std::max(c->offset, off);
+      c->last_active_ms = std::max(c->last_active_ms, at);
       auto* d = static_cast<const char*>(sqlite3_column_blob(q.s, 3));
       std::string data(d ? d : "", static_cast<std::size_t>(sqlite3_column_bytes(q.s, 3)));
       auto pub = make_publication(name, position{c->epoch, off}, std::move(data), 0);
-      c->kept.push_back(entry{to_local(sqlite3_column_int64(q.s, 2)), std::move(pub), nullptr});
+      c->kept.push_back(entry{at, std::move(pub), nullptr});
     }
     if (rc != SQLITE_DONE) return err = (damaged(rc) ? "damaged: " : "") + std::string(sqlite3_errmsg(db_)), false;
     // What is kept must be one unbroken run ending at the channel's top, or resume would claim a
@@ -346,6 +352,8 @@ bool disk_history::load(std::string& err, bool writable) {
         ch->broken = true;
       }
       if (tail_lost) ch->broken = true;
+      // Rows past the window by count may wait on disk for their batched trim (trim()): not kept.
+      while (ch->kept.size() > ch->policy.size) ch->kept.pop_front();
     }
   }
   {
@@ -403,8 +411,8 @@ void disk_history::admit_loaded() {
     if (cut == 0) continue;
     for (std::size_t i = 0; i < cut; ++i) budget_.release(ch->kept[i].ticket);
     ch->kept.erase(ch->kept.begin(), ch->kept.begin() + static_cast<std::ptrdiff_t>(cut));
-    std::uint64_t first = ch->kept.empty() ? ch->offset + 1 : ch->kept.front().pub->pos.offset;
-    enqueue(op{op_kind::trim, nullptr, ch->name, ch->epoch, first, 0, nullptr, nullptr});
+    std::lock_guard lk(ch->mu);
+    trim_on_disk(*ch, ch->kept.empty() ? ch->offset + 1 : ch->kept.front().pub->pos.offset);
   }
 }
 
@@ -428,6 +436,7 @@ void disk_history::new_epoch(channel& c, std::string epoch) {
   c.kept.clear();
   c.epoch = epoch.empty() ? protocol::make_epoch(epoch_counter_.fetch_add(1, std::memory_order_relaxed)) : std::move(epoch);
   c.offset = c.visible = 0;
+  c.disk_first = 1;
   c.broken = false;
   enqueue(op{op_kind::epoch, nullptr, c.name, c.epoch, 0, cfg_.time_base_ms + static_cast<std::int64_t>(c.last_active_ms),
              nullptr, nullptr});
@@ -458,16 +467,29 @@ void disk_history::trim(channel& c, std::uint64_t now_ms) {
   std::size_t before = c.kept.size();
   // Entries the byte budget evicted (the oldest overall) are always a prefix of the kept list.
   while (!c.kept.empty() && history_budget::gone(c.kept.front().ticket)) c.kept.pop_front();
+  bool by_bytes = c.kept.size() != before;
   auto drop_front = [&] {
     budget_.release(c.kept.front().ticket);
     c.kept.pop_front();
   };
   while (!c.kept.empty() && c.kept.size() > c.policy.size) drop_front();
+  std::size_t after_count = c.kept.size();
   while (!c.kept.empty() && c.kept.front().at_ms + c.policy.ttl_ms <= now_ms) drop_front();
-  if (c.kept.size() != before) {
-    std::uint64_t first = c.kept.empty() ? c.offset + 1 : c.kept.front().pub->pos.offset;
-    enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, first, 0, nullptr, nullptr});
-  }
+  if (c.kept.size() == before) return;
+  std::uint64_t first = c.kept.empty() ? c.offset + 1 : c.kept.front().pub->pos.offset;
+  // A window full by count drops one row per append. Deleting it in the append's own commit would
+  // write a second page of the table every commit (the oldest rows' leaf besides the newest's):
+  // rows past the count go in batches of up to 64 (an eighth of the window), so the file holds at
+  // most that many rows more per channel, never served (memory is the read cache, and a restart
+  // trims what it loads). Trims by age or by the byte budget go at once: they bound the disk too.
+  std::uint64_t batch = std::clamp<std::uint64_t>(c.policy.size / 8, 1, 64);
+  if (by_bytes || c.kept.size() != after_count || first >= c.disk_first + batch) trim_on_disk(c, first);
+}
+
+void disk_history::trim_on_disk(channel& c, std::uint64_t first) {
+  c.disk_first = first;
+  enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, first, cfg_.time_base_ms + static_cast<std::int64_t>(c.last_active_ms),
+             nullptr, nullptr});
 }
 
 void disk_history::keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub) {
@@ -478,7 +500,7 @@ void disk_history::keep(channel& c, std::uint64_t now_ms, const publication_ptr&
     // the kept run stays unbroken. The trim removes its row too (queued after its insert).
     for (auto& e : c.kept) budget_.release(e.ticket);
     c.kept.clear();
-    enqueue(op{op_kind::trim, nullptr, c.name, c.epoch, c.offset + 1, 0, nullptr, nullptr});
+    trim_on_disk(c, c.offset + 1);
     return;
   }
   c.kept.push_back(entry{now_ms, pub, std::move(ticket)});
@@ -632,23 +654,28 @@ void disk_history::writer_loop() {
 bool disk_history::commit(std::vector<op>& batch, std::string& err) {
   if (!exec("BEGIN IMMEDIATE;", err)) return false;
   if (!st_) st_ = std::make_unique<statements>(db_);   // prepared once: parsing them cost more than a small commit
-  auto& [ins, up, del_before, del_all, del_ch, key, key_expire, key_bound] = *st_;
-  bool ok = ins && up && del_before && del_all && del_ch && key && key_expire && key_bound;
+  auto& [ins, up, keep_top, del_before, del_all, del_ch, key, key_expire, key_bound] = *st_;
+  bool ok = ins && up && keep_top && del_before && del_all && del_ch && key && key_expire && key_bound;
   for (auto& o : batch) {
     if (!ok) break;
     switch (o.kind) {
       case op_kind::append:
+        // One row, one page: the channel's top and last activity are the newest row's (load()
+        // reads them back), so its `channels` row is written only where no row is kept.
         if (o.ch->policy.size > 0)
           ok = ins.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).num(3, o.at_wall).blob(4, o.pub->data).run() ==
                SQLITE_DONE;
-        ok = ok && up.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
-                       SQLITE_DONE;
+        else
+          ok = up.text(1, o.name).text(2, o.epoch).num(3, static_cast<std::int64_t>(o.offset)).num(4, o.at_wall).run() ==
+               SQLITE_DONE;
         if (ok && !o.key.empty())
           ok = key.text(1, o.name).blob(2, o.key).text(3, o.epoch).num(4, static_cast<std::int64_t>(o.offset))
                    .num(5, static_cast<std::int64_t>(o.hash)).num(6, o.key_expires_wall).run() == SQLITE_DONE;
         break;
-      case op_kind::trim:
-        ok = del_before.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE;
+      case op_kind::trim:   // the rows that told the top and last activity may go: the channel row keeps them
+        ok = del_before.text(1, o.name).num(2, static_cast<std::int64_t>(o.offset)).run() == SQLITE_DONE &&
+             keep_top.num(1, static_cast<std::int64_t>(o.offset) - 1).num(2, o.at_wall).text(3, o.name).run() ==
+                 SQLITE_DONE;
         break;
       case op_kind::epoch:
         ok = del_all.text(1, o.name).run() == SQLITE_DONE &&

@@ -7,6 +7,11 @@
 // takes everything queued while its last commit ran and commits it as one transaction (group
 // commit), then — in queue order, so per channel in offset order — makes each appended
 // publication visible to resume/read and runs its completion (the acknowledgement and the fan-out).
+// An append writes one row (`pubs`: channel, offset, time, data), which is one page of the table:
+// the channel's top and last activity are its newest row's, read back at open; the `channels` row
+// holds the epoch and is updated only by epochs, trims (which may delete the newest rows) and
+// channels that keep no history. Rows past the window by count leave in batches of an eighth of the
+// window (at most 64), not one per append; they are never served.
 // So nothing is acknowledged or delivered before its commit:
 //   fsync     every commit is fsynced (SQLite synchronous=FULL): nothing acknowledged is ever lost;
 //   interval  commits reach the OS; a checkpoint fsyncs every fsync_interval_ms;
@@ -107,6 +112,7 @@ class disk_history final : public history_store {
     std::string epoch;
     std::uint64_t offset = 0;    // the last offset handed out
     std::uint64_t visible = 0;   // the last committed one: what resume and read show
+    std::uint64_t disk_first = 1;   // rows below this offset are deleted on disk (or queued to be)
     history_policy policy;
     std::deque<entry> kept;
     std::uint64_t last_active_ms = 0;
@@ -134,6 +140,7 @@ class disk_history final : public history_store {
   std::shared_ptr<channel> make_channel(const std::string& name, std::uint64_t now_ms);
   void new_epoch(channel& c, std::string epoch = {});   // caller holds c.mu; empty: a fresh epoch
   void trim(channel& c, std::uint64_t now_ms);     // caller holds c.mu
+  void trim_on_disk(channel& c, std::uint64_t first);   // caller holds c.mu
   void keep(channel& c, std::uint64_t now_ms, const publication_ptr& pub);   // caller holds c.mu
   void admit_loaded();                             // tickets for what load() read, oldest first
   std::string empty_epoch();

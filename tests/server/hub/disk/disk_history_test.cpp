@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <mutex>
 
+#include <sqlite3.h>
+
 using namespace pushwire::server;
 using pushwire::protocol::code;
 using pushwire::protocol::position;
@@ -96,6 +98,41 @@ TEST_F(DiskHistory, ReopenKeepsEpochOffsetsTrimmedHistoryAndAges) {
   EXPECT_TRUE(read(*h, "a", now_ + 200).publications.empty());                   // 60 s old: gone
   EXPECT_EQ(read(*h, "a", now_ + 200).top.offset, 6u);                           // the position stays
   EXPECT_EQ(read(*h, "b", now_ + 200).publications.size(), 1u);                  // 59.5 s old: kept
+}
+
+// Rows past the window by count leave the file in batches (an eighth of the window), not one per
+// append: the file holds at most a batch more than the window, and a restart serves the window only.
+TEST_F(DiskHistory, CountTrimsOnDiskAreBatchedAndBounded) {
+  constexpr std::size_t window = 64, batch = window / 8;
+  auto rows_on_disk = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((fs::path(root_) / "d" / "history.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM pubs;", -1, &q, nullptr);
+    sqlite3_step(q);
+    auto n = static_cast<std::size_t>(sqlite3_column_int64(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+  };
+  position top;
+  {
+    auto h = open("d", durability::fsync, "boot-1", 0, window);
+    for (int i = 1; i <= 203; ++i) top = append(*h, "a", now_, std::to_string(i)).pub->pos;
+  }
+  std::size_t rows = rows_on_disk();   // 203 = 1 + 8 * 25 + 2: two rows wait for the next batch
+  EXPECT_GE(rows, window);
+  EXPECT_LE(rows, window + batch);
+  auto h = open("d", durability::fsync, "boot-1", 0, window);
+  auto r = read(*h, "a", now_);
+  EXPECT_EQ(r.top, top);
+  ASSERT_EQ(r.publications.size(), window);   // the rows still waiting for their batch are not served
+  EXPECT_EQ(r.publications.front()->pos.offset, 203 - window + 1);
+  EXPECT_EQ(r.publications.back()->data, "203");
+  EXPECT_EQ(append(*h, "a", now_).pub->pos, (position{top.epoch, 204}));
+  for (int i = 0; i < 100; ++i) append(*h, "a", now_);
+  h.reset();
+  EXPECT_LE(rows_on_disk(), window + batch);   // after a restart the batches go on from where they were
 }
 
 TEST_F(DiskHistory, MachineCrashUnderWeakPoliciesStartsNewEpochsOnlyThen) {
