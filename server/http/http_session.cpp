@@ -250,7 +250,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
       return reply(req, r);
     }
     if (path == "/metrics") {
-      n_.met.channels.store(n_.the_hub().stats().channels, std::memory_order_relaxed);
+      auto hs = n_.the_hub().stats();
+      n_.met.channels.store(hs.channels, std::memory_order_relaxed);
+      n_.met.history_bytes.store(hs.bytes, std::memory_order_relaxed);
       n_.met.connections_polling.store(n_.leases.size(), std::memory_order_relaxed);
       http_reply r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -43,6 +43,7 @@ class sse_session final : public stream_conn<sse_session> {
     w_.conns.insert(this);
     registered_ = true;
     node_.met.connections_sse.fetch_add(1, std::memory_order_relaxed);
+    count_deliveries_as(transport_kind::sse);
     http::async_write_header(sock_, *sr_, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
 
     // retry: jittered 50-150 % so a plain EventSource comes back quickly but not all at once.

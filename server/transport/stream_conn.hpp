@@ -132,6 +132,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   }
   void log_close(unsigned code, std::string_view reason) {
     if (transport_.empty()) return;
+    node_.met.disconnects.add(code);
     if (log::enabled(log::level::info))
       log::info("connection closed",
                 {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}, {"user", user_id()},
