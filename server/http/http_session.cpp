@@ -11,6 +11,7 @@
 #include "server/http/ws_key.hpp"
 #include "server/pusher/pusher_api.hpp"
 #include "server/ops/log.hpp"
+#include "server/transport/client_address.hpp"
 #include "server/transport/transports.hpp"
 
 namespace pushwire::server {
@@ -54,8 +55,9 @@ http_in to_http_in(request& req, std::string remote) {
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, bool first,
-               std::shared_ptr<void> life)
-      : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)) {}
+               std::shared_ptr<void> life, bool admin = false)
+      : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)),
+        admin_(admin) {}
 
   void run() { do_read(); }
 
@@ -161,10 +163,19 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void route(request req) {
     std::string_view target = req.target();
     std::string_view path = target.substr(0, target.find('?'));
-    std::string remote;
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote = ep.address().to_string();
+    std::string remote = client_address(n_.cfg, stream_.socket(), req);
+
+    // --admin-port splits the listeners: the operator's endpoints there and nowhere else, so the
+    // public port (a firewall's open door) never shows the metrics or offers the API to guess keys
+    // at. 404 rather than 403 on either side: "nothing here" is what it is.
+    bool ops_path = path == "/metrics" || path.starts_with("/api/");
+    if (admin_ ? !(ops_path || path == "/healthz" || path == "/readyz") : (ops_path && n_.cfg.admin_port >= 0)) {
+      http_reply r;
+      r.status = 404;
+      r.content_type = "text/plain";
+      r.body = "not found\n";
+      return reply(req, r);
+    }
 
     if (req.method() == http::verb::options) {
       http_reply r;
@@ -337,16 +348,17 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::size_t head_bytes_ = 0;   // of the request being read
   std::shared_ptr<void> life_;   // the connection-limit slot, passed on with the stream
   std::shared_ptr<void> ip_slot_;   // the per-address slot of the transport being started
+  bool admin_;                      // accepted on --admin-port
 };
 
 
 }  // namespace
 
 void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
-                std::shared_ptr<net::ssl::context> tls) {
+                std::shared_ptr<net::ssl::context> tls, bool admin) {
   bool secure = tls != nullptr;
   auto s = std::make_shared<http_session>(n, w, http_stream(std::move(sock), std::move(tls)), beast::flat_buffer{}, true,
-                                          std::move(life));
+                                          std::move(life), admin);
   if (secure) s->handshake();
   else s->run();
 }
