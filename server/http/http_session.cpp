@@ -235,19 +235,19 @@ class http_session : public std::enable_shared_from_this<http_session> {
       auto in = to_http_in(req, remote);
       return handle_cmd(n_, in, w_.subscribers, w_.index,
                         [&ioc = w_.ioc](std::function<void()> fn) { net::post(ioc, std::move(fn)); },
-                        answer(std::move(req)));
+                        answer(std::move(req), remote));
     }
     if (path.starts_with("/api/")) {
       auto in = to_http_in(req, remote);
-      return handle_api(n_, in, answer(std::move(req)));
+      return handle_api(n_, in, answer(std::move(req), remote));
     }
     if (path.starts_with("/apps/")) {   // the Pusher HTTP API (server/pusher/pusher_api.cpp)
       auto in = to_http_in(req, remote);
-      return handle_pusher_api(n_, in, answer(std::move(req)));
+      return handle_pusher_api(n_, in, answer(std::move(req), remote));
     }
     if (path == "/demo/publish" && n_.cfg.demo) {
       auto in = to_http_in(req, remote);
-      return handle_demo_publish(n_, in, answer(std::move(req)));
+      return handle_demo_publish(n_, in, answer(std::move(req), remote));
     }
     // Liveness: the process answers. Readiness: it takes new clients; 503 from the moment draining
     // starts, while the listener still answers during the drain, so a balancer moves new clients
@@ -305,14 +305,14 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // A handler's answer may come later (a store behind the network): it is written on this
   // connection's thread, and keeps the request alive until then.
   // API calls are logged at debug, when answered: method, path (never the query: it may hold a
-  // token), status and time.
-  http_respond answer(request req) {
+  // token), status, time and the client's address (client_address.hpp).
+  http_respond answer(request req, std::string remote) {
     auto r = std::make_shared<request>(std::move(req));
-    return [self = shared_from_this(), r, start = n_.clk.now_ms()](http_reply rep) {
+    return [self = shared_from_this(), r, remote = std::move(remote), start = n_.clk.now_ms()](http_reply rep) {
       if (log::enabled(log::level::debug)) {
         std::string_view target = r->target();
         log::debug("http request", {{"method", r->method_string()}, {"path", target.substr(0, target.find('?'))},
-                                    {"status", std::to_string(rep.status)},
+                                    {"status", std::to_string(rep.status)}, {"remote", remote},
                                     {"ms", std::to_string(self->n_.clk.now_ms() - start)}});
       }
       net::dispatch(self->w_.ioc, [self, r, rep = std::move(rep)] { self->reply(*r, rep); });

@@ -153,7 +153,8 @@ let nginx;
 let adminUrl;
 before(async () => {
   trusted = await startServerProc({ extra: ['--trusted-proxy', '127.0.0.1/32', '--admin-port', '0',
-    '--max-connections-per-ip', String(LIMIT), '--ping-interval-ms', '1000', '--poll-hold-ms', '1000'] });
+    '--max-connections-per-ip', String(LIMIT), '--ping-interval-ms', '1000', '--poll-hold-ms', '1000',
+    '--log-level', 'debug'] });
   adminUrl = `http://127.0.0.1:${await adminPort(trusted)}`;
   nginx = await startNginx(await nginxSiteFromDocs(), trusted.port);
 });
@@ -254,6 +255,15 @@ describe('X-Forwarded-For from the trusted proxy', () => {
       await waitFor(() => logLines(trusted, 'connection refused').filter((l) => l.remote === A).length >= 3,
         { what: 'three refused lines naming A' });
       assert.equal(logLines(trusted, 'connection refused').filter((l) => l.remote === A).length, 3);
+      // A plain request through nginx (the demo publish, rate-limited per address): its debug line
+      // names the forwarded address too.
+      const pub = await fetch(`${nginx.url}/demo/publish`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': `1.2.3.4, ${B}` },
+        body: JSON.stringify({ channel: 'demo:xff', data: { n: 1 } }),
+      });
+      assert.equal(pub.status, 200, await pub.text());
+      await waitFor(() => logLines(trusted, 'http request').some((l) => l.path === '/demo/publish' && l.remote === B),
+        { what: 'the demo publish line naming B' });
       assert.ok(!trusted.log().includes('1.2.3.4'), 'the forged left-most entry is never used');
     } finally {
       for (const s of open) s.close();
