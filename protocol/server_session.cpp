@@ -337,6 +337,7 @@ std::optional<std::uint64_t> server_session::next_deadline() const {
 void server_session::send_frame(const frame& f) {
   session_action a{.kind = session_action_kind::send};
   a.sent = f.kind;
+  if (f.kind == frame_kind::error) a.error = f.error_code;
   a.channel = f.channel;
   a.recovered = f.recovered;
   encode_frame(f, a.text);

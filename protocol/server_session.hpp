@@ -100,6 +100,7 @@ struct session_action {
   session_action_kind kind = session_action_kind::send;
   std::string text;                     // send
   frame_kind sent = frame_kind::ping;   // send: the kind of the (first) frame in `text`
+  code error = code::ok;                // send of an `error` frame: its code (for the shell's metrics)
   std::uint64_t request = 0;            // engine requests: echo in handle_result
   std::string channel;                  // requests; send: the frame's channel
   std::optional<bool> recovered;        // send: a `subscribed` frame's `recovered`

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="g++ make cmake ninja-build pkg-config libssl-dev libboost1.81-dev libboost-json1.81-dev libgtest-dev libsqlite3-dev
       emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev redis-server redis-tools
-      nginx-light openssl libnss3-tools"
+      nginx-light openssl libnss3-tools prometheus"
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 missing=$(for p in $PKGS; do
@@ -16,7 +16,8 @@ done)
 if [ -n "$missing" ]; then
   echo "setup: installing $(echo $missing)"
   $sudo_cmd apt-get update -q
-  # nginx-light (the cluster tests' balancer) and redis-server would start system services on
+  # nginx-light (the cluster and proxy tests' nginx), redis-server and prometheus (only its promtool
+  # is used, by tests/ops/promtool.test.mjs; ~19 MB, about 20 s) would start system services on
   # install; the tests start their own on free ports (DECISIONS.md §23), so keep these from starting.
   # An existing policy-rc.d (container images often have one) is left as it is.
   own_policy=""

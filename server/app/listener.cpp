@@ -11,8 +11,8 @@ namespace pushwire::server {
 
 using protocol::code;
 
-listener::listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls)
-    : n_(n), workers_(workers), tls_(tls) {}
+listener::listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls, bool admin)
+    : n_(n), workers_(workers), tls_(tls), admin_(admin) {}
 
 listener::~listener() {
   if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -166,7 +166,7 @@ void listener::take(tcp::socket sock, worker& target) {
       s.set_option(net::socket_base::send_buffer_size(static_cast<int>(std::min<std::size_t>(b, 1u << 30))), ec3);
     // The connection-limit slot: given back when the last owner of the connection lets go.
     std::shared_ptr<void> slot(static_cast<void*>(&n_), [](void* p) { static_cast<node*>(p)->connections.fetch_sub(1); });
-    start_http(n_, target, std::move(s), std::move(slot), tls_ ? tls_->current() : nullptr);
+    start_http(n_, target, std::move(s), std::move(slot), tls_ ? tls_->current() : nullptr, admin_);
   });
 }
 

@@ -16,7 +16,9 @@ class listener {
  public:
   // `tls`: the context source of a TLS listener (each accepted connection takes the current
   // context), or null for plain HTTP.
-  listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls = nullptr);
+  // `admin`: the --admin-port listener (plain HTTP; /metrics, /api/*, /healthz, /readyz only).
+  listener(node& n, std::vector<std::unique_ptr<worker>>& workers, const tls_context_source* tls = nullptr,
+           bool admin = false);
   ~listener();
   bool listen(const std::string& address, int port, std::string& error);
   unsigned short port() const { return port_; }
@@ -34,6 +36,7 @@ class listener {
   node& n_;
   std::vector<std::unique_ptr<worker>>& workers_;
   const tls_context_source* tls_;
+  bool admin_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<net::steady_timer> backoff_;   // accept retry after a failing accept()
   unsigned short port_ = 0;

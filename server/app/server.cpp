@@ -18,7 +18,8 @@ using protocol::code;
 
 struct server::impl {
   impl(config c, const clock& clk, const store_maker& make)
-      : n(std::move(c), clk, make), listen(n, workers, n.cfg.tls_cert.empty() ? nullptr : &tls) {}
+      : n(std::move(c), clk, make), listen(n, workers, n.cfg.tls_cert.empty() ? nullptr : &tls),
+        admin(n, workers, nullptr, true) {}
 
   node n;
   // Before the workers: destroyed after them, so a connection that leaves a channel as the workers
@@ -27,6 +28,7 @@ struct server::impl {
   std::vector<std::unique_ptr<worker>> workers;
   tls_context_source tls;
   listener listen;
+  listener admin;   // --admin-port; unused when it is off
   std::mutex mu;
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
@@ -135,15 +137,24 @@ bool server::start(std::string& error) {
 
   if (!n.cfg.tls_cert.empty() && !im.tls.load(n.cfg.tls_cert, n.cfg.tls_key, error)) return false;
   if (!im.listen.listen(n.cfg.address, n.cfg.port, error)) return false;
+  bool with_admin = n.cfg.admin_port >= 0;
+  if (with_admin && !im.admin.listen(n.cfg.admin_address, n.cfg.admin_port, error)) return false;
+  if (with_admin)
+    log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())},
+                            {"tls", n.cfg.tls_cert.empty() ? "off" : "on"}, {"admin_address", n.cfg.admin_address},
+                            {"admin_port", std::to_string(im.admin.port())}});
+  else
+    log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())},
+                            {"tls", n.cfg.tls_cert.empty() ? "off" : "on"}});
+  // Last: a port file that exists means both listeners are bound and the line above is written.
   if (!n.cfg.port_file.empty()) {
     std::string tmp = n.cfg.port_file + ".tmp";
     { std::ofstream out(tmp); out << im.listen.port() << "\n"; }
     std::rename(tmp.c_str(), n.cfg.port_file.c_str());
   }
-  log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())},
-                          {"tls", n.cfg.tls_cert.empty() ? "off" : "on"}});
 
   im.listen.start();
+  if (with_admin) im.admin.start();
   for (auto& w : im.workers) {
     im.arm_tick(*w);
     w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
@@ -191,6 +202,7 @@ void server::shutdown() {
     now = std::chrono::steady_clock::now();
   }
   im.listen.stop();
+  if (n.cfg.admin_port >= 0) im.admin.stop();
   for (auto& w : im.workers) w->ioc.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();

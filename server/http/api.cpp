@@ -233,7 +233,9 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
     return answer(n.the_hub().channels(), true);
   }
   if (p == "/api/stats") {
-    n.met.channels.store(n.the_hub().stats().channels, std::memory_order_relaxed);
+    auto hs = n.the_hub().stats();
+    n.met.channels.store(hs.channels, std::memory_order_relaxed);
+    n.met.history_bytes.store(hs.bytes, std::memory_order_relaxed);
     n.met.connections_polling.store(n.leases.size(), std::memory_order_relaxed);
     return respond(json_reply(n.met.render_json()));
   }

@@ -11,6 +11,7 @@
 #include "server/http/ws_key.hpp"
 #include "server/pusher/pusher_api.hpp"
 #include "server/ops/log.hpp"
+#include "server/transport/client_address.hpp"
 #include "server/transport/transports.hpp"
 
 namespace pushwire::server {
@@ -54,8 +55,9 @@ http_in to_http_in(request& req, std::string remote) {
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(node& n, worker& w, http_stream stream, beast::flat_buffer buffer, bool first,
-               std::shared_ptr<void> life)
-      : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)) {}
+               std::shared_ptr<void> life, bool admin = false)
+      : n_(n), w_(w), stream_(std::move(stream)), buffer_(std::move(buffer)), first_(first), life_(std::move(life)),
+        admin_(admin) {}
 
   void run() { do_read(); }
 
@@ -161,10 +163,19 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void route(request req) {
     std::string_view target = req.target();
     std::string_view path = target.substr(0, target.find('?'));
-    std::string remote;
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote = ep.address().to_string();
+    std::string remote = client_address(n_.cfg, stream_.socket(), req);
+
+    // --admin-port splits the listeners: the operator's endpoints there and nowhere else, so the
+    // public port (a firewall's open door) never shows the metrics or offers the API to guess keys
+    // at. 404 rather than 403 on either side: "nothing here" is what it is.
+    bool ops_path = path == "/metrics" || path.starts_with("/api/");
+    if (admin_ ? !(ops_path || path == "/healthz" || path == "/readyz") : (ops_path && n_.cfg.admin_port >= 0)) {
+      http_reply r;
+      r.status = 404;
+      r.content_type = "text/plain";
+      r.body = "not found\n";
+      return reply(req, r);
+    }
 
     if (req.method() == http::verb::options) {
       http_reply r;
@@ -224,19 +235,19 @@ class http_session : public std::enable_shared_from_this<http_session> {
       auto in = to_http_in(req, remote);
       return handle_cmd(n_, in, w_.subscribers, w_.index,
                         [&ioc = w_.ioc](std::function<void()> fn) { net::post(ioc, std::move(fn)); },
-                        answer(std::move(req)));
+                        answer(std::move(req), remote));
     }
     if (path.starts_with("/api/")) {
       auto in = to_http_in(req, remote);
-      return handle_api(n_, in, answer(std::move(req)));
+      return handle_api(n_, in, answer(std::move(req), remote));
     }
     if (path.starts_with("/apps/")) {   // the Pusher HTTP API (server/pusher/pusher_api.cpp)
       auto in = to_http_in(req, remote);
-      return handle_pusher_api(n_, in, answer(std::move(req)));
+      return handle_pusher_api(n_, in, answer(std::move(req), remote));
     }
     if (path == "/demo/publish" && n_.cfg.demo) {
       auto in = to_http_in(req, remote);
-      return handle_demo_publish(n_, in, answer(std::move(req)));
+      return handle_demo_publish(n_, in, answer(std::move(req), remote));
     }
     // Liveness: the process answers. Readiness: it takes new clients; 503 from the moment draining
     // starts, while the listener still answers during the drain, so a balancer moves new clients
@@ -250,7 +261,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
       return reply(req, r);
     }
     if (path == "/metrics") {
-      n_.met.channels.store(n_.the_hub().stats().channels, std::memory_order_relaxed);
+      auto hs = n_.the_hub().stats();
+      n_.met.channels.store(hs.channels, std::memory_order_relaxed);
+      n_.met.history_bytes.store(hs.bytes, std::memory_order_relaxed);
       n_.met.connections_polling.store(n_.leases.size(), std::memory_order_relaxed);
       http_reply r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -292,14 +305,14 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // A handler's answer may come later (a store behind the network): it is written on this
   // connection's thread, and keeps the request alive until then.
   // API calls are logged at debug, when answered: method, path (never the query: it may hold a
-  // token), status and time.
-  http_respond answer(request req) {
+  // token), status, time and the client's address (client_address.hpp).
+  http_respond answer(request req, std::string remote) {
     auto r = std::make_shared<request>(std::move(req));
-    return [self = shared_from_this(), r, start = n_.clk.now_ms()](http_reply rep) {
+    return [self = shared_from_this(), r, remote = std::move(remote), start = n_.clk.now_ms()](http_reply rep) {
       if (log::enabled(log::level::debug)) {
         std::string_view target = r->target();
         log::debug("http request", {{"method", r->method_string()}, {"path", target.substr(0, target.find('?'))},
-                                    {"status", std::to_string(rep.status)},
+                                    {"status", std::to_string(rep.status)}, {"remote", remote},
                                     {"ms", std::to_string(self->n_.clk.now_ms() - start)}});
       }
       net::dispatch(self->w_.ioc, [self, r, rep = std::move(rep)] { self->reply(*r, rep); });
@@ -335,16 +348,17 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::size_t head_bytes_ = 0;   // of the request being read
   std::shared_ptr<void> life_;   // the connection-limit slot, passed on with the stream
   std::shared_ptr<void> ip_slot_;   // the per-address slot of the transport being started
+  bool admin_;                      // accepted on --admin-port
 };
 
 
 }  // namespace
 
 void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
-                std::shared_ptr<net::ssl::context> tls) {
+                std::shared_ptr<net::ssl::context> tls, bool admin) {
   bool secure = tls != nullptr;
   auto s = std::make_shared<http_session>(n, w, http_stream(std::move(sock), std::move(tls)), beast::flat_buffer{}, true,
-                                          std::move(life));
+                                          std::move(life), admin);
   if (secure) s->handshake();
   else s->run();
 }

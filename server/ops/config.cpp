@@ -117,6 +117,30 @@ const std::vector<option>& options() {
                        [](config& c, std::string_view v) { c.allowed_origins = split_list(v); return true; },
                        [](const config& c) { return join(c.allowed_origins); }});
     o.push_back(num("max-connections", &config::max_connections, "0 = RLIMIT_NOFILE minus 64 (descriptors for files, logs, the spare)"));
+    o.push_back(option{"trusted-proxy",
+                       "CIDR list (IPv4/IPv6, at most 64) of reverse proxies whose X-Forwarded-For names the client "
+                       "for per-IP limits and logs (the right-most untrusted entry); from others it is ignored",
+                       false,
+                       [](config& c, std::string_view v) {
+                         std::string why;
+                         if (!parse_cidr_list(v, c.trusted_proxies, why)) return false;
+                         c.trusted_proxy_text = std::string(v);
+                         return true;
+                       },
+                       [](const config& c) { return c.trusted_proxy_text; }});
+    o.push_back(option{"admin-port",
+                       "serve /metrics and /api/* on this port (plain HTTP; 0 = any free port) instead of --port, "
+                       "which then answers them 404; off = one listener",
+                       false,
+                       [](config& c, std::string_view v) {
+                         if (v == "off") { c.admin_port = -1; return true; }
+                         std::uint64_t x;
+                         if (!parse_u64(v, x) || x > 65535) return false;
+                         c.admin_port = static_cast<int>(x);
+                         return true;
+                       },
+                       [](const config& c) { return c.admin_port < 0 ? std::string("off") : std::to_string(c.admin_port); }});
+    o.push_back(str("admin-address", &config::admin_address, "address of --admin-port (operators only)"));
     o.push_back(num("max-connections-per-ip", &config::max_connections_per_ip,
                     "WebSocket, SSE and parked long-polls per remote address (503, 4015 over it); 0 = off: "
                     "clients behind one proxy or NAT share an address"));

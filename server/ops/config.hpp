@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/hub/disk/disk_history.hpp"
+#include "server/ops/trusted_proxies.hpp"
 #include "server/pusher/pusher_apps.hpp"
 
 namespace pushwire::server {
@@ -43,6 +44,14 @@ struct config {
   // TLS on the one listening port (HTTPS and WSS) when both are set; re-read on SIGHUP.
   std::string tls_cert;                    // PEM: the certificate, then any intermediates
   std::string tls_key;                     // PEM: its private key
+  // Reverse proxies whose X-Forwarded-For names the client (per-IP limits, logs); empty = the
+  // header is ignored from everyone (server/ops/trusted_proxies.hpp has the rule).
+  std::vector<cidr> trusted_proxies;
+  std::string trusted_proxy_text;          // as given, for --help's defaults and the config dump
+  // A second listener for /metrics and /api/* (-1 = off: they stay on the public port; 0 = any free
+  // port). When set, the public listener answers them 404.
+  int admin_port = -1;
+  std::string admin_address = "127.0.0.1"; // operators' side only, unless asked
 
   std::size_t max_connections = 0;         // 0 = RLIMIT_NOFILE minus a reserve of 64 for files/logs
   std::size_t max_connections_per_ip = 0;  // 0 = off: clients behind one proxy or NAT share an address

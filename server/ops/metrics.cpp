@@ -47,9 +47,80 @@ std::uint64_t latency_histogram::count() const noexcept {
   return n;
 }
 
+std::size_t code_counters::index(unsigned code) noexcept {
+  if (code >= first_protocol && code <= last_protocol) return low_codes.size() + (code - first_protocol);
+  for (std::size_t i = 0; i < low_codes.size(); ++i)
+    if (low_codes[i] == code) return i;
+  return other;
+}
+
+std::string code_counters::label(std::size_t i) {
+  if (i == other) return "other";
+  std::string out;
+  append_u64(out, i < low_codes.size() ? low_codes[i] : first_protocol + (i - low_codes.size()));
+  return out;
+}
+
+std::uint64_t metrics::messages_delivered() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& c : messages_delivered_by) n += c.load(std::memory_order_relaxed);
+  return n;
+}
+
+namespace {
+
+// A histogram family's samples; `labels` is empty or `name="value",` (with the trailing comma).
+void histogram_samples(std::string& out, std::string_view name, std::string_view labels, const latency_histogram& h) {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < latency_histogram::bucket_count; ++i) {
+    cumulative += h.bucket(i);
+    out += name;
+    out += "_bucket{";
+    out += labels;
+    out += "le=\"";
+    if (i < latency_histogram::bounds_us.size())
+      append_seconds(out, latency_histogram::bounds_us[i]);
+    else
+      out += "+Inf";
+    out += "\"} ";
+    append_u64(out, cumulative);
+    out += '\n';
+  }
+  std::string_view bare = labels.empty() ? labels : labels.substr(0, labels.size() - 1);
+  out += name;
+  out += "_sum";
+  if (!bare.empty()) { out += '{'; out += bare; out += '}'; }
+  out += ' ';
+  append_seconds(out, h.sum_us());
+  out += '\n';
+  out += name;
+  out += "_count";
+  if (!bare.empty()) { out += '{'; out += bare; out += '}'; }
+  out += ' ';
+  append_u64(out, cumulative);
+  out += '\n';
+}
+
+// Only the codes seen so far: an empty family is still announced (HELP, TYPE), as client
+// libraries do for a labelled counter no label set of which has been used.
+void code_samples(std::string& out, std::string_view name, const code_counters& c) {
+  for (std::size_t i = 0; i < code_counters::size; ++i) {
+    std::uint64_t v = c.at(i);
+    if (!v) continue;
+    out += name;
+    out += "{code=\"";
+    out += code_counters::label(i);
+    out += "\"} ";
+    append_u64(out, v);
+    out += '\n';
+  }
+}
+
+}  // namespace
+
 std::string metrics::render_prometheus() const {
   std::string out;
-  out.reserve(4096);
+  out.reserve(16384);
 
   family(out, "pushwire_build_info", "gauge", "The running build: version and commit (value 1).");
   out += "pushwire_build_info{version=\"";
@@ -79,8 +150,15 @@ std::string metrics::render_prometheus() const {
          load(subscriptions));
   simple(out, "pushwire_channels", "gauge", "Channels currently held by the hub.", load(channels));
   simple(out, "pushwire_messages_published_total", "counter", "Messages published.", load(messages_published));
-  simple(out, "pushwire_messages_delivered_total", "counter", "Messages queued to subscribers.",
-         load(messages_delivered));
+  family(out, "pushwire_messages_delivered_total", "counter",
+         "Messages queued to subscribers (one per subscriber), by the subscriber's transport.");
+  for (std::size_t i = 0; i < transport_count; ++i) {
+    out += "pushwire_messages_delivered_total{transport=\"";
+    out += transport_names[i];
+    out += "\"} ";
+    append_u64(out, load(messages_delivered_by[i]));
+    out += '\n';
+  }
   simple(out, "pushwire_bytes_sent_total", "counter", "Bytes written to client connections.", load(bytes_sent));
   simple(out, "pushwire_slow_consumer_disconnects_total", "counter",
          "Connections closed because their send queue exceeded its byte bound.", load(slow_consumer_disconnects));
@@ -101,26 +179,28 @@ std::string metrics::render_prometheus() const {
          "TLS connections closed before their handshake completed (bad client, timeout, no common cipher).",
          load(tls_handshake_failures));
   simple(out, "pushwire_parked_polls", "gauge", "Long-poll requests currently held open.", load(parked_polls));
+  simple(out, "pushwire_history_bytes", "gauge", "Bytes of publications held in channel history.",
+         load(history_bytes));
+
+  family(out, "pushwire_disconnects_total", "counter",
+         "WebSocket and SSE connections closed, by close code (0: an SSE client left; 1006: gone without a close "
+         "frame; other: a code off the fixed list).");
+  code_samples(out, "pushwire_disconnects_total", disconnects);
+  family(out, "pushwire_command_errors_total", "counter", "Commands answered with an error, by error code.");
+  code_samples(out, "pushwire_command_errors_total", command_errors);
+
+  family(out, "pushwire_command_duration_seconds", "histogram",
+         "Commands executed against the hub, from request to completion, by command.");
+  for (std::size_t i = 0; i < command_metric_count; ++i) {
+    std::string labels = "command=\"";
+    labels += command_metric_names[i];
+    labels += "\",";
+    histogram_samples(out, "pushwire_command_duration_seconds", labels, command_latency[i]);
+  }
 
   family(out, "pushwire_publish_to_write_seconds", "histogram",
          "Per subscriber write: time from the publish of its oldest frame to the completed write.");
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < latency_histogram::bucket_count; ++i) {
-    cumulative += publish_to_write.bucket(i);
-    out += "pushwire_publish_to_write_seconds_bucket{le=\"";
-    if (i < latency_histogram::bounds_us.size())
-      append_seconds(out, latency_histogram::bounds_us[i]);
-    else
-      out += "+Inf";
-    out += "\"} ";
-    append_u64(out, cumulative);
-    out += '\n';
-  }
-  out += "pushwire_publish_to_write_seconds_sum ";
-  append_seconds(out, publish_to_write.sum_us());
-  out += "\npushwire_publish_to_write_seconds_count ";
-  append_u64(out, cumulative);
-  out += '\n';
+  histogram_samples(out, "pushwire_publish_to_write_seconds", "", publish_to_write);
 
   process_stats ps;
   read_process_stats(ps);
@@ -152,7 +232,8 @@ std::string metrics::render_json() const {
   field("subscriptions", load(subscriptions));
   field("channels", load(channels));
   field("messages_published", load(messages_published));
-  field("messages_delivered", load(messages_delivered));
+  field("messages_delivered", messages_delivered());
+  field("history_bytes", load(history_bytes));
   field("bytes_sent", load(bytes_sent));
   field("slow_consumer_disconnects", load(slow_consumer_disconnects));
   field("recoveries", load(recoveries));

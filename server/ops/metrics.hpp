@@ -39,6 +39,38 @@ class latency_histogram {
   std::atomic<std::uint64_t> sum_us_{0};
 };
 
+// A counter per protocol code over a fixed list, so the label set stays bounded whatever a peer
+// sends (a WebSocket client picks its own close code): codes off the list count under "other".
+class code_counters {
+ public:
+  // 0: an SSE client that left (no code); 1000-1011: WebSocket; 4000-4024: protocol/codes.hpp.
+  static constexpr std::array<std::uint16_t, 8> low_codes = {0, 1000, 1001, 1002, 1006, 1008, 1009, 1011};
+  static constexpr std::uint16_t first_protocol = 4000, last_protocol = 4024;
+  static constexpr std::size_t size = low_codes.size() + (last_protocol - first_protocol + 1) + 1;   // + other
+  static constexpr std::size_t other = size - 1;
+
+  static std::size_t index(unsigned code) noexcept;
+  // The label value of slot i ("other" for the last).
+  static std::string label(std::size_t i);
+  void add(unsigned code) noexcept { slots_[index(code)].fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t at(std::size_t i) const noexcept { return slots_[i].load(std::memory_order_relaxed); }
+  std::uint64_t of(unsigned code) const noexcept { return at(index(code)); }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, size> slots_{};
+};
+
+// The transports, as the per-transport families label them.
+enum class transport_kind : std::uint8_t { websocket, pusher, sse, polling };
+inline constexpr std::size_t transport_count = 4;
+inline constexpr std::array<const char*, transport_count> transport_names = {"websocket", "pusher", "sse", "polling"};
+
+// The commands a shell executes against the hub (connect is decided in the session alone).
+enum class command_metric : std::uint8_t { subscribe, unsubscribe, publish, history, presence };
+inline constexpr std::size_t command_metric_count = 5;
+inline constexpr std::array<const char*, command_metric_count> command_metric_names = {
+    "subscribe", "unsubscribe", "publish", "history", "presence"};
+
 class metrics {
  public:
   // gauges: current connections per transport
@@ -54,7 +86,10 @@ class metrics {
   std::atomic<std::uint64_t> channels{0};
   // counters
   std::atomic<std::uint64_t> messages_published{0};
-  std::atomic<std::uint64_t> messages_delivered{0};   // one per subscriber a message was queued to
+  // One per subscriber a message was queued to, by the subscriber's transport: each shell bumps
+  // its own transport's counter, so this costs what a single total did (one relaxed add).
+  std::array<std::atomic<std::uint64_t>, transport_count> messages_delivered_by{};
+  std::uint64_t messages_delivered() const noexcept;
   std::atomic<std::uint64_t> bytes_sent{0};
   std::atomic<std::uint64_t> slow_consumer_disconnects{0};
   std::atomic<std::uint64_t> recoveries{0};
@@ -65,8 +100,14 @@ class metrics {
   std::atomic<std::uint64_t> pusher_webhook_events_dropped{0};   // the queue was full (or the sender stopped)
   std::atomic<std::uint64_t> pusher_webhook_events_failed{0};    // their request failed every attempt
   std::atomic<std::uint64_t> tls_handshake_failures{0};   // TLS connections that never got to HTTP
-  // gauge
+  // gauges
   std::atomic<std::uint64_t> parked_polls{0};
+  std::atomic<std::uint64_t> history_bytes{0};   // stored at each scrape from the history store
+
+  code_counters disconnects;      // WebSocket and SSE connections closed, by close code
+  code_counters command_errors;   // error replies to commands, by error code
+  // Hub commands from the shell's request to its completion, by command.
+  std::array<latency_histogram, command_metric_count> command_latency;
 
   latency_histogram publish_to_write;
 

@@ -85,6 +85,7 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
   void on_accepted() {
     node_.registry.add(socket_id_, w_.index, "");
     node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
+    count_deliveries_as(transport_kind::pusher);
   }
   void on_message(std::string_view text, std::uint64_t now) { psession_.handle_text(text, now); }
   void before_release() {

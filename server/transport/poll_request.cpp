@@ -14,6 +14,7 @@
 #include "server/http/query.hpp"
 #include "server/http/responses.hpp"
 #include "server/ops/log.hpp"
+#include "server/transport/client_address.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/transports.hpp"
 
@@ -57,9 +58,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
     if (shell_.session().state() != protocol::session_state::open) {
       if (open_) n_.leases.remove(id);
       if (shell_.closed == code::unauthorized || shell_.closed == code::token_expired) {
-        beast::error_code ec;
-        auto ep = stream_.socket().remote_endpoint(ec);
-        log::warn("auth refused", {{"transport", "polling"}, {"remote", ec ? std::string() : ep.address().to_string()},
+        log::warn("auth refused", {{"transport", "polling"}, {"remote", client_address(n_.cfg, stream_.socket(), req_)},
                                    {"code", std::to_string(static_cast<unsigned>(*shell_.closed))},
                                    {"reason", "the token was refused"}});
       }

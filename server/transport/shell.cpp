@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "protocol/frame_codec.hpp"
+#include "server/ops/log.hpp"
 
 namespace pushwire::server {
 
@@ -21,7 +22,14 @@ struct in_request {
 shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp)
     : node_(n), subs_(subs), io_thread_(io_thread),
       session_(n.policy, n.verifier, protocol::session_info{client, true}, n.clk.now_ms()),
-      stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)), owner_(std::this_thread::get_id()) {}
+      stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)),
+      delivered_(&n.met.messages_delivered_by[static_cast<std::size_t>(transport_kind::polling)]),
+      owner_(std::this_thread::get_id()) {}
+
+void shell::observe_command(command_metric m, std::uint64_t started_ns) {
+  auto now = node_.clk.now_ns();
+  node_.met.command_latency[static_cast<std::size_t>(m)].observe(now > started_ns ? (now - started_ns) / 1000 : 0);
+}
 
 shell::~shell() { release(); }
 
@@ -48,7 +56,7 @@ void shell::deliver(const outgoing& o) {
         announce_reset(**p);
         [[fallthrough]];
       case protocol::admit_verdict::send:
-        node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+        delivered_->fetch_add(1, std::memory_order_relaxed);
         return offer(o, false);
       case protocol::admit_verdict::hold:
         // Held items count against the queue bound until they are offered (a slow resume read must
@@ -105,7 +113,13 @@ bool shell::take_bytes(std::size_t size, bool replay) {
   if (stream_.queue(size, replay)) return true;
   // Refused: closing, or the slow-consumer decision was just taken (then the grace deadline is
   // armed and a notice may be due).
-  if (was_open) node_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+  if (was_open) {
+    node_.met.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+    // Once per connection, when the decision is taken; its "connection closed" line (code 4008)
+    // follows with the address and the duration.
+    log::warn("slow consumer", {{"client", session_.client()}, {"user", session_.user()},
+                                {"queue_bytes", std::to_string(node_.cfg.queue_bytes)}});
+  }
   stream_.handle_timeout(node_.clk.now_ms());
   drain(node_.clk.now_ms());
   return false;
@@ -164,6 +178,7 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
   in_request scope(requesting_);
   switch (a.kind) {
     case session_action_kind::send: {
+      if (a.sent == protocol::frame_kind::error) node_.met.command_errors.add(static_cast<unsigned>(a.error));
       auto c = make_control(std::move(a.text));
       c->informational = a.sent == protocol::frame_kind::connected;
       send_control(std::move(c));
@@ -176,16 +191,23 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
       node_.met.subscriptions.fetch_add(1, std::memory_order_relaxed);
       auto ch = a.channel;
       auto since = a.since;
-      h.subscribe(ch, io_thread_, since, complete<resume_result>([this, a = std::move(a), now](resume_result r) mutable {
+      h.subscribe(ch, io_thread_, since,
+                  complete<resume_result>([this, a = std::move(a), now, t0 = node_.clk.now_ns()](resume_result r) mutable {
+        observe_command(command_metric::subscribe, t0);
         on_resumed(std::move(a), std::move(r), now);
       }));
       return;
     }
-    case session_action_kind::unsubscribe:
+    case session_action_kind::unsubscribe: {
+      auto t0 = node_.clk.now_ns();
       leave_channel(a.channel, true);
+      observe_command(command_metric::unsubscribe, t0);
       return answer(reply);
+    }
     case session_action_kind::publish:
-      h.publish(a.channel, std::move(a.data), {}, complete<publish_result>([this, reply, answer](publish_result r) mutable {
+      h.publish(a.channel, std::move(a.data), {},
+                complete<publish_result>([this, reply, answer, t0 = node_.clk.now_ns()](publish_result r) mutable {
+        observe_command(command_metric::publish, t0);
         reply.error = r.error;
         reply.reason = r.reason;
         reply.pos = r.pos;
@@ -195,7 +217,8 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
       return;
     case session_action_kind::history:
       h.history(a.channel, a.since, a.limit ? a.limit : 100,
-                complete<history_result>([reply, answer](history_result r) mutable {
+                complete<history_result>([this, reply, answer, t0 = node_.clk.now_ns()](history_result r) mutable {
+                  observe_command(command_metric::history, t0);
                   reply.error = r.error;
                   reply.reason = r.reason;
                   reply.pos = r.top;
@@ -204,7 +227,8 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
                 }));
       return;
     case session_action_kind::presence:
-      h.presence(a.channel, complete<std::vector<member>>([reply, answer](std::vector<member> m) mutable {
+      h.presence(a.channel, complete<std::vector<member>>([this, reply, answer, t0 = node_.clk.now_ns()](std::vector<member> m) mutable {
+        observe_command(command_metric::presence, t0);
         reply.data = members_json(m);
         answer(reply);
       }));
@@ -300,7 +324,7 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
   for (auto& p : r.missed)
     if (auto v = stream_.admit(p->channel, p->pos); v == protocol::admit_verdict::send || v == protocol::admit_verdict::reset) {
       if (v == protocol::admit_verdict::reset) announce_reset(*p);
-      node_.met.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+      delivered_->fetch_add(1, std::memory_order_relaxed);
       offer(p, true);
     }
   if (it = channels_.find(a.channel); it != channels_.end()) {

@@ -73,6 +73,9 @@ class shell : public subscriber {
   // `subscribed` frame, recovered:false; a protocol without resume has nothing to tell.
   virtual void announce_break(const std::string& channel, const protocol::position& at);
 
+  // Deliveries count under this connection's transport (one relaxed add, as a single total did).
+  void count_deliveries_as(transport_kind t) { delivered_ = &node_.met.messages_delivered_by[static_cast<std::size_t>(t)]; }
+
   node& node_;
   local_subscribers& subs_;
   unsigned io_thread_;
@@ -101,7 +104,11 @@ class shell : public subscriber {
   template <class Result>
   std::function<void(Result)> complete(std::function<void(Result)> fn);
 
+  // Observes a hub command's time from request to completion (a clock read and a few relaxed adds).
+  void observe_command(command_metric m, std::uint64_t started_ns);
+
   std::map<std::string, channel_state, std::less<>> channels_;
+  std::atomic<std::uint64_t>* delivered_;   // the transport's delivery counter (long-poll by default)
   std::thread::id owner_;   // the connection's I/O thread
   int requesting_ = 0;      // > 0 while a hub request is being made (inline completions)
   bool released_ = false;

@@ -31,6 +31,7 @@ class sse_session final : public stream_conn<sse_session> {
   ~sse_session() override { finish(); }
 
   void run(const request& req) {
+    note_remote(req);
     res_.result(http::status::ok);
     res_.version(req.version());
     res_.set(http::field::server, "pushwire");
@@ -43,6 +44,7 @@ class sse_session final : public stream_conn<sse_session> {
     w_.conns.insert(this);
     registered_ = true;
     node_.met.connections_sse.fetch_add(1, std::memory_order_relaxed);
+    count_deliveries_as(transport_kind::sse);
     http::async_write_header(sock_, *sr_, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
 
     // retry: jittered 50-150 % so a plain EventSource comes back quickly but not all at once.
@@ -181,9 +183,7 @@ void run_sse_session(node& n, worker& w, socket_link sock, request req, std::sha
   if (!parse_stream_params(n.cfg.max_stream_channels, q["channels"], since, token, p, c, reason))
     return write_error_and_close(n, std::move(sock), req, c, reason);
   auto refuse_auth = [&](std::string_view why, code rc) {
-    beast::error_code ec;
-    auto ep = sock.socket().remote_endpoint(ec);
-    log::warn("auth refused", {{"transport", "sse"}, {"remote", ec ? std::string() : ep.address().to_string()},
+    log::warn("auth refused", {{"transport", "sse"}, {"remote", client_address(n.cfg, sock.socket(), req)},
                                {"code", std::to_string(static_cast<unsigned>(rc))}, {"reason", why}});
     write_error_and_close(n, std::move(sock), req, rc, why);
   };

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "server/ops/log.hpp"
+#include "server/transport/client_address.hpp"
 #include "server/transport/gather_send.hpp"
 #include "server/transport/shell.hpp"
 #include "server/transport/worker.hpp"
@@ -123,15 +124,17 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   // The connection's two log lines: "connection opened" once the transport is up, "connection
   // closed" with how long it lived and its close code (the WebSocket code; for SSE the server's code,
   // or 0 when the peer went away).
+  // The client address of the log lines, from the opening request (client_address.hpp); taken
+  // while the request is at hand, before the upgrade or the stream's header.
+  void note_remote(const request& req) { remote_ = client_address(node_.cfg, derived().socket(), req); }
   void log_open(std::string_view transport) {
     transport_ = transport;
     opened_ms_ = node_.clk.now_ms();
-    beast::error_code ec;
-    if (auto ep = derived().socket().remote_endpoint(ec); !ec) remote_ = ep.address().to_string();
     log::info("connection opened", {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}});
   }
   void log_close(unsigned code, std::string_view reason) {
     if (transport_.empty()) return;
+    node_.met.disconnects.add(code);
     if (log::enabled(log::level::info))
       log::info("connection closed",
                 {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}, {"user", user_id()},

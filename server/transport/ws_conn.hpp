@@ -35,6 +35,7 @@ class ws_conn : public stream_conn<Derived> {
   static constexpr std::size_t max_items_per_write = 64;
 
   void run(request req) {
+    this->note_remote(req);
     // Beast times the handshake and the closing handshake; the open connection's dead-peer check is
     // the stream machine's.
     ws_.set_option(websocket::stream_base::timeout{

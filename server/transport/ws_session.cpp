@@ -36,6 +36,7 @@ class ws_session final : public ws_conn<ws_session> {
   void on_accepted() {
     node_.registry.add(session_.client(), w_.index, "");
     node_.met.connections_websocket.fetch_add(1, std::memory_order_relaxed);
+    count_deliveries_as(transport_kind::websocket);
   }
   void on_message(std::string_view text, std::uint64_t now) {
     bool was_open = session_.state() == protocol::session_state::open;

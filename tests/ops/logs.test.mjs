@@ -84,4 +84,5 @@ test('API calls at debug: method, path, status, time', async () => {
   assert.equal(line.method, 'POST');
   assert.equal(line.status, '200');
   assert.match(line.ms, /^\d+$/);
+  assert.equal(line.remote, '127.0.0.1');
 });

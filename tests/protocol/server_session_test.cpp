@@ -246,6 +246,7 @@ TEST(ServerSession, ExpiringTokenIsWarnedThenDisconnectedWith4005) {
   EXPECT_EQ(f.kind, frame_kind::error);
   EXPECT_EQ(f.id, 0u);
   EXPECT_EQ(f.error_code, code::token_expired);
+  EXPECT_EQ(warn[0].error, code::token_expired);   // the action names the code too (the shell's metrics)
   EXPECT_EQ(h.s.state(), session_state::open);   // still open: time to reconnect with a fresh token
   EXPECT_EQ(h.s.next_deadline(), 100001u);
   h.s.handle_timeout(100000);
@@ -257,6 +258,7 @@ TEST(ServerSession, ExpiringTokenIsWarnedThenDisconnectedWith4005) {
   EXPECT_EQ(d.kind, frame_kind::disconnect);
   EXPECT_EQ(d.error_code, code::token_expired);
   EXPECT_TRUE(d.reconnect);
+  EXPECT_EQ(cut[0].error, code::ok);   // only an `error` frame carries one
   EXPECT_EQ(cut[1].kind, session_action_kind::close);
   EXPECT_EQ(cut[1].close_code, code::token_expired);
   EXPECT_FALSE(h.s.next_deadline());

@@ -45,7 +45,9 @@ metrics& filled(metrics& m) {
   m.subscriptions = 7;
   m.channels = 5;
   m.messages_published = 11;
-  m.messages_delivered = 22;
+  m.messages_delivered_by[0] = 20;   // websocket
+  m.messages_delivered_by[2] = 2;    // sse
+  m.history_bytes = 4096;
   m.bytes_sent = 123456789012ull;
   m.slow_consumer_disconnects = 1;
   m.recoveries = 9;
@@ -53,6 +55,11 @@ metrics& filled(metrics& m) {
   m.api_requests = 13;
   m.api_errors = 3;
   m.parked_polls = 6;
+  m.disconnects.add(4008);
+  m.disconnects.add(1000);
+  m.disconnects.add(1000);
+  m.command_errors.add(4002);
+  m.command_latency[static_cast<std::size_t>(command_metric::publish)].observe(300);
   return m;
 }
 
@@ -69,7 +76,11 @@ TEST(Metrics, RendersEveryNumber) {
   EXPECT_EQ(s["pushwire_subscriptions"], "7");
   EXPECT_EQ(s["pushwire_channels"], "5");
   EXPECT_EQ(s["pushwire_messages_published_total"], "11");
-  EXPECT_EQ(s["pushwire_messages_delivered_total"], "22");
+  EXPECT_EQ(s["pushwire_messages_delivered_total{transport=\"websocket\"}"], "20");
+  EXPECT_EQ(s["pushwire_messages_delivered_total{transport=\"pusher\"}"], "0");
+  EXPECT_EQ(s["pushwire_messages_delivered_total{transport=\"sse\"}"], "2");
+  EXPECT_EQ(s["pushwire_messages_delivered_total{transport=\"polling\"}"], "0");
+  EXPECT_EQ(s["pushwire_history_bytes"], "4096");
   EXPECT_EQ(s["pushwire_bytes_sent_total"], "123456789012");
   EXPECT_EQ(s["pushwire_slow_consumer_disconnects_total"], "1");
   EXPECT_EQ(s["pushwire_recoveries_total"], "9");
@@ -141,12 +152,12 @@ TEST(Histogram, ConcurrentObservationsAreAllCounted) {
     pool.emplace_back([&m, t] {
       for (int i = 0; i < per_thread; ++i) {
         m.publish_to_write.observe(static_cast<std::uint64_t>((i * 7919 + t) % 2'000'000));
-        m.messages_delivered.fetch_add(1, std::memory_order_relaxed);
+        m.messages_delivered_by[static_cast<std::size_t>(t) % transport_count].fetch_add(1, std::memory_order_relaxed);
       }
     });
   for (auto& th : pool) th.join();
   EXPECT_EQ(m.publish_to_write.count(), std::uint64_t{threads * per_thread});
-  EXPECT_EQ(m.messages_delivered.load(), std::uint64_t{threads * per_thread});
+  EXPECT_EQ(m.messages_delivered(), std::uint64_t{threads * per_thread});
   std::uint64_t expected_sum = 0;
   for (int t = 0; t < threads; ++t)
     for (int i = 0; i < per_thread; ++i) expected_sum += static_cast<std::uint64_t>((i * 7919 + t) % 2'000'000);
@@ -170,8 +181,9 @@ TEST(Metrics, OutputIsPrometheusText) {
   std::map<std::string, std::string> types;  // family -> type
   std::set<std::string> helped;
   std::string current_family;
-  std::vector<double> les;
-  std::vector<std::uint64_t> cumulative;
+  // Per histogram series (family and labels other than le): its bounds and cumulative counts.
+  std::map<std::string, std::vector<double>> les;
+  std::map<std::string, std::vector<std::uint64_t>> cumulative;
   std::size_t samples = 0;
   for (const std::string& line : lines_of(text)) {
     SCOPED_TRACE(line);
@@ -199,25 +211,38 @@ TEST(Metrics, OutputIsPrometheusText) {
       if (name == current_family + "_bucket") {
         std::smatch le;
         std::string labels = mt[2];
-        ASSERT_TRUE(std::regex_match(labels, le, std::regex(R"re(^\{le="([^"]+)"\}$)re")));
-        les.push_back(le[1] == "+Inf" ? INFINITY : std::stod(le[1]));
-        cumulative.push_back(std::stoull(mt[4]));
+        ASSERT_TRUE(std::regex_match(labels, le, std::regex(R"re(^\{(command="[a-z]+",)?le="([^"]+)"\}$)re")));
+        std::string series = current_family + le[1].str();
+        les[series].push_back(le[2] == "+Inf" ? INFINITY : std::stod(le[2]));
+        cumulative[series].push_back(std::stoull(mt[4]));
       }
     } else {
       EXPECT_EQ(name, current_family);
     }
   }
-  // build info, 4 connection gauges, 17 simple, 15 buckets, sum+count, 5 process families
-  EXPECT_EQ(samples, 1u + 4u + 17u + 15u + 2u + 5u);
-  ASSERT_EQ(les.size(), 15u);
-  for (std::size_t i = 1; i < les.size(); ++i) {
-    EXPECT_LT(les[i - 1], les[i]);
-    EXPECT_LE(cumulative[i - 1], cumulative[i]);
+  // build info, 4 connection gauges, 16 simple, 4 delivered by transport, history bytes, 2 disconnect
+  // codes and 1 command error code seen (filled() sets them), 6 histograms of 15 buckets + sum and
+  // count, 5 process families
+  EXPECT_EQ(samples, 1u + 4u + 16u + 4u + 1u + 2u + 1u + 6u * (15u + 2u) + 5u);
+  ASSERT_EQ(les.size(), 6u);
+  for (auto& [series, l] : les) {
+    SCOPED_TRACE(series);
+    ASSERT_EQ(l.size(), 15u);
+    auto& c = cumulative[series];
+    for (std::size_t i = 1; i < l.size(); ++i) {
+      EXPECT_LT(l[i - 1], l[i]);
+      EXPECT_LE(c[i - 1], c[i]);
+    }
+    EXPECT_EQ(l.back(), INFINITY);
   }
-  EXPECT_EQ(les.back(), INFINITY);
-  EXPECT_EQ(cumulative.back(), 2u);
+  EXPECT_EQ(cumulative["pushwire_publish_to_write_seconds"].back(), 2u);
+  EXPECT_EQ(cumulative["pushwire_command_duration_secondscommand=\"publish\","].back(), 1u);
   EXPECT_EQ(types["pushwire_connections"], "gauge");
   EXPECT_EQ(types["pushwire_publish_to_write_seconds"], "histogram");
+  EXPECT_EQ(types["pushwire_command_duration_seconds"], "histogram");
+  EXPECT_EQ(types["pushwire_disconnects_total"], "counter");
+  EXPECT_EQ(types["pushwire_command_errors_total"], "counter");
+  EXPECT_EQ(types["pushwire_history_bytes"], "gauge");
   EXPECT_EQ(types["pushwire_bytes_sent_total"], "counter");
 }
 
@@ -266,4 +291,58 @@ TEST(ServerConfigVersion, VersionFlagAsksForTheVersion) {
   auto r = parse_config(2, argv, {});
   EXPECT_TRUE(r.version);
   EXPECT_FALSE(r.help);
+}
+
+TEST(Metrics, CodeLabelsComeFromAFixedList) {
+  // Every protocol code 4000-4024 and the WebSocket codes the server sees have their own slot; any
+  // other number a peer sends (a WebSocket close code is the client's choice) shares "other", so
+  // the label set stays bounded.
+  EXPECT_EQ(code_counters::label(code_counters::index(4008)), "4008");
+  EXPECT_EQ(code_counters::label(code_counters::index(4000)), "4000");
+  EXPECT_EQ(code_counters::label(code_counters::index(4024)), "4024");
+  EXPECT_EQ(code_counters::label(code_counters::index(1006)), "1006");
+  EXPECT_EQ(code_counters::label(code_counters::index(0)), "0");
+  for (unsigned c : {1u, 999u, 1005u, 3000u, 3999u, 4025u, 4099u, 4999u, 65535u})
+    EXPECT_EQ(code_counters::index(c), code_counters::other) << c;
+  std::set<std::string> labels;
+  for (std::size_t i = 0; i < code_counters::size; ++i) EXPECT_TRUE(labels.insert(code_counters::label(i)).second);
+
+  metrics m;
+  m.disconnects.add(4008);
+  m.disconnects.add(4008);
+  m.disconnects.add(3001);
+  m.disconnects.add(4777);
+  m.command_errors.add(4012);
+  auto s = samples_of(m.render_prometheus());
+  EXPECT_EQ(s["pushwire_disconnects_total{code=\"4008\"}"], "2");
+  EXPECT_EQ(s["pushwire_disconnects_total{code=\"other\"}"], "2");
+  EXPECT_EQ(s["pushwire_command_errors_total{code=\"4012\"}"], "1");
+  EXPECT_FALSE(s.contains("pushwire_disconnects_total{code=\"4012\"}"));   // only codes seen
+}
+
+TEST(Metrics, CommandLatencyHasOneHistogramPerCommand) {
+  metrics m;
+  m.command_latency[static_cast<std::size_t>(command_metric::subscribe)].observe(40);
+  m.command_latency[static_cast<std::size_t>(command_metric::subscribe)].observe(2'000);
+  m.command_latency[static_cast<std::size_t>(command_metric::history)].observe(2'000'000);
+  auto s = samples_of(m.render_prometheus());
+  auto key = [](const char* cmd, const char* suffix, const char* le = nullptr) {
+    std::string k = "pushwire_command_duration_seconds";
+    k += suffix;
+    k += "{command=\"";
+    k += cmd;
+    k += '"';
+    if (le) { k += ",le=\""; k += le; k += '"'; }
+    k += '}';
+    return k;
+  };
+  EXPECT_EQ(s[key("subscribe", "_bucket", "0.00005")], "1");
+  EXPECT_EQ(s[key("subscribe", "_bucket", "0.0025")], "2");
+  EXPECT_EQ(s[key("subscribe", "_count")], "2");
+  EXPECT_EQ(s[key("subscribe", "_sum")], "0.00204");
+  EXPECT_EQ(s[key("history", "_bucket", "1")], "0");
+  EXPECT_EQ(s[key("history", "_bucket", "+Inf")], "1");
+  EXPECT_EQ(s[key("publish", "_count")], "0");
+  for (const char* cmd : {"subscribe", "unsubscribe", "publish", "history", "presence"})
+    EXPECT_TRUE(s.contains(key(cmd, "_count"))) << cmd;
 }

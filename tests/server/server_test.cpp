@@ -782,14 +782,19 @@ TEST_F(Server, MetricsCountWhatHappened) {
   c.next_non_ping();
   publish_offset("m", 1);
   c.next_non_ping();
+  c.send(R"({"cmd":"unsubscribe","id":3,"channel":"never"})");   // not subscribed: error 4012
+  c.next_non_ping();
   auto m = http_call(port, http::verb::get, "/metrics");
   EXPECT_EQ(m.status, 200u);
   // Each test has a fresh server: the exact figures of one connection, one publish, one delivery.
   EXPECT_NE(m.body.find("\npushwire_connections{transport=\"websocket\"} 1\n"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("\npushwire_messages_published_total 1\n"), std::string::npos) << m.body;
-  EXPECT_NE(m.body.find("\npushwire_messages_delivered_total 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_messages_delivered_total{transport=\"websocket\"} 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_messages_delivered_total{transport=\"sse\"} 0\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_command_errors_total{code=\"4012\"} 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("\npushwire_command_duration_seconds_count{command=\"subscribe\"} 1\n"), std::string::npos) << m.body;
   EXPECT_EQ(srv_->stats().messages_published.load(), 1u);
-  EXPECT_EQ(srv_->stats().messages_delivered.load(), 1u);
+  EXPECT_EQ(srv_->stats().messages_delivered(), 1u);
   EXPECT_EQ(srv_->stats().connections_websocket.load(), 1u);
 }
 
