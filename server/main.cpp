@@ -1,4 +1,5 @@
 // pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit; SIGHUP
+// parses the configuration again (same flags, the environment and the files as they are now) and
 // reloads (server::reload).
 #include <signal.h>
 
@@ -11,8 +12,8 @@
 
 extern char** environ;
 
-int main(int argc, char** argv) {
-  using namespace pushwire::server;
+namespace {
+std::map<std::string, std::string> pushwire_env() {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string_view kv = *e;
@@ -20,7 +21,13 @@ int main(int argc, char** argv) {
     if (eq != std::string_view::npos && kv.starts_with("PUSHWIRE_"))
       env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
   }
-  auto r = parse_config(argc, argv, env);
+  return env;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace pushwire::server;
+  auto r = parse_config(argc, argv, pushwire_env());
   if (r.help) {
     std::cout << help_text();
     return 0;
@@ -54,7 +61,11 @@ int main(int argc, char** argv) {
     sigwait(&set, &sig);
     if (sig != SIGHUP) break;
     log::info("reload requested", {{"signal", "SIGHUP"}});
-    srv.reload();
+    auto fresh = parse_config(argc, argv, pushwire_env());
+    if (fresh.ok)
+      srv.reload(fresh.cfg);
+    else
+      log::error("reload: bad configuration, nothing changed", {{"error", fresh.error}});
   }
   log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   srv.shutdown();
