@@ -1,12 +1,13 @@
 // pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit; SIGHUP
 // parses the configuration again (same flags, the environment and the files as they are now) and
-// reloads (server::reload).
+// reloads (server::reload). systemd hears of each step (server/ops/service_notify.hpp).
 #include <signal.h>
 
 #include <cstdio>
 #include <iostream>
 
 #include "server/ops/log.hpp"
+#include "server/ops/service_notify.hpp"
 #include "server/app/server.hpp"
 #include "server/ops/version.hpp"
 
@@ -56,17 +57,21 @@ int main(int argc, char** argv) {
     log::error("cannot start", {{"error", error}});
     return 1;
   }
+  service_notify::ready();
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
     if (sig != SIGHUP) break;
     log::info("reload requested", {{"signal", "SIGHUP"}});
+    service_notify::reloading();
     auto fresh = parse_config(argc, argv, pushwire_env());
     if (fresh.ok)
       srv.reload(fresh.cfg);
     else
       log::error("reload: bad configuration, nothing changed", {{"error", fresh.error}});
+    service_notify::ready();
   }
+  service_notify::stopping();
   log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   srv.shutdown();
   srv.wait();
