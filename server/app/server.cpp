@@ -35,6 +35,7 @@ struct server::impl {
   std::mutex mu;
   std::mutex reload_mu;   // one reload at a time; guards `log_level`
   std::string log_level;  // the level in force (reloadable)
+  bool random_api_key = false;   // no key configured: the API is closed (guarded by reload_mu)
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
   std::uint64_t next_count_report_ms = 0;   // (first I/O thread only)
@@ -143,6 +144,8 @@ bool server::start(std::string& error) {
   if (keys.api_key.empty()) {
     // Never /api/* without a key, and never a key in the log: one nobody knows, for this run.
     keys.api_key = random_hex(16);
+    std::lock_guard lk(im.reload_mu);
+    im.random_api_key = true;
     log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
   }
   n.set_secrets(std::move(keys));
@@ -208,7 +211,14 @@ void server::reload(const config& fresh) {
   if (!resolve_keys(fresh, keys, error)) {
     log::error("reload: the keys stay as they were", {{"error", error}});
   } else {
-    if (keys.api_key.empty()) keys.api_key = old->api_key;   // the run's random key stays
+    // No key configured any more: the API closes as at start (a fresh random key nobody is
+    // shown), unless it already was (the run's random key stays).
+    bool closed = keys.api_key.empty();
+    if (closed && im.random_api_key) keys.api_key = old->api_key;
+    else if (closed) keys.api_key = random_hex(16);
+    if (closed && !im.random_api_key)
+      log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
+    im.random_api_key = closed;
     if (keys.api_key != old->api_key) changed.emplace_back("api_key");
     if (keys.token_secret != old->token_secret) changed.emplace_back("token_secret");
     n.set_secrets(std::move(keys));

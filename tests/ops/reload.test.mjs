@@ -60,6 +60,25 @@ test('SIGHUP: a new API key and token secret in the config file apply at once, t
     assert.ok(!srv.log().includes(secret), `the log never shows ${secret}`);
 });
 
+test('SIGHUP: a key taken out of the config closes the API, as a start without one does', async () => {
+  const conf = join(dir, 'd.conf');
+  await writeFile(conf, JSON.stringify({ api_key: 'removed-key-1' }));
+  const srv = await ownServer({ args: ['--config', conf], dir });
+  try {
+    assert.equal(await publishStatus(srv.url, 'removed-key-1'), 200);
+    await writeFile(conf, JSON.stringify({}));
+    const log = await reload(srv);
+    assert.match(log, /"level":"warn","msg":"no api key configured: the API is closed for this run/);
+    assert.match(log, /"msg":"reloaded","changed":"api_key"/);
+    assert.equal(await publishStatus(srv.url, 'removed-key-1'), 401, 'the removed key no longer opens the API');
+    // Still none: the API stays closed and nothing is said to have changed.
+    assert.match(await reload(srv), /"changed":"nothing"/);
+  } finally {
+    await srv.stop();
+  }
+  assert.ok(!srv.log().includes('removed-key-1'));
+});
+
 test('SIGHUP re-reads the key file', async () => {
   const keyFile = join(dir, 'keys');
   await writeFile(keyFile, JSON.stringify({ api_key: 'file-key-1', token_secret: 'file-secret-1' }), { mode: 0o600 });
