@@ -84,8 +84,9 @@ fi
 if compgen -G "tests/ops/*.test.mjs" >/dev/null || compgen -G "tests/tls/*.test.mjs" >/dev/null; then
   # Operations: TLS (openssl-made certificates, wss/https, Chromium trusting the test CA, SIGHUP
   # reload), readiness and drain, process metrics, static files (tests/ops/server-proc.mjs), behind
-  # Debian's nginx with the docs/deploy.md site (proxy.test.mjs), /metrics through promtool.
-  echo "== operations tests (TLS, drain, metrics, promtool, nginx, static files)"
+  # Debian's nginx with the docs/deploy.md site (proxy.test.mjs), /metrics through promtool; the
+  # .deb (cpack of build/ into a temp folder, seconds), key files, SIGHUP reload, sd_notify.
+  echo "== operations tests (TLS, drain, metrics, promtool, nginx, static files, package, keys, reload, notify)"
   PUSHWIRE_SERVER="$PWD/build/server/pushwire-server" node --test --test-concurrency=1 tests/tls/ tests/ops/
 fi
 if compgen -G "tests/browser/*.test.mjs" >/dev/null; then

@@ -1,18 +1,20 @@
 // pushwire-server: parse the configuration, start, wait for SIGTERM/SIGINT, drain, exit; SIGHUP
-// reloads (server::reload).
+// parses the configuration again (same flags, the environment and the files as they are now) and
+// reloads (server::reload). systemd hears of each step (server/ops/service_notify.hpp).
 #include <signal.h>
 
 #include <cstdio>
 #include <iostream>
 
 #include "server/ops/log.hpp"
+#include "server/ops/service_notify.hpp"
 #include "server/app/server.hpp"
 #include "server/ops/version.hpp"
 
 extern char** environ;
 
-int main(int argc, char** argv) {
-  using namespace pushwire::server;
+namespace {
+std::map<std::string, std::string> pushwire_env() {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string_view kv = *e;
@@ -20,7 +22,13 @@ int main(int argc, char** argv) {
     if (eq != std::string_view::npos && kv.starts_with("PUSHWIRE_"))
       env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
   }
-  auto r = parse_config(argc, argv, env);
+  return env;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace pushwire::server;
+  auto r = parse_config(argc, argv, pushwire_env());
   if (r.help) {
     std::cout << help_text();
     return 0;
@@ -49,13 +57,21 @@ int main(int argc, char** argv) {
     log::error("cannot start", {{"error", error}});
     return 1;
   }
+  service_notify::ready();
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
     if (sig != SIGHUP) break;
     log::info("reload requested", {{"signal", "SIGHUP"}});
-    srv.reload();
+    service_notify::reloading();
+    auto fresh = parse_config(argc, argv, pushwire_env());
+    if (fresh.ok)
+      srv.reload(fresh.cfg);
+    else
+      log::error("reload: bad configuration, nothing changed", {{"error", fresh.error}});
+    service_notify::ready();
   }
+  service_notify::stopping();
   log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   srv.shutdown();
   srv.wait();

@@ -74,7 +74,7 @@ void listener::log_refused(std::string_view reason) {
   last_refused_log_ms_ = now;
   log::warn("connection refused", {{"reason", std::string(reason)}, {"refused", std::to_string(refused_unlogged_)},
                                    {"connections", std::to_string(n_.connections.load())},
-                                   {"max_connections", std::to_string(n_.max_connections)}});
+                                   {"max_connections", std::to_string(n_.max_connections.load())}});
   refused_unlogged_ = 0;
 }
 
@@ -152,7 +152,7 @@ void listener::do_accept() {
 void listener::take(tcp::socket sock, worker& target) {
   // Draining still accepts: /readyz must answer 503 until the listener closes at the end of the
   // drain; the transports themselves refuse new streams with 4009 meanwhile.
-  if (n_.connections.load() >= n_.max_connections) {
+  if (n_.connections.load() >= n_.max_connections.load()) {
     refuse(sock);
     log_refused("max connections");
     return;

@@ -8,6 +8,7 @@
 
 #include "server/app/listener.hpp"
 #include "server/node/node.hpp"
+#include "server/ops/key_file.hpp"
 #include "server/ops/log.hpp"
 #include "server/pusher/webhooks.hpp"
 #include "server/transport/worker.hpp"
@@ -18,8 +19,12 @@ using protocol::code;
 
 struct server::impl {
   impl(config c, const clock& clk, const store_maker& make)
-      : n(std::move(c), clk, make), listen(n, workers, n.cfg.tls_cert.empty() ? nullptr : &tls),
+      : given(c), n(std::move(c), clk, make), listen(n, workers, n.cfg.tls_cert.empty() ? nullptr : &tls),
         admin(n, workers, nullptr, true) {}
+
+  // The configuration as started, before the node fills in what was left to it (a random node id):
+  // a reload compares the re-parsed configuration with this one.
+  const config given;
 
   node n;
   // Before the workers: destroyed after them, so a connection that leaves a channel as the workers
@@ -30,6 +35,9 @@ struct server::impl {
   listener listen;
   listener admin;   // --admin-port; unused when it is off
   std::mutex mu;
+  std::mutex reload_mu;   // one reload at a time; guards `log_level`
+  std::string log_level;  // the level in force (reloadable)
+  bool random_api_key = false;   // no key configured: the API is closed (guarded by reload_mu)
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
   std::uint64_t next_count_report_ms = 0;   // (first I/O thread only)
@@ -75,7 +83,42 @@ struct server::impl {
 
 namespace {
 steady_clock_source default_clock;
+
+// The keys `c` asks for: --api-key / --token-secret (flag, environment or config file) win over the
+// key file's. An empty API key stays empty (the caller decides).
+bool resolve_keys(const config& c, node_secrets& out, std::string& error) {
+  key_set file;
+  if (!c.key_file.empty()) {
+    bool created = false;
+    if (!load_or_create_key_file(c.key_file, file, created, error)) return false;
+    // The path only: the operator reads the keys there.
+    log::info(created ? "key file created" : "key file read", {{"path", c.key_file}});
+  }
+  out.api_key = !c.api_key.empty() ? c.api_key : file.api_key;
+  out.token_secret = !c.token_secret.empty() ? c.token_secret : file.token_secret;
+  return true;
 }
+
+// Settings a reload applies (their changes are not "needs a restart"). The limits here are the ones
+// checked at the door (accept, a stream's start, a demo publish), so a new value applies to the next
+// connection or request and never has to reach into an open one; the others (queue bytes, message
+// size, timeouts, history bounds) are copied into sessions and stores at start and need a restart.
+bool reloadable(std::string_view name) {
+  return name == "api-key" || name == "token-secret" || name == "key-file" || name == "log-level" ||
+         name == "tls-cert" || name == "tls-key" || name == "max-connections" ||
+         name == "max-connections-per-ip" || name == "demo-rate-per-s";
+}
+
+// --max-connections, or with 0 the descriptor cap (RLIMIT_NOFILE) minus a reserve of 64 for files,
+// logs and Redis (half the cap when it is tiny).
+std::size_t connection_limit(const config& c) {
+  if (c.max_connections) return c.max_connections;
+  rlimit rl{};
+  std::size_t cap = 20000;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) cap = rl.rlim_cur;
+  return cap > 128 ? cap - 64 : cap / 2;
+}
+}  // namespace
 
 server::server(config cfg, const clock* clk, store_maker stores)
     : impl_(std::make_unique<impl>(std::move(cfg), clk ? *clk : default_clock, stores)) {}
@@ -86,7 +129,7 @@ server::~server() {
 }
 
 unsigned short server::port() const { return impl_->listen.port(); }
-const std::string& server::api_key() const { return impl_->n.api_key; }
+std::string server::api_key() const { return impl_->n.secrets()->api_key; }
 pushwire::server::metrics& server::stats() { return impl_->n.met; }
 
 bool server::start(std::string& error) {
@@ -94,18 +137,21 @@ bool server::start(std::string& error) {
   auto& n = im.n;
   log::level lvl;
   if (log::parse_level(n.cfg.log_level, lvl)) log::set_level(lvl);
-  if (n.cfg.api_key.empty()) {
-    std::random_device rd;
-    static constexpr char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    for (int i = 0; i < 32; ++i) n.api_key += digits[rd() % 36];
-    log::warn("generated api key", {{"api_key", n.api_key}});
-  } else {
-    n.api_key = n.cfg.api_key;
+  {
+    std::lock_guard lk(im.reload_mu);
+    im.log_level = std::string(log::level_name(log::current_level()));
   }
-  rlimit rl{};
-  std::size_t cap = 20000;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) cap = rl.rlim_cur;
-  n.max_connections = n.cfg.max_connections ? n.cfg.max_connections : (cap > 128 ? cap - 64 : cap / 2);
+  node_secrets keys;
+  if (!resolve_keys(n.cfg, keys, error)) return false;
+  if (keys.api_key.empty()) {
+    // Never /api/* without a key, and never a key in the log: one nobody knows, for this run.
+    keys.api_key = random_hex(16);
+    std::lock_guard lk(im.reload_mu);
+    im.random_api_key = true;
+    log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
+  }
+  n.set_secrets(std::move(keys));
+  n.max_connections = connection_limit(n.cfg);
 
   unsigned threads = n.cfg.threads ? n.cfg.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<fanout_sink*> sinks;
@@ -164,14 +210,79 @@ bool server::start(std::string& error) {
   return true;
 }
 
-void server::reload() {
-  auto& n = impl_->n;
-  if (n.cfg.tls_cert.empty()) return log::info("reload: nothing to reload (no TLS)");
+void server::reload(const config& fresh) {
+  auto& im = *impl_;
+  auto& n = im.n;
+  std::lock_guard lk(im.reload_mu);
+  std::vector<std::string> changed;
+
+  node_secrets keys;
   std::string error;
-  if (impl_->tls.load(n.cfg.tls_cert, n.cfg.tls_key, error))
-    log::info("tls reloaded", {{"cert", n.cfg.tls_cert}, {"key", n.cfg.tls_key}});
-  else
-    log::error("tls reload failed, the previous certificate stays", {{"error", error}});
+  auto old = n.secrets();
+  if (!resolve_keys(fresh, keys, error)) {
+    log::error("reload: the keys stay as they were", {{"error", error}});
+  } else {
+    // No key configured any more: the API closes as at start (a fresh random key nobody is
+    // shown), unless it already was (the run's random key stays).
+    bool closed = keys.api_key.empty();
+    if (closed && im.random_api_key) keys.api_key = old->api_key;
+    else if (closed) keys.api_key = random_hex(16);
+    if (closed && !im.random_api_key)
+      log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
+    im.random_api_key = closed;
+    if (keys.api_key != old->api_key) changed.emplace_back("api_key");
+    if (keys.token_secret != old->token_secret) changed.emplace_back("token_secret");
+    n.set_secrets(std::move(keys));
+  }
+  for (auto& name : changed) log::info(name + " changed");   // the name only, never the value
+
+  log::level lvl;
+  if (!log::parse_level(fresh.log_level, lvl)) {
+    log::warn("reload: bad log_level, unchanged", {{"log_level", fresh.log_level}});
+  } else if (std::string want(log::level_name(lvl)); want != im.log_level) {
+    // Said before the switch, so a quieter level still shows this line.
+    log::info("log_level changed", {{"from", im.log_level}, {"to", want}});
+    log::set_level(lvl);
+    im.log_level = want;
+    changed.emplace_back("log_level");
+  }
+
+  // Limits checked at the door: the next connection or request sees the new value.
+  auto limit = [&](const char* name, std::uint64_t in_force, std::uint64_t want, auto apply) {
+    if (want == in_force) return;
+    log::info("limit changed", {{"setting", name}, {"from", std::to_string(in_force)}, {"to", std::to_string(want)}});
+    apply(want);
+    changed.emplace_back(name);
+  };
+  limit("max_connections", n.max_connections.load(), connection_limit(fresh), [&](std::uint64_t v) { n.max_connections = v; });
+  limit("max_connections_per_ip", n.ips.limit(), fresh.max_connections_per_ip, [&](std::uint64_t v) { n.ips.set_limit(v); });
+  limit("demo_rate_per_s", n.demo.limit(), fresh.demo_rate_per_s, [&](std::uint64_t v) { n.demo.set_limit(v); });
+
+  // TLS: on or off is fixed at start (the listener's kind); the files (and their paths) reload.
+  bool tls_on = !n.cfg.tls_cert.empty();
+  if (tls_on && !fresh.tls_cert.empty()) {
+    if (im.tls.load(fresh.tls_cert, fresh.tls_key, error)) {
+      log::info("tls reloaded", {{"cert", fresh.tls_cert}, {"key", fresh.tls_key}});
+      changed.emplace_back("tls");
+    } else {
+      log::error("tls reload failed, the previous certificate stays", {{"error", error}});
+    }
+  }
+
+  std::string ignored;
+  for (auto& name : changed_settings(im.given, fresh)) {
+    bool tls_name = name == "tls-cert" || name == "tls-key";
+    if (reloadable(name) && !(tls_name && tls_on == fresh.tls_cert.empty())) continue;
+    log::warn("setting changed, needs a restart: ignored", {{"setting", name}});
+    if (!ignored.empty()) ignored += ',';
+    ignored += name;
+  }
+  std::string applied;
+  for (auto& c : changed) {
+    if (!applied.empty()) applied += ',';
+    applied += c;
+  }
+  log::info("reloaded", {{"changed", applied.empty() ? "nothing" : applied}, {"ignored", ignored.empty() ? "nothing" : ignored}});
 }
 
 void server::shutdown() {

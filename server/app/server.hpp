@@ -25,11 +25,16 @@ class server {
   // Binds, prints the "listening" line, writes the port file, starts the threads.
   bool start(std::string& error);
   unsigned short port() const;
-  const std::string& api_key() const;
+  std::string api_key() const;   // the key in force now (a reload may replace it)
   pushwire::server::metrics& stats();
-  // SIGHUP: re-reads the TLS certificate and key (new handshakes use them; open connections keep
-  // theirs). A file that fails to load is logged and the previous certificate stays. Any thread.
-  void reload();
+  // SIGHUP, with the configuration parsed again (`fresh`). Applies what can change at run time: the
+  // API key and token secret (flags, environment, config file or the key file re-read), the log
+  // level, the limits checked when a connection or request arrives (max-connections,
+  // max-connections-per-ip, demo-rate-per-s: the next one sees the new value), and the TLS certificate and key (re-read; new handshakes use them, open connections keep
+  // theirs; a file that fails to load is logged and the previous certificate stays). Logs the names
+  // of what changed (never a value of a secret) and, at warn, each other setting that differs from
+  // the running one: those need a restart and are ignored. Any thread; one reload at a time.
+  void reload(const config& fresh);
   // Graceful: stop accepting, send every client `disconnect` 4009 with jittered `after`, drain until
   // every connection closed or the shutdown timeout passed, then stop the threads. Idempotent.
   void shutdown();

@@ -102,7 +102,7 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
     n.met.api_errors.fetch_add(1, std::memory_order_relaxed);
     respond(error_reply(c, reason));
   };
-  if (in.authorization.empty() || !key_matches(in.authorization, n.api_key))
+  if (in.authorization.empty() || !key_matches(in.authorization, n.secrets()->api_key))
     return fail(code::unauthorized, "a valid API key is required (Authorization: Bearer <key>)");
   const std::string& p = in.path;
   if (p == "/api/publish" || p == "/api/publish_batch" || p == "/api/disconnect") {

@@ -292,7 +292,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     n_.met.connections_refused.fetch_add(1, std::memory_order_relaxed);
     log::warn("connection refused",
               {{"reason", "too many connections from this address"}, {"remote", remote},
-               {"transport", std::string(transport)}, {"limit", std::to_string(n_.cfg.max_connections_per_ip)}});
+               {"transport", std::string(transport)}, {"limit", std::to_string(n_.ips.limit())}});
     reply(req, error_reply(code::too_many_connections, "too many connections from this address"), true);
     return false;
   }

@@ -3,11 +3,12 @@
 namespace pushwire::server {
 
 bool ip_slots::acquire(const std::string& ip, std::shared_ptr<void>& slot) {
-  if (per_ip_ == 0) return true;
+  auto per_ip = limit();
+  if (per_ip == 0) return true;
   {
     std::lock_guard lk(mu_);
     auto& n = conns_[ip];
-    if (n >= per_ip_) return false;
+    if (n >= per_ip) return false;
     ++n;
   }
   // The slot is an owner-less handle whose deleter gives the count back.

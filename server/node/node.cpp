@@ -124,23 +124,39 @@ node::node(config c, const clock& clock_source, const store_maker& make)
   if (stores_.cluster) next_client_ = 1'000'000'000 + std::random_device{}() % 1'000'000'000ull * 1'000'000ull;
   socket_prefix_ = 1 + std::random_device{}() % 1'000'000'000u;
   pusher_connections = std::make_unique<std::atomic<std::size_t>[]>(cfg_.pusher_apps.size());
-  if (!cfg_.token_secret.empty()) {
-    verifier = [secret = cfg_.token_secret](std::string_view token, std::uint64_t) {
-      auto r = verify_jwt(token, secret, static_cast<std::int64_t>(wall_seconds()));
-      protocol::verified_token v;
-      v.error = r.error;
-      v.reason = r.reason;
-      v.user = r.claims.user;
-      v.channels = r.claims.channels;
-      v.restricts_channels = r.claims.restricts_channels;
-      if (r.error == protocol::code::ok) {
-        // Accepted until exp + the verifier's leeway (the instant it would refuse the token).
-        auto left_s = r.claims.exp + jwt_leeway_seconds - static_cast<std::int64_t>(wall_seconds());
-        v.expires_in_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, left_s)) * 1000;
-      }
+  secrets_ = std::make_shared<const node_secrets>(node_secrets{cfg_.api_key, cfg_.token_secret});
+  verifier = [this](std::string_view token, std::uint64_t) {
+    auto keys = secrets();
+    protocol::verified_token v;
+    if (keys->token_secret.empty()) {
+      v.error = protocol::code::unauthorized;
+      v.reason = "tokens are not accepted";
       return v;
-    };
-  }
+    }
+    auto r = verify_jwt(token, keys->token_secret, static_cast<std::int64_t>(wall_seconds()));
+    v.error = r.error;
+    v.reason = r.reason;
+    v.user = r.claims.user;
+    v.channels = r.claims.channels;
+    v.restricts_channels = r.claims.restricts_channels;
+    if (r.error == protocol::code::ok) {
+      // Accepted until exp + the verifier's leeway (the instant it would refuse the token).
+      auto left_s = r.claims.exp + jwt_leeway_seconds - static_cast<std::int64_t>(wall_seconds());
+      v.expires_in_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, left_s)) * 1000;
+    }
+    return v;
+  };
+}
+
+std::shared_ptr<const node_secrets> node::secrets() const {
+  std::lock_guard lk(secrets_mu_);
+  return secrets_;
+}
+
+void node::set_secrets(node_secrets s) {
+  auto fresh = std::make_shared<const node_secrets>(std::move(s));
+  std::lock_guard lk(secrets_mu_);
+  secrets_.swap(fresh);   // `fresh` now holds the old set: released after the lock (declared before it)
 }
 
 node::~node() {

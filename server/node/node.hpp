@@ -27,6 +27,13 @@ namespace pushwire::server {
 
 class pusher_webhooks;
 
+// The keys a reload may replace (SIGHUP): every I/O thread reads them, the reload swaps the whole
+// set; a reader keeps the set it took for as long as it uses it.
+struct node_secrets {
+  std::string api_key;
+  std::string token_secret;   // empty: tokens refused
+};
+
 class node {
   // First, so they exist before the tables that refer to the hub (members initialise in this order).
   const config cfg_;
@@ -47,11 +54,14 @@ class node {
   const clock& clk;
   pushwire::server::metrics met;
   const protocol::session_policy policy;     // every transport's protocol session
-  protocol::token_verifier verifier;          // empty: tokens are refused
-  std::string api_key;
+  // Verifies with the current token secret (secrets()); refuses every token while it is empty.
+  protocol::token_verifier verifier;
+  // The current keys (at construction: cfg.api_key and cfg.token_secret). Any thread.
+  std::shared_ptr<const node_secrets> secrets() const;
+  void set_secrets(node_secrets s);
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> connections{0};   // open TCP connections (the connection limit)
-  std::size_t max_connections = 0;
+  std::atomic<std::size_t> max_connections{0};   // set at start, changed by a reload
   const std::uint64_t started_wall_ms;   // ms since the Unix epoch, for /api/info
 
   hub& the_hub() { return *hub_; }
@@ -91,6 +101,8 @@ class node {
  private:
   std::atomic<std::uint64_t> next_client_{1};
   std::uint64_t socket_prefix_ = 0;
+  mutable std::mutex secrets_mu_;
+  std::shared_ptr<const node_secrets> secrets_;
   std::mutex rng_mu_;
   std::uint64_t rng_;
 };

@@ -2,6 +2,7 @@
 
 #include "server/redis/redis_reply.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <fstream>
@@ -100,8 +101,15 @@ const std::vector<option>& options() {
                        }});
     o.push_back(flag("demo", &config::demo, "demo mode: `demo` namespace, /demo/publish, drop, localhost CORS"));
     o.push_back(str("log-level", &config::log_level, "debug, info, warn, error, off"));
-    o.push_back(str("api-key", &config::api_key, "key for /api/*; empty = generate one and print it"));
-    o.push_back(str("token-secret", &config::token_secret, "HS256 secret for connection tokens; empty = tokens refused"));
+    o.push_back(str("api-key", &config::api_key,
+                    "key for /api/* (Authorization: Bearer); wins over --key-file's; neither = a random key for "
+                    "this run, not shown; reloaded on SIGHUP"));
+    o.push_back(str("token-secret", &config::token_secret,
+                    "HS256 secret for connection tokens; wins over --key-file's; neither = tokens refused; "
+                    "reloaded on SIGHUP"));
+    o.push_back(str("key-file", &config::key_file,
+                    "JSON file {\"api_key\":..,\"token_secret\":..}; created once (mode 0600, random keys) when "
+                    "missing; re-read on SIGHUP"));
     o.push_back(option{"no-anonymous", "refuse connections without a token", true,
                        [](config& c, std::string_view v) { bool b; if (!parse_bool(v, b)) return false; c.anonymous = !b; return true; },
                        [](const config& c) { return std::string(c.anonymous ? "false" : "true"); }});
@@ -441,6 +449,28 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   return r;
 }
 
+std::vector<std::string> changed_settings(const config& a, const config& b) {
+  std::vector<std::string> out;
+  for (auto& o : options())
+    if (o.get(a) != o.get(b)) out.push_back(o.name);
+  auto ns_same = a.namespaces.size() == b.namespaces.size() &&
+                 std::equal(a.namespaces.begin(), a.namespaces.end(), b.namespaces.begin(), [](auto& x, auto& y) {
+                   auto& p = x.second;
+                   auto& q = y.second;
+                   return x.first == y.first && p.history_size == q.history_size && p.history_ttl_ms == q.history_ttl_ms &&
+                          p.presence == q.presence && p.client_publish == q.client_publish &&
+                          p.anonymous_presence == q.anonymous_presence && p.private_channels == q.private_channels;
+                 });
+  if (!ns_same) out.push_back("namespaces");
+  // The flag's text masks secrets: compare them here too (only whether, never what).
+  bool apps_same = a.pusher_apps.size() == b.pusher_apps.size();
+  for (std::size_t i = 0; apps_same && i < a.pusher_apps.size(); ++i)
+    apps_same = a.pusher_apps[i].secret == b.pusher_apps[i].secret;
+  if (!apps_same && std::find(out.begin(), out.end(), "pusher-app") == out.end()) out.push_back("pusher-app");
+  std::sort(out.begin(), out.end());   // a stable order for the log, whatever the option table's
+  return out;
+}
+
 std::string help_text() {
   config d;
   std::string out = "Usage: pushwire-server [flags]   (--version: the version and build)\n"
@@ -455,7 +485,15 @@ std::string help_text() {
     line += ")\n";
     out += line;
   }
-  out += "\nNamespaces are configured in the config file:\n"
+  out += "\nThe config file is one JSON object whose keys are the flag names (either '-' or '_'), e.g.\n"
+         "  {\"address\":\"0.0.0.0\",\"port\":8080,\"key_file\":\"/var/lib/pushwire/keys\",\"log_level\":\"info\"}\n"
+         "Lists (transports, allowed-origins, redis) may be JSON arrays of strings.\n"
+         "\nSignals: SIGTERM/SIGINT drain and stop (exit 0); SIGHUP re-reads the config file, the environment\n"
+         "and the key file and applies api-key, token-secret, key-file, log-level, the TLS files and the limits\n"
+         "max-connections, max-connections-per-ip and demo-rate-per-s at once (the log names what changed,\n"
+         "never a secret); other settings changed meanwhile need a restart.\n"
+         "Under systemd (Type=notify) it sends READY=1, RELOADING=1/READY=1 around a reload, STOPPING=1.\n"
+         "\nNamespaces are configured in the config file:\n"
          "  {\"namespaces\":{\"demo\":{\"history_size\":1000,\"history_ttl_ms\":300000,\"presence\":true,\n"
          "   \"client_publish\":true,\"anonymous_presence\":true,\"private\":false}}}\n";
   return out;

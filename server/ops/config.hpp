@@ -33,8 +33,11 @@ struct config {
   bool websocket = true, sse = true, polling = true;
   bool demo = false;
   std::string log_level = "info";
-  std::string api_key;                     // empty: generated and printed at start-up
-  std::string token_secret;                // HS256 secret for connection tokens; empty: tokens refused
+  // Keys: --api-key / --token-secret win over the key file's; neither set: the API key is random
+  // for this run (not shown) and tokens are refused. Both re-read on SIGHUP.
+  std::string api_key;
+  std::string token_secret;                // HS256 secret for connection tokens
+  std::string key_file;                    // server/ops/key_file.hpp; created with random keys when missing
   bool anonymous = true;
   std::string web_root;
   std::string client_root;
@@ -173,5 +176,8 @@ struct config_result {
 // `env` holds the environment (e.g. from environ); tests pass their own.
 config_result parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env);
 std::string help_text();
+// The flag names (e.g. "max-connections") whose values differ between `a` and `b`, plus
+// "namespaces" and "pusher-app" (secrets included) when those differ. For the reload's log: names only.
+std::vector<std::string> changed_settings(const config& a, const config& b);
 
 }  // namespace pushwire::server

@@ -120,7 +120,6 @@ struct fixture {
   std::uint64_t inputs = 0;
 
   fixture() {
-    n.api_key = n.cfg.api_key;
     n.the_hub().set_sinks({&io});
   }
   void settle() {

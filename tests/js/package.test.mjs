@@ -31,8 +31,8 @@ test('npm pack -> npm install in an empty folder -> import { Client } from "push
   const expected = ['client-wasm/dist/pushwire.js', 'client-wasm/dist/pushwire.mjs', 'client-wasm/dist/pushwire.node.mjs',
     'client-wasm/dist/pushwire_core.wasm', 'client-wasm/types/index.d.ts', 'client-wasm/types/wasm.d.ts', 'client-wasm/types/global.d.ts', 'package.json'];
   for (const f of expected) assert.ok(files.includes(f), `tarball holds ${f}`);
-  const extra = files.filter((f) => !expected.includes(f) && !/^(README(\.md)?|LICEN[SC]E(\.md|\.txt)?)$/i.test(f));
-  assert.deepEqual(extra, [], 'nothing but the client build, types, README and licence');
+  const extra = files.filter((f) => !expected.includes(f) && !/^(README(\.md)?|CHANGELOG\.md|LICEN[SC]E(\.md|\.txt)?)$/i.test(f));
+  assert.deepEqual(extra, [], 'nothing but the client build, types, README, changelog and licence');
 
   const app = join(dir, 'app');
   await run('mkdir', ['-p', app]);
