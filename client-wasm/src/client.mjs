@@ -122,6 +122,8 @@ export class Client extends Emitter {
   #requests = new Map();     // request id -> { resolve, reject, kind, channel }
   #waiters = [];             // ready() promises
   #unlisten = null;
+  #core = null;              // 'wasm' | 'wasm2js' once loaded
+  #coreReason = '';          // why not wasm, when wasm2js
 
   constructor(url, options = {}) {
     super();
@@ -134,6 +136,9 @@ export class Client extends Emitter {
   }
 
   get state() { return this.#state; }
+  // Which build of the core runs: 'wasm', or 'wasm2js' where the page refuses to compile wasm; null
+  // until it has loaded.
+  get core() { return this.#core; }
   get transport() { return ACTIVE.has(this.#state) ? this.#driver?.transport ?? null : null; }
   // The server's id for the current connection (from its `connected` frame); null before that.
   get clientId() { return (this.#state === 'connected' && this.#driver?.clientId) || null; }
@@ -223,13 +228,15 @@ export class Client extends Emitter {
     const o = this.#opts;
     const fetchImpl = o.fetch ?? (typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : null);
     try {
-      const [mod, WebSocketImpl] = await Promise.all([
+      const [loaded, WebSocketImpl] = await Promise.all([
         // The wasm comes through the page's own fetch; an injected one is for the transports.
-        loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl,
+        loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
           fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
         o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
       ]);
-      const core = new Core(mod, this.#coreOptions);
+      this.#core = loaded.kind;
+      this.#coreReason = loaded.reason;
+      const core = new Core(loaded.mod, this.#coreOptions);
       this.#driver = new Driver(core, {
         urls: this.#urls,
         WebSocket: WebSocketImpl,
@@ -315,7 +322,9 @@ export class Client extends Emitter {
       this.#unlisten = null;
       this.#driver?.release();
     }
-    this.emit('state', { from, to, code, reason, transport: this.transport });
+    const e = { from, to, code, reason, transport: this.transport, core: this.#core };
+    if (this.#core === 'wasm2js') e.coreReason = this.#coreReason;
+    this.emit('state', e);
   }
 
   #onCoreEvent(e) {
