@@ -11,17 +11,10 @@ import { endpoints } from './http.mjs';
 import { platform } from './platform.mjs';
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'];
-// JS option -> the core's client_options field (protocol/client_machine.hpp holds the defaults).
-const TIMINGS = {
-  backoffMinMs: 'backoff_min_ms',
-  backoffMaxMs: 'backoff_max_ms',
-  stableAfterMs: 'stable_after_ms',
-  handshakeTimeoutMs: 'handshake_timeout_ms',
-  sseFirstEventMs: 'sse_first_event_ms',
-  heartbeatGraceMs: 'heartbeat_grace_ms',
-  pollHoldMs: 'poll_hold_ms',
-  requestTimeoutMs: 'request_timeout_ms',
-};
+// The JS timing options, in the order of pw_create's arguments (client-wasm/core_exports.cpp; the
+// defaults are client_options' in protocol/client_machine.hpp).
+const TIMINGS = ['backoffMinMs', 'backoffMaxMs', 'stableAfterMs', 'handshakeTimeoutMs', 'sseFirstEventMs',
+  'heartbeatGraceMs', 'pollHoldMs', 'requestTimeoutMs'];
 // protocol/channel_name.hpp, checked here too so that subscribe() can throw at once.
 const CHANNEL = /^(?:[A-Za-z0-9_-]{1,32}:)?[A-Za-z0-9_.=@-]+$/;
 // The states in which a transport is in use or being tried (docs/client.md: null otherwise, also while
@@ -67,19 +60,20 @@ function coreOptions(options) {
   const transports = options.transports ?? TRANSPORTS;
   if (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => !TRANSPORTS.includes(t)))
     throw new TypeError(`pushwire: transports must be a non-empty list of ${TRANSPORTS.join(', ')}`);
-  const o = { transports: transports.join(','), token: String(options.token ?? '') };
+  // Core's arguments: transports, token, token refresh (0/1), the timings (undefined: the default), seed.
+  const o = [transports.join(','), String(options.token ?? ''), 0];
   if (options.getToken !== undefined) {
     if (typeof options.getToken !== 'function') throw new TypeError('pushwire: getToken must be a function');
-    o.token_refresh = 1;
+    o[2] = 1;
   }
-  for (const [js, core] of Object.entries(TIMINGS)) {
+  for (const js of TIMINGS) {
     const v = options[js];
-    if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`pushwire: ${js} must be a whole number of milliseconds`);
-    o[core] = v;
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new TypeError(`pushwire: ${js} must be a whole number of milliseconds`);
+    o.push(v);
   }
   // Each client its own jitter, so that a crowd of page loads does not reconnect in step.
-  o.seed = options.seed ?? 1 + Math.floor(Math.random() * 2 ** 52);
+  o.push(options.seed ?? 1 + Math.floor(Math.random() * 2 ** 52));
   return o;
 }
 

@@ -129,13 +129,15 @@ function cached(url, load) {
 
 // One client machine inside a loaded module.
 export class Core {
-  constructor(mod, options) {
+  // args: [transports ("websocket,sse"), token, token refresh (0/1), the eight timings in ms (undefined:
+  // the default; NaN in the core), seed] — pw_create's arguments after the two strings' spans.
+  constructor(mod, args) {
     this.m = mod;
     this.ptr = 0;
     this.cap = 0;
-    const [p, n] = this.put(JSON.stringify(options));
-    this.h = mod._pw_create(p, n);
-    if (!this.h) throw new TypeError('pushwire: the core refused the options ' + JSON.stringify(options));
+    const [transports, token, ...numbers] = args;
+    this.h = mod._pw_create(...this.put(transports, token), ...numbers);
+    if (!this.h) throw new TypeError('pushwire: the core refused the options ' + JSON.stringify(args));
   }
 
   // Writes the strings (or byte arrays) one after the other into the scratch buffer and returns
