@@ -17,7 +17,7 @@ const leb = () => {
 const skipName = () => { const n = leb(); p += n; };
 let imported = 0;
 const bodies = [], names = new Map(), sections = [];
-const SECTION = ['custom', 'type', 'import', 'function', 'table', 'memory', 'global', 'export', 'start', 'element', 'code', 'data'];
+const SECTION = ['custom', 'type', 'import', 'function', 'table', 'memory', 'global', 'export', 'start', 'element', 'code', 'data', 'datacount'];
 while (p < b.length) {
   const id = b[p++], len = leb(), start = p;
   sections.push(`${SECTION[id] ?? id} ${len}`);
