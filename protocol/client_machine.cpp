@@ -289,17 +289,21 @@ void client_machine::handle_token_failed(std::uint32_t request, std::string_view
 }
 
 std::optional<client_action> client_machine::poll_action() {
-  if (actions_.empty()) return std::nullopt;
-  client_action a = std::move(actions_.front());
-  actions_.pop_front();
-  return a;
+  if (actions_head_ == actions_.size()) {
+    actions_.clear();
+    actions_head_ = 0;
+    return std::nullopt;
+  }
+  return std::move(actions_[actions_head_++]);
 }
 
 std::optional<client_event> client_machine::poll_event() {
-  if (events_.empty()) return std::nullopt;
-  client_event e = std::move(events_.front());
-  events_.pop_front();
-  return e;
+  if (events_head_ == events_.size()) {
+    events_.clear();
+    events_head_ = 0;
+    return std::nullopt;
+  }
+  return std::move(events_[events_head_++]);
 }
 
 std::optional<std::uint64_t> client_machine::next_deadline() const {

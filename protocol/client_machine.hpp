@@ -77,7 +77,6 @@
 // transport dies fail with `not_connected` — the application decides whether to retry a publish.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -291,8 +290,13 @@ class client_machine {
   std::uint64_t duplicates_ = 0;
   std::map<std::string, subscription, std::less<>> subs_;
   std::map<std::uint64_t, request> requests_;
-  std::deque<client_action> actions_;
-  std::deque<client_event> events_;
+  // FIFOs drained by poll_*(): a vector read from `*_head_` and emptied once read to the end (the
+  // shell drains after every input, so they stay a few entries long). A vector rather than a deque:
+  // same behaviour, and in the wasm client the deque's block map is a few KB of code.
+  std::vector<client_action> actions_;
+  std::vector<client_event> events_;
+  std::size_t actions_head_ = 0;
+  std::size_t events_head_ = 0;
 };
 
 }  // namespace pushwire::protocol

@@ -98,13 +98,18 @@ bool scan(std::string_view text, std::vector<json_member>& members, decode_error
           const codec_limits& limits) {
   if (text.size() > limits.max_frame_bytes) {
     err.error_code = code::message_too_large;
-    err.reason = "frame is larger than " + std::to_string(limits.max_frame_bytes) + " bytes";
+    err.reason = "frame is larger than ";
+    append_uint(err.reason, limits.max_frame_bytes);
+    err.reason += " bytes";
     return false;
   }
   scan_error serr;
   if (!scan_object(text, members, serr)) {
     err.error_code = code::bad_frame;
-    err.reason = "malformed JSON at byte " + std::to_string(serr.at) + ": " + std::string(serr.what);
+    err.reason = "malformed JSON at byte ";
+    append_uint(err.reason, serr.at);
+    err.reason += ": ";
+    err.reason += serr.what;
     return false;
   }
   return true;

@@ -1,6 +1,5 @@
 #include "protocol/json_scan.hpp"
 
-#include <charconv>
 
 namespace pushwire::protocol {
 namespace {
@@ -297,9 +296,11 @@ std::optional<std::uint64_t> parse_uint(std::string_view raw) {
   for (char c : raw)
     if (c < '0' || c > '9') return std::nullopt;
   if (raw.size() > 1 && raw[0] == '0') return std::nullopt;
+  // At most 16 digits, checked above: cannot overflow 64 bits. (A loop rather than std::from_chars,
+  // whose generic code is most of this function's size in the wasm client.)
   std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), v);
-  if (ec != std::errc() || p != raw.data() + raw.size() || v > max_safe) return std::nullopt;
+  for (char c : raw) v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  if (v > max_safe) return std::nullopt;
   return v;
 }
 
@@ -328,10 +329,14 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 void append_uint(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, p);
+  // Digits from the right; a loop rather than std::to_chars, whose tables cost more in the wasm client.
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, buf + sizeof buf);
 }
 
 bool valid_utf8(std::string_view s) {

@@ -55,7 +55,7 @@ cmake --build build -j"$jobs"
 cmake --build build-wasm -j"$jobs"
 # The client package ships the wasm build next to its JS driver.
 mkdir -p client-wasm/dist
-for f in pushwire_core.mjs pushwire_core.wasm; do
+for f in pushwire_core.mjs pushwire_core.wasm pushwire_core_wasm2js.mjs; do
   [ -f "build-wasm/$f" ] || continue
   cmp -s "build-wasm/$f" "client-wasm/dist/$f" 2>/dev/null || cp "build-wasm/$f" "client-wasm/dist/$f"
 done

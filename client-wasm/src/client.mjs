@@ -11,17 +11,10 @@ import { endpoints } from './http.mjs';
 import { platform } from './platform.mjs';
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'];
-// JS option -> the core's client_options field (protocol/client_machine.hpp holds the defaults).
-const TIMINGS = {
-  backoffMinMs: 'backoff_min_ms',
-  backoffMaxMs: 'backoff_max_ms',
-  stableAfterMs: 'stable_after_ms',
-  handshakeTimeoutMs: 'handshake_timeout_ms',
-  sseFirstEventMs: 'sse_first_event_ms',
-  heartbeatGraceMs: 'heartbeat_grace_ms',
-  pollHoldMs: 'poll_hold_ms',
-  requestTimeoutMs: 'request_timeout_ms',
-};
+// The JS timing options, in the order of pw_create's arguments (client-wasm/core_exports.cpp; the
+// defaults are client_options' in protocol/client_machine.hpp).
+const TIMINGS = ['backoffMinMs', 'backoffMaxMs', 'stableAfterMs', 'handshakeTimeoutMs', 'sseFirstEventMs',
+  'heartbeatGraceMs', 'pollHoldMs', 'requestTimeoutMs'];
 // protocol/channel_name.hpp, checked here too so that subscribe() can throw at once.
 const CHANNEL = /^(?:[A-Za-z0-9_-]{1,32}:)?[A-Za-z0-9_.=@-]+$/;
 // The states in which a transport is in use or being tried (docs/client.md: null otherwise, also while
@@ -67,19 +60,20 @@ function coreOptions(options) {
   const transports = options.transports ?? TRANSPORTS;
   if (!Array.isArray(transports) || transports.length === 0 || transports.some((t) => !TRANSPORTS.includes(t)))
     throw new TypeError(`pushwire: transports must be a non-empty list of ${TRANSPORTS.join(', ')}`);
-  const o = { transports: transports.join(','), token: String(options.token ?? '') };
+  // Core's arguments: transports, token, token refresh (0/1), the timings (undefined: the default), seed.
+  const o = [transports.join(','), String(options.token ?? ''), 0];
   if (options.getToken !== undefined) {
     if (typeof options.getToken !== 'function') throw new TypeError('pushwire: getToken must be a function');
-    o.token_refresh = 1;
+    o[2] = 1;
   }
-  for (const [js, core] of Object.entries(TIMINGS)) {
+  for (const js of TIMINGS) {
     const v = options[js];
-    if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`pushwire: ${js} must be a whole number of milliseconds`);
-    o[core] = v;
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new TypeError(`pushwire: ${js} must be a whole number of milliseconds`);
+    o.push(v);
   }
   // Each client its own jitter, so that a crowd of page loads does not reconnect in step.
-  o.seed = options.seed ?? 1 + Math.floor(Math.random() * 2 ** 52);
+  o.push(options.seed ?? 1 + Math.floor(Math.random() * 2 ** 52));
   return o;
 }
 
@@ -122,6 +116,8 @@ export class Client extends Emitter {
   #requests = new Map();     // request id -> { resolve, reject, kind, channel }
   #waiters = [];             // ready() promises
   #unlisten = null;
+  #core = null;              // 'wasm' | 'wasm2js' once loaded
+  #coreReason = '';          // why not wasm, when wasm2js
 
   constructor(url, options = {}) {
     super();
@@ -134,6 +130,9 @@ export class Client extends Emitter {
   }
 
   get state() { return this.#state; }
+  // Which build of the core runs: 'wasm', or 'wasm2js' where the page refuses to compile wasm; null
+  // until it has loaded.
+  get core() { return this.#core; }
   get transport() { return ACTIVE.has(this.#state) ? this.#driver?.transport ?? null : null; }
   // The server's id for the current connection (from its `connected` frame); null before that.
   get clientId() { return (this.#state === 'connected' && this.#driver?.clientId) || null; }
@@ -223,13 +222,15 @@ export class Client extends Emitter {
     const o = this.#opts;
     const fetchImpl = o.fetch ?? (typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : null);
     try {
-      const [mod, WebSocketImpl] = await Promise.all([
+      const [loaded, WebSocketImpl] = await Promise.all([
         // The wasm comes through the page's own fetch; an injected one is for the transports.
-        loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl,
+        loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
           fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
         o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
       ]);
-      const core = new Core(mod, this.#coreOptions);
+      this.#core = loaded.kind;
+      this.#coreReason = loaded.reason;
+      const core = new Core(loaded.mod, this.#coreOptions);
       this.#driver = new Driver(core, {
         urls: this.#urls,
         WebSocket: WebSocketImpl,
@@ -315,7 +316,9 @@ export class Client extends Emitter {
       this.#unlisten = null;
       this.#driver?.release();
     }
-    this.emit('state', { from, to, code, reason, transport: this.transport });
+    const e = { from, to, code, reason, transport: this.transport, core: this.#core };
+    if (this.#core === 'wasm2js') e.coreReason = this.#coreReason;
+    this.emit('state', e);
   }
 
   #onCoreEvent(e) {

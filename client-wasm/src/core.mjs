@@ -1,54 +1,126 @@
-// Loads the wasm protocol core and wraps its C boundary (client-wasm/core_exports.cpp).
+// Loads the protocol core and wraps its C boundary (client-wasm/core_exports.cpp).
 //
-// Inputs go in as UTF-8 (pointer, length) spans written into one scratch buffer in the wasm heap;
+// Inputs go in as UTF-8 (pointer, length) spans written into one scratch buffer in the core's heap;
 // everything the machine wants done or said comes back from pw_drain() as one JSON text, parsed once.
-// One wasm instance can host many machines (one per Client), so the default instance is shared.
-import createCore from '../dist/pushwire_core.mjs';
+// One loaded module can host many machines (one per Client), so the default one is shared.
+//
+// Loading: the .wasm is instantiated here, not by Emscripten's generated glue (which is most of a
+// page's JS otherwise): the wasm needs two imports, `abort` and `emscripten_resize_heap`, and one
+// call of its constructors. Their (minified) names come from the glue at build time
+// (client-wasm/build.mjs writes dist/pushwire_core_abi.json). Where the page's Content Security Policy
+// refuses to compile wasm (no 'wasm-unsafe-eval'), the same core built as plain JavaScript by
+// Emscripten's wasm2js (dist/pushwire_core_wasm2js.mjs) is imported instead; nothing else loads it.
+import abi from '../dist/pushwire_core_abi.json';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const instances = new Map();   // wasm URL -> Promise<Module>, for instances loaded by URL
+const instances = new Map();   // core URL -> Promise<Module>, for cores loaded by URL
+
+// The smallest valid module (magic + version): compiling it can fail only when compiling is refused.
+const EMPTY_MODULE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+
+// Why wasm cannot be used here, or '' when it can. Only a refusal counts (a CSP without
+// 'wasm-unsafe-eval' makes Chromium throw a CompileError, others an EvalError); anything else is a
+// bug to report, not a reason to switch cores.
+export function wasmRefused() {
+  if (typeof WebAssembly !== 'object') return 'WebAssembly is not available';
+  try {
+    new WebAssembly.Module(EMPTY_MODULE);
+    return '';
+  } catch (err) {
+    if (err instanceof WebAssembly.CompileError || err instanceof EvalError) return String(err.message || err);
+    throw err;
+  }
+}
+
+// The module object the rest of this file uses: `_pw_*`, `_malloc`, `_free` and a current HEAPU8
+// (a memory growth replaces the buffer, so the view is re-made when it changed).
+function wrap(exports) {
+  const memory = exports[abi.memory];
+  const m = {};
+  for (const name in abi.exports) m[name] = exports[abi.exports[name]];
+  let heap = new Uint8Array(memory.buffer);
+  Object.defineProperty(m, 'HEAPU8', {
+    get: () => (heap.buffer === memory.buffer ? heap : (heap = new Uint8Array(memory.buffer))),
+  });
+  return m;
+}
+
+function imports(getMemory) {
+  return {
+    [abi.module]: {
+      [abi.abort]() { throw new WebAssembly.RuntimeError('pushwire: the core aborted'); },
+      // emmalloc's sbrk asks for a total heap size; grow by at least a quarter, as Emscripten's glue
+      // does, so that a growing stream does not grow the memory page by page.
+      [abi.resize](size) {
+        const memory = getMemory();
+        const have = memory.buffer.byteLength;
+        const want = Math.min(2 ** 31, Math.max(size >>> 0, have + (have >>> 2)));
+        try {
+          memory.grow(Math.ceil((want - have) / 65536));
+          return 1;
+        } catch {
+          return 0;
+        }
+      },
+    },
+  };
+}
 
 // `source`: { bytes } (an ArrayBuffer/Uint8Array already in hand) or { url, fetch }.
-async function instantiate(source, imports) {
-  if (source.bytes) return WebAssembly.instantiate(source.bytes, imports);
-  const fetchImpl = source.fetch;
-  if (typeof WebAssembly.instantiateStreaming === 'function') {
-    try {
-      return await WebAssembly.instantiateStreaming(fetchImpl(source.url, { credentials: 'same-origin' }), imports);
-    } catch (err) {
-      // A server sending the wrong MIME type breaks streaming only; the bytes are still good.
-      if (!(err instanceof TypeError)) throw err;
+async function instantiate(source) {
+  let exports;
+  const imp = imports(() => exports[abi.memory]);
+  let result;
+  if (source.bytes) result = await WebAssembly.instantiate(source.bytes, imp);
+  else {
+    const fetchImpl = source.fetch;
+    if (typeof WebAssembly.instantiateStreaming === 'function') {
+      try {
+        result = await WebAssembly.instantiateStreaming(fetchImpl(source.url, { credentials: 'same-origin' }), imp);
+      } catch (err) {
+        // A server sending the wrong MIME type breaks streaming only; the bytes are still good.
+        if (!(err instanceof TypeError)) throw err;
+      }
+    }
+    if (!result) {
+      const res = await fetchImpl(source.url, { credentials: 'same-origin' });
+      if (!res.ok) throw new Error(`pushwire: cannot load ${source.url}: HTTP ${res.status}`);
+      result = await WebAssembly.instantiate(await res.arrayBuffer(), imp);
     }
   }
-  const res = await fetchImpl(source.url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error(`pushwire: cannot load ${source.url}: HTTP ${res.status}`);
-  return WebAssembly.instantiate(await res.arrayBuffer(), imports);
+  exports = result.instance.exports;
+  exports[abi.ctors]();
+  return wrap(exports);
 }
 
-function createModule(source) {
-  return new Promise((resolve, reject) => {
-    createCore({
-      // Only consulted by the generated glue for its default URL; instantiateWasm below does the work.
-      locateFile: () => String(source.url ?? 'pushwire_core.wasm'),
-      instantiateWasm(imports, receive) {
-        instantiate(source, imports).then((r) => receive(r.instance, r.module), reject);
-        return {};
-      },
-    }).then(resolve, reject);
-  });
+// The wasm2js build: Emscripten's own module object has the same members.
+async function instantiateJs(url) {
+  const { default: createCore } = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+  return createCore({});
 }
 
-// options: { wasmBinary?, wasmUrl?, fetch }; platform.readWasm(url) reads file: URLs under Node.
+// options: { wasmBinary?, wasmUrl?, wasm2jsUrl?, fetch }; platform.readWasm(url) reads file: URLs
+// under Node. Resolves to { mod, kind: 'wasm' | 'wasm2js', reason } (reason: why not wasm).
 export async function loadModule(options, platform) {
-  if (options.wasmBinary) return createModule({ bytes: options.wasmBinary });
+  const refused = wasmRefused();
+  if (refused) {
+    const url = String(options.wasm2jsUrl ?? platform.defaultWasm2jsUrl());
+    return { mod: await cached(url, () => instantiateJs(url)), kind: 'wasm2js', reason: refused };
+  }
+  if (options.wasmBinary) return { mod: await instantiate({ bytes: options.wasmBinary }), kind: 'wasm', reason: '' };
   const url = String(options.wasmUrl ?? platform.defaultWasmUrl());
+  const mod = await cached(url, async () => {
+    if (platform.readWasm && url.startsWith('file:')) return instantiate({ bytes: await platform.readWasm(url) });
+    return instantiate({ url, fetch: options.fetch });
+  });
+  return { mod, kind: 'wasm', reason: '' };
+}
+
+function cached(url, load) {
   let p = instances.get(url);
   if (!p) {
-    p = (async () => {
-      if (platform.readWasm && url.startsWith('file:')) return createModule({ bytes: await platform.readWasm(url) });
-      return createModule({ url, fetch: options.fetch });
-    })();
+    p = load();
     instances.set(url, p);
     p.catch(() => instances.delete(url));   // a failed load may be retried by the next client
   }
@@ -57,13 +129,15 @@ export async function loadModule(options, platform) {
 
 // One client machine inside a loaded module.
 export class Core {
-  constructor(mod, options) {
+  // args: [transports ("websocket,sse"), token, token refresh (0/1), the eight timings in ms (undefined:
+  // the default; NaN in the core), seed] — pw_create's arguments after the two strings' spans.
+  constructor(mod, args) {
     this.m = mod;
     this.ptr = 0;
     this.cap = 0;
-    const [p, n] = this.put(JSON.stringify(options));
-    this.h = mod._pw_create(p, n);
-    if (!this.h) throw new TypeError('pushwire: the core refused the options ' + JSON.stringify(options));
+    const [transports, token, ...numbers] = args;
+    this.h = mod._pw_create(...this.put(transports, token), ...numbers);
+    if (!this.h) throw new TypeError('pushwire: the core refused the options ' + JSON.stringify(args));
   }
 
   // Writes the strings (or byte arrays) one after the other into the scratch buffer and returns

@@ -1,9 +1,11 @@
 // Entry for browsers and bundlers (package.json `browser` / `default`): no `node:` imports here.
-// The .wasm is found next to this module; bundlers that understand `new URL(…, import.meta.url)`
-// copy it as an asset.
+// The .wasm (and the wasm2js fallback) are found next to this module; bundlers that understand
+// `new URL(…, import.meta.url)` copy them as assets.
 import { platform } from './platform.mjs';
 
 platform.defaultWasmUrl = () => new URL('./pushwire_core.wasm', import.meta.url).href;
+// Fetched only where the page's CSP refuses to compile wasm (core.mjs).
+platform.defaultWasm2jsUrl = () => new URL('./pushwire_core_wasm2js.mjs', import.meta.url).href;
 
 export { Client, Subscription, PushwireError } from './client.mjs';
 export { Code, codeName } from './codes.mjs';

@@ -3,11 +3,14 @@
 export const platform = {
   // The URL of pushwire_core.wasm next to the running bundle.
   defaultWasmUrl: () => 'pushwire_core.wasm',
+  // The URL of pushwire_core_wasm2js.mjs (the core as plain JS, for pages that refuse wasm).
+  defaultWasm2jsUrl: () => 'pushwire_core_wasm2js.mjs',
   // Node only: reads a file: URL (fetch cannot).
   readWasm: null,
   // Node only: resolves to a WebSocket class (the optional `ws` package) or null.
   loadWebSocket: null,
-  // Node only: read SSE through fetch when there is no EventSource. In a browser a missing
-  // EventSource means SSE is unavailable, and the core falls back to long-polling.
-  sseOverFetch: false,
+  // Node only: openSseFetch(transport, url, fetch) reads SSE through fetch when there is no
+  // EventSource (sse_fetch.mjs). In a browser a missing EventSource means SSE is unavailable, and
+  // the core falls back to long-polling.
+  openSseFetch: null,
 };

@@ -44,6 +44,11 @@ export interface ClientOptions {
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** Where to load the core's .wasm from. Default: pushwire_core.wasm next to the bundle. */
   wasmUrl?: string | URL;
+  /**
+   * Where to load the core built as plain JavaScript (wasm2js) from, used only where the page's
+   * Content Security Policy refuses to compile wasm. Default: pushwire_core_wasm2js.mjs next to the bundle.
+   */
+  wasm2jsUrl?: string | URL;
   /** Injectable implementations (tests, non-browser runtimes). */
   WebSocket?: unknown;
   EventSource?: unknown;
@@ -67,7 +72,14 @@ export interface StateEvent {
   /** Reaching 'connected': the transport, and after a fallback its reason too, e.g. 'polling (SSE buffered by a proxy)'. */
   reason: string;
   transport: TransportName | null;
+  /** Which build of the core runs (null if it has not loaded). */
+  core: CoreKind | null;
+  /** When core is 'wasm2js': why wasm was not used (the browser's CSP refusal message). */
+  coreReason?: string;
 }
+
+/** 'wasm', or 'wasm2js' (the same core as plain JavaScript) where compiling wasm is refused. */
+export type CoreKind = 'wasm' | 'wasm2js';
 
 export interface FallbackEvent {
   from: TransportName;
@@ -175,6 +187,8 @@ export class Client {
   readonly state: ClientState;
   /** The transport in use or being tried; null while disconnected, reconnecting or closed. */
   readonly transport: TransportName | null;
+  /** Which build of the core runs; null until it has loaded. */
+  readonly core: CoreKind | null;
   /** The server's id for the current connection (its presence `client`); null unless connected. */
   readonly clientId: string | null;
   on(event: 'state', fn: (ev: StateEvent) => void): () => void;

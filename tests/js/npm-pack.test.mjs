@@ -21,9 +21,11 @@ const EXPECTED = [
   'client-wasm/dist/pushwire.mjs',
   'client-wasm/dist/pushwire.node.mjs',
   'client-wasm/dist/pushwire_core.wasm',
+  'client-wasm/dist/pushwire_core_wasm2js.mjs',
   'client-wasm/types/global.d.ts',
   'client-wasm/types/index.d.ts',
   'client-wasm/types/wasm.d.ts',
+  'client-wasm/types/wasm2js.d.ts',
   'package.json',
 ];
 

@@ -54,8 +54,9 @@ function asModule(src) {
 
 // API surface that the snippets do not show.
 const EXTRA = `
-import { Client, Code, PushwireError, codeName, type StateEvent } from 'pushwire';
+import { Client, Code, PushwireError, codeName, type StateEvent, type CoreKind } from 'pushwire';
 import wasmUrl from 'pushwire/pushwire_core.wasm';
+import createCore from 'pushwire/pushwire_core_wasm2js.mjs';
 import 'pushwire/pushwire.js';
 const u: string = wasmUrl;
 const g: typeof Client = Pushwire.Client;
@@ -68,6 +69,12 @@ const name: string = codeName(code);
 const c = new Client('https://example.com', { wasmUrl: u, getToken: async () => 'jwt' });
 const c2 = new Client('https://example.com', { getToken: () => 'jwt' });
 c.on('state', (e: StateEvent) => { const t: 'websocket' | 'sse' | 'polling' | null = e.transport; void t; });
+c.on('state', (e: StateEvent) => { const k: 'wasm' | 'wasm2js' | null = e.core; const r: string | undefined = e.coreReason; void k; void r; });
+const k2: CoreKind | null = c.core;
+const c3 = new Client('https://example.com', { wasm2jsUrl: new URL('https://example.com/x.mjs') });
+void k2; void c3;
+const f2: (m?: object) => Promise<object> = createCore;
+void f2;
 c2.subscribe('x', { onSubscribed(e) { const r: boolean | undefined = e.recovered; void r; } });
 void name;
 export {};
