@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -37,7 +38,7 @@ struct server::impl {
   std::mutex mu;
   std::mutex reload_mu;   // one reload at a time; guards `log_level`
   std::string log_level;  // the level in force (reloadable)
-  bool random_api_key = false;   // no key configured: the API is closed (guarded by reload_mu)
+  bool random_api_key = false;   // no key configured: the run uses a printed random one (guarded by reload_mu)
   std::condition_variable cv;
   bool started = false, stopping = false, stopped = false;
   std::uint64_t next_count_report_ms = 0;   // (first I/O thread only)
@@ -99,6 +100,14 @@ bool resolve_keys(const config& c, node_secrets& out, std::string& error) {
   return true;
 }
 
+// A key made for this run: its value on stdout once, for the operator at the terminal; the log
+// line (stderr) says only that it happened and where to keep a key instead.
+void print_run_key(const std::string& api_key) {
+  std::printf("pushwire: API key for this run (set --key-file or --api-key to keep one): %s\n", api_key.c_str());
+  std::fflush(stdout);
+  log::warn("no api key configured: one was made for this run and printed on stdout (not logged); set --key-file or --api-key");
+}
+
 // Settings a reload applies (their changes are not "needs a restart"). The limits here are the ones
 // checked at the door (accept, a stream's start, a demo publish), so a new value applies to the next
 // connection or request and never has to reach into an open one; the others (queue bytes, message
@@ -144,11 +153,13 @@ bool server::start(std::string& error) {
   node_secrets keys;
   if (!resolve_keys(n.cfg, keys, error)) return false;
   if (keys.api_key.empty()) {
-    // Never /api/* without a key, and never a key in the log: one nobody knows, for this run.
+    // Never /api/* without a key (DECISIONS.md §9): one made for this run, printed once on stdout
+    // for whoever started the server by hand, never in the log (stderr, the journal's structured
+    // lines) or the metrics. scripts/start.sh and the package always name a key file instead.
     keys.api_key = random_hex(16);
     std::lock_guard lk(im.reload_mu);
     im.random_api_key = true;
-    log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
+    print_run_key(keys.api_key);
   }
   n.set_secrets(std::move(keys));
   n.max_connections = connection_limit(n.cfg);
@@ -222,13 +233,12 @@ void server::reload(const config& fresh) {
   if (!resolve_keys(fresh, keys, error)) {
     log::error("reload: the keys stay as they were", {{"error", error}});
   } else {
-    // No key configured any more: the API closes as at start (a fresh random key nobody is
-    // shown), unless it already was (the run's random key stays).
+    // No key configured any more: as at start, a key made for this run and printed on stdout,
+    // unless the run already has one (it stays).
     bool closed = keys.api_key.empty();
     if (closed && im.random_api_key) keys.api_key = old->api_key;
     else if (closed) keys.api_key = random_hex(16);
-    if (closed && !im.random_api_key)
-      log::warn("no api key configured: the API is closed for this run; set --key-file or --api-key");
+    if (closed && !im.random_api_key) print_run_key(keys.api_key);
     im.random_api_key = closed;
     if (keys.api_key != old->api_key) changed.emplace_back("api_key");
     if (keys.token_secret != old->token_secret) changed.emplace_back("token_secret");

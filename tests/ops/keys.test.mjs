@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ownServer, publishStatus, request, signToken, sseStatus } from './own-server.mjs';
+import { ownServer, publishStatus, request, signToken, sseStatus, waitFor } from './own-server.mjs';
 
 let dir;
 before(async () => {
@@ -72,12 +72,18 @@ test('--api-key and --token-secret win over the key file', async () => {
     for (const secret of ['flag-api-key', 'file-api-key', 'file-token-secret', 'env-secret']) assert.ok(!log.includes(secret));
 });
 
-test('without any key the API is closed and nothing secret is logged', async () => {
+// DECISIONS.md §9: without a key the server makes one for the run and prints it, on stdout only.
+test('without any key the run gets a printed key, on stdout and never in the log', async () => {
   const srv = await ownServer({ args: [], dir });
+  const printed = await waitFor(() => /API key for this run[^:]*: ([0-9a-f]{32})\n/.exec(srv.stdout())?.[1],
+    { what: 'the printed key' });
   assert.equal(await publishStatus(srv.url, ''), 401);
+  assert.equal(await publishStatus(srv.url, 'not-the-key'), 401);
+  assert.equal(await publishStatus(srv.url, printed), 200, 'the printed key opens the API');
   await srv.stop();
-  assert.match(srv.log(), /"msg":"no api key configured: the API is closed for this run/);
-  assert.doesNotMatch(srv.log(), /api_key"?\s*:/, 'no api_key field in any line');
+  assert.match(srv.stderr(), /"msg":"no api key configured: one was made for this run and printed on stdout/);
+  assert.ok(!srv.stderr().includes(printed), 'the key is not in the log');
+  assert.doesNotMatch(srv.stderr(), /api_key"?\s*:/, 'no api_key field in any line');
 });
 
 for (const [what, prepare, why] of [

@@ -12,19 +12,19 @@ export { serverBin, waitFor };
 
 // Starts `bin` with `args` plus --port 0 --port-file <dir>/port (unless args has --port-file or
 // wantPort is false); resolves { proc, port, url, log(), exited(), stop() } once it listens, or
-// { proc, log, exited } once it exited when `expectExit` is set.
+// { proc, log, exited } once it exited (log() is both streams; stdout() and stderr() apart) when `expectExit` is set.
 export async function ownServer({ bin = serverBin, args = [], env = {}, dir, expectExit = false } = {}) {
   const portFile = join(dir, `port-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   const full = [...args, '--port', '0', '--port-file', portFile];
   // The caller's environment without PUSHWIRE_* (the test decides those) and NOTIFY_SOCKET.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHWIRE_') && k !== 'NOTIFY_SOCKET'));
   const proc = spawn(bin, full, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, ...env } });
-  let log = '';
-  proc.stderr.on('data', (d) => { log += d; });
-  proc.stdout.on('data', (d) => { log += d; });
+  let log = '', stdout = '', stderr = '';
+  proc.stderr.on('data', (d) => { log += d; stderr += d; });
+  proc.stdout.on('data', (d) => { log += d; stdout += d; });
   let exited = null;
   proc.on('exit', (code, signal) => { exited = { code, signal }; });
-  const self = { proc, log: () => log, exited: () => exited };
+  const self = { proc, log: () => log, stdout: () => stdout, stderr: () => stderr, exited: () => exited };
   if (expectExit) {
     await waitFor(() => exited, { what: 'the server to exit' });
     return self;

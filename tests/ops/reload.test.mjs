@@ -60,7 +60,7 @@ test('SIGHUP: a new API key and token secret in the config file apply at once, t
     assert.ok(!srv.log().includes(secret), `the log never shows ${secret}`);
 });
 
-test('SIGHUP: a key taken out of the config closes the API, as a start without one does', async () => {
+test('SIGHUP: a key taken out of the config is replaced by a printed one, as a start without one does', async () => {
   const conf = join(dir, 'd.conf');
   await writeFile(conf, JSON.stringify({ api_key: 'removed-key-1' }));
   const srv = await ownServer({ args: ['--config', conf], dir });
@@ -68,10 +68,14 @@ test('SIGHUP: a key taken out of the config closes the API, as a start without o
     assert.equal(await publishStatus(srv.url, 'removed-key-1'), 200);
     await writeFile(conf, JSON.stringify({}));
     const log = await reload(srv);
-    assert.match(log, /"level":"warn","msg":"no api key configured: the API is closed for this run/);
+    assert.match(log, /"level":"warn","msg":"no api key configured: one was made for this run and printed on stdout/);
     assert.match(log, /"msg":"reloaded","changed":"api_key"/);
     assert.equal(await publishStatus(srv.url, 'removed-key-1'), 401, 'the removed key no longer opens the API');
-    // Still none: the API stays closed and nothing is said to have changed.
+    const printed = await waitFor(() => /API key for this run[^:]*: ([0-9a-f]{32})\n/.exec(srv.stdout())?.[1],
+      { what: 'the new key printed on stdout' });
+    assert.ok(!srv.stderr().includes(printed), 'and not logged');
+    assert.equal(await publishStatus(srv.url, printed), 200);
+    // Still none: the run's key stays and nothing is said to have changed.
     assert.match(await reload(srv), /"changed":"nothing"/);
   } finally {
     await srv.stop();
