@@ -219,25 +219,8 @@ export async function api(base, method, path, body, timeoutMs = 5000) {
 // (docs/scaling.md), tests of a buffering proxy (tests/browser/proxy.test.mjs) pass their own.
 export const NGINX_STREAMING = 'proxy_buffering off;';
 export async function startNginx(nodes, { buffering = NGINX_STREAMING } = {}) {
-  const dir = await mkdtemp(join(tmpdir(), 'pushwire-nginx-'));
-  await mkdir(join(dir, 'tmp'), { recursive: true });
-  const port = await freePort();
   const ports = nodes.map((n) => n.port ?? n);
-  const conf = `# written by tests/cluster/cluster.mjs
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+  return runNginx((port) => `  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream pushwire {
 ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
   }
@@ -257,7 +240,31 @@ ${ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
       proxy_connect_timeout 2s;
       proxy_next_upstream error timeout http_502;
     }
-  }
+  }`);
+}
+
+// Debian's nginx in a temp dir on a free port: the main context a Debian install has around its
+// sites (temp paths, pid and logs moved into the dir) and the http-level text `site(port)` gives.
+// Resolves once the port accepts; `cleanup()` stops it (SIGQUIT, graceful) and removes the dir.
+export async function runNginx(site) {
+  const dir = await mkdtemp(join(tmpdir(), 'pushwire-nginx-'));
+  await mkdir(join(dir, 'tmp'), { recursive: true });
+  const port = await freePort();
+  const conf = `# written by tests/cluster/cluster.mjs
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+${site(port)}
 }
 `;
   const confFile = join(dir, 'nginx.conf');

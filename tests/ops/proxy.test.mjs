@@ -4,15 +4,13 @@
 // proxy picks the per-address slots and the address in the log lines; from a peer that is not
 // trusted the header is ignored.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { FAST, loadClient, once, repo } from '../js/helpers.mjs';
+import { runNginx } from '../cluster/cluster.mjs';
 import { startServerProc, waitFor } from './server-proc.mjs';
 
 const { Client } = await loadClient();
@@ -26,75 +24,15 @@ export async function nginxSiteFromDocs() {
   return m[1];
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// nginx in a temp dir: the main context a Debian install has around conf.d (temp paths, pid and
-// logs moved into the dir), and the documented site with its ports replaced.
+// The documented site with its ports replaced, in the main context a Debian install has around
+// its sites (tests/cluster/cluster.mjs runNginx).
 async function startNginx(site, upstreamPort) {
-  const dir = await mkdtemp(join(tmpdir(), 'pushwire-proxy-'));
-  await mkdir(join(dir, 'tmp'), { recursive: true });
-  const port = await freePort();
   const count = (s, what) => s.split(what).length - 1;
   assert.equal(count(site, 'listen 80;'), 1, 'the documented site listens on port 80 once');
   assert.equal(count(site, 'server 127.0.0.1:8080;'), 1, 'the documented upstream is 127.0.0.1:8080 once');
-  const siteHere = site.replace('listen 80;', `listen 127.0.0.1:${port};`)
-    .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${upstreamPort};`);
-  await writeFile(join(dir, 'pushwire.conf'), siteHere);
-  const conf = `${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  include ${dir}/pushwire.conf;
-}
-`;
-  const confFile = join(dir, 'nginx.conf');
-  await writeFile(confFile, conf);
-  const proc = spawn('nginx', ['-p', dir, '-c', confFile, '-e', join(dir, 'error.log'), '-g', 'daemon off;'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { out += d; });
-  let exited = null;
-  const exit = new Promise((resolve) => proc.on('exit', (code, signal) => { exited = { code, signal }; resolve(); }));
-  await waitFor(async () => {
-    if (exited) {
-      const err = await readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
-      throw new Error(`nginx exited (${JSON.stringify(exited)}): ${out} ${err}`);
-    }
-    return new Promise((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-  }, { what: `nginx on ${port}` });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (!exited) {
-        proc.kill('SIGQUIT');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-        await exit;
-        clearTimeout(t);
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  const nginx = await runNginx((port) => site.replace('listen 80;', `listen 127.0.0.1:${port};`)
+    .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${upstreamPort};`));
+  return { url: nginx.url, stop: () => nginx.cleanup() };
 }
 
 // The admin listener's port from the structured "listening" line (written before the port file,
