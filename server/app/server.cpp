@@ -169,7 +169,8 @@ bool server::start(std::string& error) {
   for (unsigned i = 0; i < threads; ++i) {
     auto w = std::make_unique<worker>();
     w->index = i;
-    w->coalesce_ns = n.cfg.write_coalesce_us * 1000;
+    w->pacing.cap_ns = n.cfg.write_coalesce_us * 1000;
+    w->pacing.factor = n.cfg.write_coalesce_factor;
     w->clk = &n.clk;
     sinks.push_back(w.get());
     im.workers.push_back(std::move(w));

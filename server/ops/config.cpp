@@ -160,7 +160,10 @@ const std::vector<option>& options() {
     o.push_back(num("slow-consumer-grace-ms", &config::slow_consumer_grace_ms,
                     "a slow consumer's stuck write may finish this long, to send it 4008; then the socket is cut"));
     o.push_back(num("write-coalesce-us", &config::write_coalesce_us,
-                    "fan-out writes per connection start at most this often under load (frames share a write); 0 = at once"));
+                    "under load, the longest a fan-out write waits so frames share it (0-1000000); 0 = at once"));
+    o.push_back(num("write-coalesce-factor", &config::write_coalesce_factor,
+                    "under load, the pause before the next pass of writes is this many times the last pass's length, "
+                    "up to --write-coalesce-us (0-64); 0 = a fixed --write-coalesce-us"));
     o.push_back(num("header-limit", &config::header_limit, "HTTP header bytes (431 over it)"));
     o.push_back(num("body-limit", &config::body_limit, "HTTP body bytes (413 over it)"));
     o.push_back(num("handshake-timeout-ms", &config::handshake_timeout_ms, "WebSocket open -> connect command"));
@@ -442,6 +445,13 @@ config_result parse_config(int argc, const char* const* argv, const std::map<std
   // Sent on every SSE open: a bound keeps a config typo from costing megabytes per connection.
   if (r.cfg.sse_padding_bytes > max_sse_padding_bytes) {
     r.ok = false; r.error = "--sse-padding-bytes must be 0-" + std::to_string(max_sse_padding_bytes); return r;
+  }
+  // A write that waits a second is an outage, not coalescing; the factor multiplies a duration.
+  if (r.cfg.write_coalesce_us > 1000000) {
+    r.ok = false; r.error = "--write-coalesce-us must be 0-1000000"; return r;
+  }
+  if (r.cfg.write_coalesce_factor > 64) {
+    r.ok = false; r.error = "--write-coalesce-factor must be 0-64"; return r;
   }
   if (r.cfg.pusher_activity_timeout_s == 0 || r.cfg.pusher_activity_timeout_s > 3600) {
     r.ok = false; r.error = "--pusher-activity-timeout-s must be 1-3600"; return r;

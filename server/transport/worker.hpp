@@ -15,6 +15,7 @@
 #include "server/hub/hub.hpp"
 #include "server/node/node.hpp"
 #include "server/transport/local_subscribers.hpp"
+#include "server/transport/write_pacing.hpp"
 
 namespace pushwire::server {
 
@@ -56,14 +57,14 @@ class flushable {
 // defer their writes to a flush pass (`write_soon`). A pass writes the connections in `to_flush`
 // in short slices (`flush_slice_ns`), one handler each, so publishes keep coming in between
 // slices: they join the writes of connections still waiting in this pass, and a connection already
-// written gets into the next pass (`next_flush`). A pass starts at most every `coalesce_ns`
-// (--write-coalesce-us) while publishes stream in; after a quiet window the first publish is
-// written at once, so sparse traffic waits for nothing.
+// written gets into the next pass (`next_flush`). When the next pass may start is `pacing`'s rule
+// (write_pacing.hpp): a pause that grows with the length of the last pass under load, capped by
+// --write-coalesce-us, and none after a quiet window, so sparse traffic waits for nothing.
 struct worker final : fanout_sink {
   // Declaration order matters for destruction: the io_context (and with it every pending handler
   // and connection) goes before the subscriber table and connection set it refers to.
   unsigned index = 0;
-  std::uint64_t coalesce_ns = 0;
+  write_pacing pacing;
   const clock* clk = nullptr;
   local_subscribers subscribers;
   std::unordered_set<conn_base*> conns;
@@ -75,7 +76,6 @@ struct worker final : fanout_sink {
   std::size_t flushed = 0;               // to_flush[0, flushed) written; non-empty: a pass is on
   bool pass_timer_armed = false;
   bool dispatching = false;              // inside dispatch_inbox()
-  std::uint64_t last_pass_ns = 0;        // start of the latest pass
   // A slice writes for about this long, then lets the thread take in publishes (a closed-loop
   // publisher waits for its reply meanwhile); shorter slices coalesce more items per write.
   static constexpr std::uint64_t flush_slice_ns = 50'000;
@@ -115,16 +115,16 @@ struct worker final : fanout_sink {
   void maybe_start_pass() {
     if (!to_flush.empty() || pass_timer_armed || next_flush.empty()) return;
     auto now = clk->now_ns();
-    if (coalesce_ns && now < last_pass_ns + coalesce_ns) {
+    if (auto start = pacing.next_start_ns(); now < start) {
       pass_timer_armed = true;
-      pass_timer.expires_after(std::chrono::nanoseconds(last_pass_ns + coalesce_ns - now));
+      pass_timer.expires_after(std::chrono::nanoseconds(start - now));
       pass_timer.async_wait([this](beast::error_code) {
         pass_timer_armed = false;
         maybe_start_pass();
       });
       return;
     }
-    last_pass_ns = now;
+    pacing.pass_started(now);
     to_flush.swap(next_flush);
     flush_some();
   }
@@ -136,6 +136,7 @@ struct worker final : fanout_sink {
     if (flushed < to_flush.size()) return net::post(ioc, [this] { flush_some(); });
     to_flush.clear();
     flushed = 0;
+    pacing.pass_ended(clk->now_ns());
     maybe_start_pass();
   }
 

@@ -42,4 +42,12 @@ TEST(ConfigBounds, SsePaddingIsBounded) {
   EXPECT_FALSE(accepts("sse-padding-bytes", std::to_string(ps::max_sse_padding_bytes + 1)));
 }
 
+TEST(ConfigBounds, WriteCoalescingIsBounded) {
+  EXPECT_TRUE(accepts("write-coalesce-us", "1000000"));
+  EXPECT_FALSE(accepts("write-coalesce-us", "1000001"));
+  EXPECT_TRUE(accepts("write-coalesce-factor", "0"));
+  EXPECT_TRUE(accepts("write-coalesce-factor", "64"));
+  EXPECT_FALSE(accepts("write-coalesce-factor", "65"));
+}
+
 }  // namespace

@@ -853,11 +853,13 @@ TEST_F(Server, WsDeadPeerIsCutLiveClientAnswersPingsAndStays) {
 }
 
 // Write coalescing: the first publish after a quiet window is written at once; what arrives within
-// the window (--write-coalesce-us, long here) goes out together in one WebSocket message, in order.
+// the window (a fixed --write-coalesce-us, long here: factor 0) goes out together in one WebSocket
+// message, in order. The adaptive window's rule: tests/server/transport/write_pacing_test.cpp.
 TEST_F(Server, WriteCoalescingSendsABurstInOneWrite) {
   TearDown();
   auto cfg = base_config();
   cfg.write_coalesce_us = 500'000;
+  cfg.write_coalesce_factor = 0;
   start(cfg);
   ws_client c(port);
   c.connect();
