@@ -33,7 +33,8 @@ PY
 }
 for r in $(seq 1 "$rounds"); do
   for engine in $engines; do
-    [[ " $scenarios " == *" fanout "* ]] && run "$engine" fanout 1000 1 2000 16
-    [[ " $scenarios " == *" publish "* ]] && run "$engine" publish 10 10 5000 64
+    # `if`, not `&&`: a skipped last scenario must not become the script's exit status.
+    if [[ " $scenarios " == *" fanout "* ]]; then run "$engine" fanout 1000 1 2000 16; fi
+    if [[ " $scenarios " == *" publish "* ]]; then run "$engine" publish 10 10 5000 64; fi
   done
 done
