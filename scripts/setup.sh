@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="g++ make cmake ninja-build pkg-config libssl-dev libboost1.81-dev libboost-json1.81-dev libgtest-dev libsqlite3-dev
       emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev redis-server redis-tools
-      nginx-light openssl libnss3-tools prometheus libsystemd-dev dpkg-dev python3"
+      nginx-light openssl libnss3-tools prometheus libsystemd-dev systemd man-db dpkg-dev python3"
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 missing=$(for p in $PKGS; do

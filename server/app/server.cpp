@@ -280,20 +280,19 @@ void server::reload(const config& fresh) {
     }
   }
 
-  std::string ignored;
+  std::vector<std::string> ignored;
   for (auto& name : changed_settings(im.given, fresh)) {
     bool tls_name = name == "tls-cert" || name == "tls-key";
     if (reloadable(name) && !(tls_name && tls_on == fresh.tls_cert.empty())) continue;
     log::warn("setting changed, needs a restart: ignored", {{"setting", name}});
-    if (!ignored.empty()) ignored += ',';
-    ignored += name;
+    ignored.push_back(name);
   }
-  std::string applied;
-  for (auto& c : changed) {
-    if (!applied.empty()) applied += ',';
-    applied += c;
-  }
-  log::info("reloaded", {{"changed", applied.empty() ? "nothing" : applied}, {"ignored", ignored.empty() ? "nothing" : ignored}});
+  auto listed = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (auto& name : names) out += (out.empty() ? "" : ",") + name;
+    return out.empty() ? std::string("nothing") : out;
+  };
+  log::info("reloaded", {{"changed", listed(changed)}, {"ignored", listed(ignored)}});
 }
 
 void server::shutdown() {

@@ -103,7 +103,7 @@ const std::vector<option>& options() {
     o.push_back(str("log-level", &config::log_level, "debug, info, warn, error, off"));
     o.push_back(str("api-key", &config::api_key,
                     "key for /api/* (Authorization: Bearer); wins over --key-file's; neither = a random key for "
-                    "this run, not shown; reloaded on SIGHUP"));
+                    "this run, printed once on stdout (never logged); reloaded on SIGHUP"));
     o.push_back(str("token-secret", &config::token_secret,
                     "HS256 secret for connection tokens; wins over --key-file's; neither = tokens refused; "
                     "reloaded on SIGHUP"));

@@ -34,7 +34,7 @@ struct config {
   bool demo = false;
   std::string log_level = "info";
   // Keys: --api-key / --token-secret win over the key file's; neither set: the API key is random
-  // for this run (not shown) and tokens are refused. Both re-read on SIGHUP.
+  // for this run, printed once on stdout and never logged, and tokens are refused. Both re-read on SIGHUP.
   std::string api_key;
   std::string token_secret;                // HS256 secret for connection tokens
   std::string key_file;                    // server/ops/key_file.hpp; created with random keys when missing

@@ -13,7 +13,11 @@
 namespace pushwire::server {
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+// Sets `error` (it names the path, never a key) and fails.
+bool fail(std::string& error, std::string text) {
+  error = std::move(text);
+  return false;
+}
 
 // The parent folder of `path` ("." for a bare name), to fsync the new directory entry.
 std::string parent_of(const std::string& path) {
@@ -49,39 +53,17 @@ bool parse_keys(const std::string& text, const std::string& path, key_set& out, 
   boost::system::error_code ec;
   auto v = boost::json::parse(text, ec);
   auto* obj = ec ? nullptr : v.if_object();
-  if (!obj) {
-    error = "key file ";
-    error += path;
-    error += " is not a JSON object";
-    return false;
-  }
+  if (!obj) return fail(error, "key file " + path + " is not a JSON object");
   key_set k;
   for (auto& [name, value] : *obj) {
     auto* s = value.if_string();
     std::string* field = name == "api_key" ? &k.api_key : name == "token_secret" ? &k.token_secret : nullptr;
-    if (!field) {
-      error = "key file ";
-      error += path;
-      error += ": unknown field ";
-      error += std::string_view(name);
-      return false;
-    }
-    if (!s || s->empty()) {
-      error = "key file ";
-      error += path;
-      error += ": ";
-      error += std::string_view(name);
-      error += " must be a non-empty string";
-      return false;
-    }
+    if (!field) return fail(error, "key file " + path + ": unknown field " + std::string(name));
+    if (!s || s->empty()) return fail(error, "key file " + path + ": " + std::string(name) + " must be a non-empty string");
     *field = std::string(*s);
   }
-  if (k.api_key.empty() || k.token_secret.empty()) {
-    error = "key file ";
-    error += path;
-    error += " needs both api_key and token_secret";
-    return false;
-  }
+  if (k.api_key.empty() || k.token_secret.empty())
+    return fail(error, "key file " + path + " needs both api_key and token_secret");
   out = std::move(k);
   return true;
 }
@@ -116,22 +98,10 @@ bool load_or_create_key_file(const std::string& path, key_set& out, bool& create
       bool ok = read_all(fd, text);
       int read_errno = errno;
       ::close(fd);
-      if (!ok) {
-        error = "cannot read key file ";
-        error += path;
-        error += ": ";
-        error += std::strerror(read_errno);
-        return false;
-      }
+      if (!ok) return fail(error, "cannot read key file " + path + ": " + std::strerror(read_errno));
       return parse_keys(text, path, out, error);
     }
-    if (errno != ENOENT) {
-      error = "cannot read key file ";
-      error += path;
-      error += ": ";
-      error += errno_text();
-      return false;
-    }
+    if (errno != ENOENT) return fail(error, "cannot read key file " + path + ": " + std::strerror(errno));
     // Missing: write a new one beside it, then link() it into place. link fails with EEXIST when
     // another process got there first; then that file is read (the loop's second round).
     key_set k{random_hex(32), random_hex(32)};
@@ -144,13 +114,7 @@ bool load_or_create_key_file(const std::string& path, key_set& out, bool& create
     tmp += ".tmp.";
     tmp += std::to_string(::getpid());
     int wfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (wfd < 0) {
-      error = "cannot create key file ";
-      error += path;
-      error += ": ";
-      error += errno_text();
-      return false;
-    }
+    if (wfd < 0) return fail(error, "cannot create key file " + path + ": " + std::strerror(errno));
     // The mode is exactly 0600 whatever the umask (which can only take bits away, but be explicit).
     bool ok = ::fchmod(wfd, 0600) == 0 && write_all(wfd, text) && ::fsync(wfd) == 0;
     int write_errno = errno;
@@ -162,11 +126,7 @@ bool load_or_create_key_file(const std::string& path, key_set& out, bool& create
     ::unlink(tmp.c_str());
     if (!ok) {
       if (write_errno == EEXIST) continue;   // created meanwhile by someone else: read theirs
-      error = "cannot create key file ";
-      error += path;
-      error += ": ";
-      error += std::strerror(write_errno);
-      return false;
+      return fail(error, "cannot create key file " + path + ": " + std::strerror(write_errno));
     }
     if (int dfd = ::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
       ::fsync(dfd);   // the new name survives a machine crash
@@ -176,9 +136,7 @@ bool load_or_create_key_file(const std::string& path, key_set& out, bool& create
     out = std::move(k);
     return true;
   }
-  error = "cannot create key file ";
-  error += path;
-  return false;
+  return fail(error, "cannot create key file " + path);
 }
 
 }  // namespace pushwire::server

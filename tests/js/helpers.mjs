@@ -44,26 +44,31 @@ export function once(emitter, name, pred = () => true, timeoutMs = 10000) {
   });
 }
 
-// Short server-side timings so that heartbeats and holds show up within a test.
-export const FAST_SERVER_FLAGS = [];
-
-// Starts the server; `extra` flags are appended. Returns { url, port, api, publish, disconnect, stop, log }.
-export async function startServer(extra = []) {
-  if (!existsSync(serverBin)) throw new Error(`server binary not found: ${serverBin} (set PUSHWIRE_SERVER)`);
-  const dir = await mkdtemp(join(tmpdir(), 'pushwire-js-'));
-  const portFile = join(dir, 'port');
-  const args = ['--port', '0', '--port-file', portFile, '--demo', '--api-key', API_KEY, '--log-level', 'warn',
-    ...FAST_SERVER_FLAGS, ...extra];
-  const proc = spawn(serverBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => {
-    if (log.length < 200000) log += d;
-  });
+// Spawns the server binary (`bin`) with --port 0 --port-file <dir>/… then `args` (a --port there wins,
+// e.g. a restart on the same port) and resolves once it listens: { proc, port, log(), stdout(),
+// stderr(), exited() } (log() is both streams, each kept up to `logCap` characters); rejects with the
+// log when it exits first. With `expectExit` it resolves once the process exited instead. `env`
+// replaces the environment when given.
+export async function spawnServer({ bin = serverBin, args = [], env, dir, logCap = 400000, expectExit = false,
+  timeoutMs = 10000 } = {}) {
+  if (!existsSync(bin)) throw new Error(`server binary not found: ${bin} (set PUSHWIRE_SERVER)`);
+  const portFile = join(dir, `port-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const proc = spawn(bin, ['--port', '0', '--port-file', portFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let log = '', stdout = '', stderr = '';
+  const keep = (d, add) => {
+    if (log.length < logCap) log += d;
+    add(String(d));
+  };
+  proc.stderr.on('data', (d) => keep(d, (t) => { if (stderr.length < logCap) stderr += t; }));
+  proc.stdout.on('data', (d) => keep(d, (t) => { if (stdout.length < logCap) stdout += t; }));
   let exited = null;
-  proc.on('exit', (code, signal) => {
-    exited = { code, signal };
-  });
-  const port = await waitFor(async () => {
+  proc.on('exit', (code, signal) => { exited = { code, signal }; });
+  const self = { proc, log: () => log, stdout: () => stdout, stderr: () => stderr, exited: () => exited };
+  if (expectExit) {
+    await waitFor(() => exited, { timeoutMs, what: 'the server to exit' });
+    return self;
+  }
+  self.port = await waitFor(async () => {
     if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}): ${log}`);
     try {
       const n = Number.parseInt(await readFile(portFile, 'utf8'), 10);
@@ -71,7 +76,29 @@ export async function startServer(extra = []) {
     } catch {
       return null;
     }
-  }, { timeoutMs: 10000, what: 'the port file' });
+  }, { timeoutMs, what: 'the port file' });
+  return self;
+}
+
+// SIGTERM, then SIGKILL if `proc` has not exited within `timeoutMs`; resolves with how it exited.
+export async function stopProc(proc, exited, timeoutMs) {
+  if (!exited()) {
+    proc.kill('SIGTERM');
+    await waitFor(() => exited(), { timeoutMs, what: 'server exit' }).catch(() => proc.kill('SIGKILL'));
+  }
+  return exited();
+}
+
+// Short server-side timings so that heartbeats and holds show up within a test.
+export const FAST_SERVER_FLAGS = [];
+
+// Starts the server; `extra` flags are appended. Returns { url, port, api, publish, disconnect, stop, log }.
+export async function startServer(extra = []) {
+  const dir = await mkdtemp(join(tmpdir(), 'pushwire-js-'));
+  const { proc, port, log, exited } = await spawnServer({
+    dir, logCap: 200000,
+    args: ['--demo', '--api-key', API_KEY, '--log-level', 'warn', ...FAST_SERVER_FLAGS, ...extra],
+  });
   const url = `http://127.0.0.1:${port}`;
 
   async function api(method, path, body) {
@@ -95,7 +122,7 @@ export async function startServer(extra = []) {
     url,
     port,
     api,
-    log: () => log,
+    log,
     publish: (channel, data) => api('POST', '/api/publish', { channel, data }),
     // A crash, not a shutdown (SIGKILL: no close frames); stop() still removes the temp dir.
     kill: (signal = 'SIGKILL') => proc.kill(signal),
@@ -103,10 +130,7 @@ export async function startServer(extra = []) {
     disconnect: (body = {}) => api('POST', '/api/disconnect', { reconnect: true, after_ms: 0, jitter_ms: 50,
       ...(body.client || body.user ? {} : { all: true }), ...body }),
     async stop() {
-      if (!exited) {
-        proc.kill('SIGTERM');
-        await waitFor(() => exited, { timeoutMs: 5000, what: 'server exit' }).catch(() => proc.kill('SIGKILL'));
-      }
+      await stopProc(proc, exited, 5000);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,53 +1,23 @@
 // The server binary started with exactly the arguments and environment a test gives (no --api-key,
 // no --demo added), on an ephemeral port read from --port-file; for the key file, reload, sd_notify
 // and package tests, which need to control the keys, the config file and NOTIFY_SOCKET themselves.
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import { join } from 'node:path';
-import { serverBin, waitFor } from '../js/helpers.mjs';
+import { serverBin, spawnServer, stopProc, waitFor } from '../js/helpers.mjs';
 
 export { serverBin, waitFor };
 
-// Starts `bin` with `args` plus --port 0 --port-file <dir>/port (unless args has --port-file or
-// wantPort is false); resolves { proc, port, url, log(), exited(), stop() } once it listens, or
-// { proc, log, exited } once it exited (log() is both streams; stdout() and stderr() apart) when `expectExit` is set.
+// Starts `bin` with `args` plus --port 0 --port-file <dir>/…; resolves { proc, port, url, log(),
+// stdout(), stderr(), exited(), stop() } once it listens, or { proc, log, exited } once it exited
+// (log() is both streams; stdout() and stderr() apart) when `expectExit` is set.
 export async function ownServer({ bin = serverBin, args = [], env = {}, dir, expectExit = false } = {}) {
-  const portFile = join(dir, `port-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-  const full = [...args, '--port', '0', '--port-file', portFile];
   // The caller's environment without PUSHWIRE_* (the test decides those) and NOTIFY_SOCKET.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PUSHWIRE_') && k !== 'NOTIFY_SOCKET'));
-  const proc = spawn(bin, full, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, ...env } });
-  let log = '', stdout = '', stderr = '';
-  proc.stderr.on('data', (d) => { log += d; stderr += d; });
-  proc.stdout.on('data', (d) => { log += d; stdout += d; });
-  let exited = null;
-  proc.on('exit', (code, signal) => { exited = { code, signal }; });
-  const self = { proc, log: () => log, stdout: () => stdout, stderr: () => stderr, exited: () => exited };
-  if (expectExit) {
-    await waitFor(() => exited, { what: 'the server to exit' });
-    return self;
-  }
-  const port = await waitFor(async () => {
-    if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}): ${log}`);
-    try {
-      const n = Number.parseInt(await readFile(portFile, 'utf8'), 10);
-      return n > 0 ? n : null;
-    } catch {
-      return null;
-    }
-  }, { what: 'the port file' });
+  const self = await spawnServer({ bin, args, dir, env: { ...base, ...env }, expectExit });
+  if (expectExit) return self;
   return Object.assign(self, {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (!exited) {
-        proc.kill('SIGTERM');
-        await waitFor(() => exited, { timeoutMs: 10000, what: 'server exit' }).catch(() => proc.kill('SIGKILL'));
-      }
-      return exited;
-    },
+    url: `http://127.0.0.1:${self.port}`,
+    stop: () => stopProc(self.proc, self.exited, 10000),
   });
 }
 

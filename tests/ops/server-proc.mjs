@@ -1,15 +1,13 @@
 // The real server binary as an operator runs it, on an ephemeral port, with its process at hand
 // (signals, exit): plain HTTP, or TLS with --tls-cert/--tls-key where HTTPS calls trust only the
 // test root CA (no verification is switched off anywhere).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_KEY, serverBin, waitFor } from '../js/helpers.mjs';
+import { API_KEY, spawnServer, stopProc, waitFor } from '../js/helpers.mjs';
 
 export { API_KEY, waitFor };
 
@@ -43,29 +41,12 @@ export function handshake(port, ca, { ALPNProtocols = ['h2', 'http/1.1'], ...opt
 
 // `certFile`/`keyFile`/`ca` given: TLS. Returns { url, port, proc, api, publish, log, exited, stop }.
 export async function startServerProc({ certFile, keyFile, ca, extra = [] } = {}) {
-  if (!existsSync(serverBin)) throw new Error(`server binary not found: ${serverBin} (set PUSHWIRE_SERVER)`);
   const dir = await mkdtemp(join(tmpdir(), 'pushwire-tls-srv-'));
-  const portFile = join(dir, 'port');
-  const args = ['--port', '0', '--port-file', portFile, '--demo', '--api-key', API_KEY, '--log-level', 'info',
-    ...(certFile ? ['--tls-cert', certFile, '--tls-key', keyFile] : []), ...extra];
-  const proc = spawn(serverBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr.on('data', (d) => {
-    if (log.length < 400000) log += d;
+  const { proc, port, log, exited } = await spawnServer({
+    dir,
+    args: ['--demo', '--api-key', API_KEY, '--log-level', 'info',
+      ...(certFile ? ['--tls-cert', certFile, '--tls-key', keyFile] : []), ...extra],
   });
-  let exited = null;
-  proc.on('exit', (code, signal) => {
-    exited = { code, signal };
-  });
-  const port = await waitFor(async () => {
-    if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}): ${log}`);
-    try {
-      const n = Number.parseInt(await readFile(portFile, 'utf8'), 10);
-      return n > 0 ? n : null;
-    } catch {
-      return null;
-    }
-  }, { what: 'the port file' });
   const url = `${certFile ? 'https' : 'http'}://127.0.0.1:${port}`;
   async function api(method, path, body) {
     const r = await httpsRequest(url + path, {
@@ -77,14 +58,11 @@ export async function startServerProc({ certFile, keyFile, ca, extra = [] } = {}
   }
   return {
     url, port, proc, api,
-    log: () => log,
-    exited: () => exited,
+    log,
+    exited,
     publish: (channel, data) => api('POST', '/api/publish', { channel, data }),
     async stop() {
-      if (!exited) {
-        proc.kill('SIGTERM');
-        await waitFor(() => exited, { timeoutMs: 10000, what: 'server exit' }).catch(() => proc.kill('SIGKILL'));
-      }
+      await stopProc(proc, exited, 10000);
       await rm(dir, { recursive: true, force: true });
     },
   };
