@@ -321,8 +321,7 @@ void server_session::shell_closed() { state_ = session_state::closed; }
 
 std::optional<session_action> server_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
-  session_action a = std::move(actions_.front());
-  actions_.pop_front();
+  session_action a = actions_.take();
   return a;
 }
 

@@ -176,15 +176,13 @@ void pusher_session::connection_lost() {
 
 std::optional<session_action> pusher_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
-  auto a = std::move(actions_.front());
-  actions_.pop_front();
+  auto a = actions_.take();
   return a;
 }
 
 std::optional<note> pusher_session::poll_note() {
   if (notes_.empty()) return std::nullopt;
-  auto n = std::move(notes_.front());
-  notes_.pop_front();
+  auto n = notes_.take();
   return n;
 }
 

@@ -22,7 +22,6 @@
 // only when a user's first connection joins or last one leaves.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -166,8 +165,8 @@ class pusher_session {
   std::map<std::string, channel, std::less<>> channels_;
   std::map<std::uint64_t, pending> pending_;
   std::uint64_t next_request_ = 1;
-  std::deque<session_action> actions_;
-  std::deque<note> notes_;
+  action_queue<session_action> actions_;
+  action_queue<note> notes_;
   double event_tokens_ = 0;
   std::uint64_t event_at_ = 0;
 };

@@ -25,27 +25,29 @@ class sse_session final : public stream_conn<sse_session> {
  public:
   static constexpr std::size_t max_items_per_write = 32;   // two buffers each: id line + event
 
-  sse_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, stream_params params)
-      : stream_conn(n, w, false), sock_(std::move(sock)), life_(std::move(life)), params_(std::move(params)) {}
+  sse_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life)
+      : stream_conn(n, w, false), sock_(std::move(sock)), life_(std::move(life)) {}
 
   ~sse_session() override { finish(); }
 
-  void run(const request& req) {
+  // The URL's channels and positions are fed into the machines here and not kept.
+  void run(const request& req, const stream_params& params) {
     note_remote(req);
-    res_.result(http::status::ok);
-    res_.version(req.version());
-    res_.set(http::field::server, "pushwire");
-    res_.set(http::field::content_type, "text/event-stream");
-    res_.set(http::field::cache_control, "no-cache");
-    res_.set("X-Accel-Buffering", "no");
-    add_cors(node_.cfg, req, res_.base());
-    res_.keep_alive(false);
-    sr_.emplace(res_);
+    header_ = std::make_unique<header_write>();
+    auto& res = header_->res;
+    res.result(http::status::ok);
+    res.version(req.version());
+    res.set(http::field::server, "pushwire");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Accel-Buffering", "no");
+    add_cors(node_.cfg, req, res.base());
+    res.keep_alive(false);
     w_.conns.insert(this);
     registered_ = true;
     node_.met.connections_sse.fetch_add(1, std::memory_order_relaxed);
     count_deliveries_as(transport_kind::sse);
-    http::async_write_header(sock_, *sr_, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
+    http::async_write_header(sock_, header_->sr, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
 
     // retry: jittered 50-150 % so a plain EventSource comes back quickly but not all at once.
     auto base = node_.cfg.sse_retry_ms;
@@ -56,17 +58,17 @@ class sse_session final : public stream_conn<sse_session> {
     send_control(std::move(retry));
 
     auto now = node_.clk.now_ms();
-    stream_.declare_channels(params_.channels);
+    stream_.declare_channels(params.channels);
     protocol::command c{.kind = protocol::command_kind::connect};
-    c.token = params_.token;
+    c.token = params.token;
     session_.handle_command(c, now);
     drain(now);
     if (session_.state() != protocol::session_state::open) return;
     node_.registry.add(session_.client(), w_.index, session_.user());
-    for (std::size_t i = 0; i < params_.channels.size(); ++i) {
+    for (std::size_t i = 0; i < params.channels.size(); ++i) {
       protocol::command sub{.kind = protocol::command_kind::subscribe};
-      sub.channel = params_.channels[i];
-      sub.since = params_.since[i];
+      sub.channel = params.channels[i];
+      sub.since = params.since[i];
       session_.handle_command(sub, now);
       drain(now);
     }
@@ -145,8 +147,7 @@ class sse_session final : public stream_conn<sse_session> {
  private:
   void on_header(beast::error_code ec, std::size_t n) {
     node_.met.bytes_sent.fetch_add(n, std::memory_order_relaxed);
-    sr_.reset();   // memory per idle connection: the response is out
-    res_ = {};
+    header_.reset();   // memory per idle connection: the response is out
     if (ec) return finish();
     log_open("sse");
     // The client never sends anything; a read completing means it went away.
@@ -156,11 +157,15 @@ class sse_session final : public stream_conn<sse_session> {
     opened();
   }
 
+  // The response header and its serializer (~500 bytes), on the heap only until the header is out.
+  struct header_write {
+    http::response<http::empty_body> res;
+    http::response_serializer<http::empty_body> sr{res};
+  };
+
   socket_link sock_;
   std::shared_ptr<void> life_;
-  stream_params params_;
-  http::response<http::empty_body> res_;
-  std::optional<http::response_serializer<http::empty_body>> sr_;
+  std::unique_ptr<header_write> header_;
   std::string ids_;
   std::vector<std::size_t> id_ends_;
   char probe_[1];
@@ -197,7 +202,7 @@ void run_sse_session(node& n, worker& w, socket_link sock, request req, std::sha
                         : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
     if (v.error != code::ok) return refuse_auth(v.reason, v.error);
   }
-  std::make_shared<sse_session>(n, w, std::move(sock), std::move(life), std::move(p))->run(req);
+  std::make_shared<sse_session>(n, w, std::move(sock), std::move(life))->run(req, p);
 }
 
 }  // namespace pushwire::server
