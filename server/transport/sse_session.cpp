@@ -8,6 +8,7 @@
 #include "server/http/cors.hpp"
 #include "server/http/query.hpp"
 #include "server/http/responses.hpp"
+#include "server/transport/exact_allocator.hpp"
 #include "server/transport/stream_conn.hpp"
 #include "server/transport/transports.hpp"
 
@@ -150,10 +151,12 @@ class sse_session final : public stream_conn<sse_session> {
     header_.reset();   // memory per idle connection: the response is out
     if (ec) return finish();
     log_open("sse");
-    // The client never sends anything; a read completing means it went away.
-    sock_.async_read_some(net::buffer(probe_), [self = shared_from_this()](beast::error_code, std::size_t) {
-      self->finish();
-    });
+    // The client never sends anything: the socket turning readable means it went away. A wait, not
+    // a read (no buffer), allocated at its own size (exact_allocator.hpp).
+    sock_.socket().async_wait(tcp::socket::wait_read,
+                              net::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](beast::error_code) {
+                                self->finish();
+                              }));
     opened();
   }
 
@@ -168,7 +171,6 @@ class sse_session final : public stream_conn<sse_session> {
   std::unique_ptr<header_write> header_;
   std::string ids_;
   std::vector<std::size_t> id_ends_;
-  char probe_[1];
   bool registered_ = false;
 };
 
