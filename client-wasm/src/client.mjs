@@ -227,10 +227,28 @@ export class Client extends Emitter {
       // browser cannot share (this client then has its own connection).
       if (o.shared && platform.sharedUrl) {
         const { attach } = await importUrl(String(o.sharedUrl ?? platform.sharedUrl()));
-        this.#driver = attach(this.url, o, o.wasmUrl ?? platform.defaultWasmUrl(),
-          o.wasm2jsUrl ?? platform.defaultWasm2jsUrl(), (e) => this.#onCoreEvent(e));
+        this.#driver = attach(this.url, o, platform, (e) => this.#onCoreEvent(e));
       }
-      if (!this.#driver) await this.#loadOwn(o, fetchImpl);
+      if (!this.#driver) {
+        const [loaded, WebSocketImpl] = await Promise.all([
+          // The wasm comes through the page's own fetch; an injected one is for the transports.
+          loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
+            fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
+          o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
+        ]);
+        this.#core = loaded.kind;
+        this.#coreReason = loaded.reason;
+        const core = new Core(loaded.mod, this.#coreOptions);
+        this.#driver = new Driver(core, {
+          urls: this.#urls,
+          WebSocket: WebSocketImpl,
+          EventSource: o.EventSource ?? globalThis.EventSource,
+          fetch: fetchImpl,
+          getToken: o.getToken,
+          setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
+          clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
+        }, (e) => this.#onCoreEvent(e));
+      }
     } catch (err) {
       this.#loadError = err;
       const ops = this.#ops;
@@ -245,28 +263,6 @@ export class Client extends Emitter {
     this.#ops = null;
     for (const op of ops) if (op.tag !== 'connect') op();
     for (const op of ops) if (op.tag === 'connect') op();
-  }
-
-  // This client's own core and transports.
-  async #loadOwn(o, fetchImpl) {
-    const [loaded, WebSocketImpl] = await Promise.all([
-      // The wasm comes through the page's own fetch; an injected one is for the transports.
-      loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
-        fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
-      o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
-    ]);
-    this.#core = loaded.kind;
-    this.#coreReason = loaded.reason;
-    const core = new Core(loaded.mod, this.#coreOptions);
-    this.#driver = new Driver(core, {
-      urls: this.#urls,
-      WebSocket: WebSocketImpl,
-      EventSource: o.EventSource ?? globalThis.EventSource,
-      fetch: fetchImpl,
-      getToken: o.getToken,
-      setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
-      clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
-    }, (e) => this.#onCoreEvent(e));
   }
 
   #do(op, fail = null, tag = null) {
@@ -340,7 +336,10 @@ export class Client extends Emitter {
     switch (e.k) {
       case 'state':
         // A shared connection's events say which core its worker or leader tab runs.
-        if (e.core) [this.#core, this.#coreReason] = [e.core, e.coreReason];
+        if (e.core) {
+          this.#core = e.core;
+          this.#coreReason = e.coreReason;
+        }
         this.#setState(e.from, e.to, e.code, e.reason);
         break;
       case 'fallback':

@@ -288,12 +288,13 @@ function lead(key) {
 
 // ---- the tab side ----------------------------------------------------------------------------------
 
-// The driver (and core) of a shared Client: see client.mjs #load. Returns null where this browser
-// cannot share a connection (no SharedWorker and no Web Locks + BroadcastChannel).
-export function attach(url, o, wasmUrl, wasm2jsUrl, onEvent) {
+// The driver (and core) of a shared Client: see client.mjs #load (`page` is the importing bundle's
+// platform, which knows where its .wasm is). Returns null where this browser cannot share a
+// connection (no SharedWorker, and no Web Locks + BroadcastChannel).
+export function attach(url, o, page, onEvent) {
   const worker = typeof SharedWorker === 'function';
   if (typeof location !== 'object' || (!worker && !(locks() && typeof BroadcastChannel === 'function'))) return null;
-  return new Remote(url, o, wasmUrl, wasm2jsUrl, onEvent, worker);
+  return new Remote(url, o, o.wasmUrl ?? page.defaultWasmUrl(), o.wasm2jsUrl ?? page.defaultWasm2jsUrl(), onEvent, worker);
 }
 
 class Remote {
