@@ -146,10 +146,15 @@ class Hub {
   close(tab, quiet = false) {
     for (const channel of [...tab.chans]) this.unsub(tab, channel);
     tab.active = false;
+    // A token asked of this tab is asked of another that can give one.
     for (const [id, w] of this.tokens) {
       if (w.tab !== tab) continue;
-      this.tokens.delete(id);
-      w.reject(new Error('the tab asked for a token has gone'));
+      w.tab = [...this.tabs.values()].find((t) => t !== tab && t.getToken);
+      if (w.tab) this.post(w.tab, { t: 'gettoken', id, code: w.code });
+      else {
+        this.tokens.delete(id);
+        w.reject(new Error('no tab left that can give a token'));
+      }
     }
     if (!quiet && ![...this.tabs.values()].some((t) => t.active) && this.client.state !== 'closed') this.client.close();
   }
@@ -166,7 +171,7 @@ class Hub {
       const tab = all.find((t) => t.active) ?? all[0];
       if (!tab) return reject(new Error('no tab left that can give a token'));
       const id = ++this.seq;
-      this.tokens.set(id, { resolve, reject, tab });
+      this.tokens.set(id, { resolve, reject, tab, code });
       this.post(tab, { t: 'gettoken', id, code });
     });
   }
