@@ -13,11 +13,12 @@
 //   duplicate on a new connection (the new leader resumed from the tabs' positions).
 // Each page fails the test on an uncaught error or a failed request (helpers.mjs `watch`).
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FAST_CLIENT, launchBrowser, openPage, ROOT, startServer, unique, waitFor } from './helpers.mjs';
+import { FAST_CLIENT, launchBrowser, ROOT, startServer, unique, waitFor, watch } from './helpers.mjs';
 
 // The page: a shared client (unless ?shared=0), and window.sub(channel, since) to subscribe; per
 // channel it records the numbers, gaps and `subscribed` events.
@@ -25,7 +26,10 @@ const PAGE = `
 import { Client } from '/pushwire/pushwire.mjs';
 const q = new URLSearchParams(location.search);
 const pw = (window.pw = { ch: {}, states: [] });
-const client = (pw.client = new Client(location.origin, { shared: q.get('shared') !== '0', ...JSON.parse(q.get('opts')) }));
+const opts = JSON.parse(q.get('opts'));
+// ?token: the test's mintToken(code) (page.exposeFunction) answers getToken.
+if (q.has('token')) opts.getToken = ({ code }) => window.mintToken(code);
+const client = (pw.client = new Client(q.get('server') ?? location.origin, { shared: q.get('shared') !== '0', ...opts }));
 client.on('state', (s) => pw.states.push(s.to));
 window.sub = (channel, since) => {
   const c = (pw.ch[channel] = { got: [], gaps: [], subscribed: [] });
@@ -65,11 +69,15 @@ async function subscribers(channel) {
   return channels.find((c) => c.channel === channel)?.subscribers ?? 0;
 }
 
-async function open(channels, { init, opts = FAST_CLIENT } = {}) {
+async function open(channels, { init, opts = FAST_CLIENT, extra = '', mintToken, ready = true } = {}) {
   const qs = channels.map((c) => `channel=${encodeURIComponent(c)}`).join('&');
-  const { page, watcher } = await openPage(browser.context, server.url,
-    `/index.html?shared=${SHARED}&opts=${encodeURIComponent(JSON.stringify(opts))}&${qs}`, { init });
+  const page = await browser.context.newPage();
+  if (init) await page.addInitScript(init);
+  if (mintToken) await page.exposeFunction('mintToken', mintToken);
+  const watcher = watch(page, server.url);
+  await page.goto(`${server.url}/index.html?shared=${SHARED}&opts=${encodeURIComponent(JSON.stringify(opts))}&${qs}${extra}`);
   page.watcher = watcher;
+  if (!ready) return page;
   await page.waitForFunction((chs) => window.pw?.client.state === 'connected' && chs.every((c) => window.pw.ch[c]?.subscribed.length > 0),
     channels, { polling: 20, timeout: 10000 }).catch(async (err) => {
     const pw = await page.evaluate(() => JSON.stringify(window.pw, (k, v) => (k === 'client' ? undefined : v))).catch(() => '?');
@@ -187,4 +195,44 @@ test('leader tab (no SharedWorker): one connection; the leader closed mid-stream
   await received(p4, channel, TOTAL + 1, TOTAL + 20);   // from its subscribe point on
   await waitFor(async () => (await connections()) - base === 1, { what: 'one connection after the second hand-over' });
   for (const p of [p3, p4]) await closePage(p);
+});
+
+// getToken with a shared connection: asked in one tab; when that tab goes away before answering,
+// the question goes to another tab that gave a getToken. The first tab's first token is expired
+// (refused with 4005), and it never answers the second question; it is then closed.
+const SECRET = 'shared-token-secret';
+function token(expInS) {
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + expInS })}`;
+  return `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
+}
+
+test('getToken: asked in one tab; that tab closed while asked, another tab answers', { timeout: 60000 }, async () => {
+  const authed = await startServer(['--token-secret', SECRET]);
+  try {
+    const channel = unique('tokens');
+    const calls = { p1: [], p2: [] };
+    const extra = `&token&server=${encodeURIComponent(authed.url)}&shared=alice`;
+    const p1 = await open([channel], { extra, ready: false, mintToken: (code) => {
+      calls.p1.push(code);
+      return calls.p1.length === 1 ? token(-120) : new Promise(() => {});   // expired; then no answer
+    } });
+    await waitFor(() => calls.p1.length === 2, { what: 'the first tab asked again after the 4005' });
+    assert.deepEqual(calls.p1, [0, 4005]);
+    const p2 = await open([channel], { extra, ready: false, mintToken: (code) => {
+      calls.p2.push(code);
+      return token(600);
+    } });
+    await p2.waitForFunction(() => window.pw?.client, null, { polling: 20 });
+    assert.deepEqual(calls.p2, [], 'only one tab is asked at a time');
+    await p1.close();
+    await p2.waitForFunction((c) => window.pw.client.state === 'connected' && window.pw.ch[c]?.subscribed.length > 0, channel,
+      { polling: 20, timeout: 10000 });
+    assert.deepEqual(calls.p2, [4005], 'the question moved to the other tab');
+    await authed.publish(channel, { n: 1 });
+    await p2.waitForFunction((c) => window.pw.ch[c].got.length === 1, channel, { polling: 20, timeout: 10000 });
+    await p2.close();
+  } finally {
+    await authed.stop();
+  }
 });
