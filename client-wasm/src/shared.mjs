@@ -458,7 +458,6 @@ class Remote {
   connect() {
     if (this.active) return;
     this.active = true;
-    if (this.state === 'closed') this.state = 'disconnected';
     // The hub dropped this tab's channels when it closed: give them again.
     this.attach();
   }

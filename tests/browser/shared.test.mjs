@@ -158,6 +158,35 @@ test('SharedWorker: three tabs, one connection; tabs closed and opened in turn; 
   await waitFor(async () => (await connections()) === base, { what: 'the connection closed with the last tab' });
 });
 
+// The worker's transports: SSE (EventSource in the worker) and long-polling (fetch), with commands
+// by POST; a tab closing and another opening in between.
+for (const transport of ['sse', 'polling']) {
+  test(`SharedWorker over ${transport}: two tabs, one connection, a tab replaced mid-stream`, { timeout: 60000 }, async () => {
+    n = 0;
+    const channel = unique(`demo:shared-${transport}`);   // demo: tabs may publish
+    const opts = { ...FAST_CLIENT, transports: [transport], pollHoldMs: 1000 };
+    const p1 = await open([channel], { opts, extra: `&shared=${transport}` });
+    const p2 = await open([channel], { opts, extra: `&shared=${transport}` });
+    assert.equal(await p2.evaluate(() => window.pw.client.transport), transport);
+    // One connection: the server gave both tabs the same client id (a long-poll "connection" is a
+    // lease between polls, so the id is the check that holds for both transports).
+    const id = await p1.evaluate(() => window.pw.client.clientId);
+    assert.ok(id && id === await p2.evaluate(() => window.pw.client.clientId), 'one connection for both tabs');
+    await publish(channel, 10);
+    await closePage(p1);
+    await publish(channel, 10);
+    const p3 = await open([channel], { opts, extra: `&shared=${transport}` });
+    assert.equal(await p3.evaluate(() => window.pw.client.clientId), id);
+    const from = await publish(channel, 10);
+    // A publish from a tab goes out on the shared connection (POST /cmd on one-way transports).
+    const result = await p3.evaluate((c) => window.pw.client.publish(c, { n: 31 }), channel);
+    assert.equal(result.offset, 31);
+    await received(p2, channel, 1, 31);
+    await received(p3, channel, from, 31);
+    for (const p of [p2, p3]) await closePage(p);
+  });
+}
+
 // No SharedWorker: the first tab leads. It is closed while the stream is being published; the new
 // leader (another tab) opens a connection and resumes from the positions the tabs had seen.
 const NO_WORKER = () => { delete globalThis.SharedWorker; };
