@@ -131,10 +131,12 @@ class Hub {
   }
 
   hello(m, port) {
+    // Again (after a hand-over, the bfcache): a clean slate, the channels follow; a token asked of
+    // the old record is asked again of the new one.
     const old = this.tabs.get(m.tab);
-    if (old) this.close(old, true);
     const tab = { id: m.tab, port, active: false, getToken: m.o.getToken, chans: new Set() };
     this.tabs.set(tab.id, tab);
+    if (old) this.close(old, true);
     if (!this.client) this.start(m.o);
     // Granted once the tab is gone: it holds this lock for as long as it lives.
     locks()?.request('pushwire-tab:' + tab.id, () => this.gone(tab));
