@@ -6,6 +6,9 @@
 //   pushwire.mjs       ES module for browsers and bundlers (package.json `browser`/`default`)
 //   pushwire.js        <script> build, global `Pushwire` (finds the .wasm from document.currentScript)
 //   pushwire.node.mjs  Node entry (`node` condition): may import node: modules and the optional `ws`
+//   pushwire_shared.mjs  `shared: true` only (src/shared.mjs): imported by such clients, and the script
+//                      of the SharedWorker that holds the one connection; self-contained (its own copy
+//                      of the client), so a bundler that copies it as an asset needs nothing else
 // and, for the server's static files (server/http/static_files.hpp), `.gz` and `.br` beside each file
 // a browser loads, compressed once here at the highest levels (Node's own zlib: no tool needed).
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -68,14 +71,17 @@ await Promise.all([
     globalName: 'Pushwire',
   }),
   esbuild.build({
+    ...common, entryPoints: ['src/shared.mjs'], outfile: 'dist/pushwire_shared.mjs', format: 'esm', platform: 'browser',
+  }),
+  esbuild.build({
     ...common, entryPoints: ['src/node.mjs'], outfile: 'dist/pushwire.node.mjs', format: 'esm', platform: 'node',
     target: 'node20', external: ['ws'],
   }),
 ]);
-// The wasm2js fallback is loaded with import(url) (src/core.mjs). esbuild's minifier drops the comments
+// The wasm2js fallback and pushwire_shared.mjs are loaded with import(url) (src/core.mjs importUrl). esbuild's minifier drops the comments
 // that tell an app's bundler to leave that import alone (webpack would otherwise replace it with an
 // empty context that always rejects; Vite warns), so they are put back here.
-for (const f of ['pushwire.mjs', 'pushwire.js']) {
+for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_shared.mjs']) {
   const text = readFileSync(dist + f, 'utf8');
   const found = text.match(/\bimport\((\w+)\)/g) ?? [];
   if (found.length !== 1) {
@@ -85,7 +91,7 @@ for (const f of ['pushwire.mjs', 'pushwire.js']) {
   writeFileSync(dist + f, text.replace(/\bimport\((\w+)\)/, 'import(/* webpackIgnore: true */ /* @vite-ignore */ $1)'));
 }
 // Written after the file it compresses, so the server's "sibling not older than its file" check holds.
-for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_core.wasm', 'pushwire_core_wasm2js.mjs']) {
+for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_shared.mjs', 'pushwire_core.wasm', 'pushwire_core_wasm2js.mjs']) {
   const raw = readFileSync(dist + f);
   writeFileSync(dist + f + '.gz', gzipSync(raw, { level: 9 }));
   writeFileSync(dist + f + '.br', brotliCompressSync(raw, {
@@ -99,4 +105,4 @@ for (const f of ['pushwire.mjs', 'pushwire.js', 'pushwire_core.wasm', 'pushwire_
 // web/pusher.html loads pusher-js's browser build (a devDependency) from /pushwire/pusher.min.js.
 const pusherJs = dir + '../node_modules/pusher-js/dist/web/pusher.min.js';
 if (existsSync(pusherJs)) copyFileSync(pusherJs, dist + 'pusher.min.js');
-console.log('build: client-wasm/dist/pushwire_core_abi.json, pushwire.mjs, pushwire.js, pushwire.node.mjs (+ .gz, .br)' + (existsSync(pusherJs) ? ', pusher.min.js' : ''));
+console.log('build: client-wasm/dist/pushwire_core_abi.json, pushwire.mjs, pushwire.js, pushwire_shared.mjs, pushwire.node.mjs (+ .gz, .br)' + (existsSync(pusherJs) ? ', pusher.min.js' : ''));

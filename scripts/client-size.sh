@@ -34,4 +34,5 @@ check() {
 check "wasm + esbuild app" "$(printf '%s' "$app" | gz)"
 check "wasm + pushwire.js (<script>)" "$(gz < pushwire.js)"
 printf '%-34s %17d  (strict-CSP fallback only, not counted)\n' "wasm2js core" "$(gz < pushwire_core_wasm2js.mjs)"
+[ ! -f pushwire_shared.mjs ] || printf '%-34s %17d  (shared: true only, not counted)\n' "pushwire_shared.mjs" "$(gz < pushwire_shared.mjs)"
 exit $status

@@ -5,7 +5,7 @@
 // Until the wasm module has loaded, calls are queued in order (`ops`) and run once it is ready, so
 // `new Client(...).subscribe(...)` works at once. close() releases every timer, socket and listener.
 import { Code, codeName } from './codes.mjs';
-import { Core, loadModule } from './core.mjs';
+import { Core, importUrl, loadModule } from './core.mjs';
 import { Driver } from './driver.mjs';
 import { endpoints } from './http.mjs';
 import { platform } from './platform.mjs';
@@ -222,24 +222,33 @@ export class Client extends Emitter {
     const o = this.#opts;
     const fetchImpl = o.fetch ?? (typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : null);
     try {
-      const [loaded, WebSocketImpl] = await Promise.all([
-        // The wasm comes through the page's own fetch; an injected one is for the transports.
-        loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
-          fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
-        o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
-      ]);
-      this.#core = loaded.kind;
-      this.#coreReason = loaded.reason;
-      const core = new Core(loaded.mod, this.#coreOptions);
-      this.#driver = new Driver(core, {
-        urls: this.#urls,
-        WebSocket: WebSocketImpl,
-        EventSource: o.EventSource ?? globalThis.EventSource,
-        fetch: fetchImpl,
-        getToken: o.getToken,
-        setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
-        clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
-      }, (e) => this.#onCoreEvent(e));
+      // `shared`: one connection per browser, held by a SharedWorker or a leader tab (shared.mjs, loaded
+      // only here); its attach() gives a driver that talks to that connection, or null where the
+      // browser cannot share (this client then has its own connection).
+      if (o.shared && platform.sharedUrl) {
+        const { attach } = await importUrl(String(o.sharedUrl ?? platform.sharedUrl()));
+        this.#driver = attach(this.url, o, platform, (e) => this.#onCoreEvent(e));
+      }
+      if (!this.#driver) {
+        const [loaded, WebSocketImpl] = await Promise.all([
+          // The wasm comes through the page's own fetch; an injected one is for the transports.
+          loadModule({ wasmBinary: o.wasmBinary, wasmUrl: o.wasmUrl, wasm2jsUrl: o.wasm2jsUrl,
+            fetch: typeof globalThis.fetch === 'function' ? (...a) => globalThis.fetch(...a) : fetchImpl }, platform),
+          o.WebSocket ?? globalThis.WebSocket ?? platform.loadWebSocket?.() ?? null,
+        ]);
+        this.#core = loaded.kind;
+        this.#coreReason = loaded.reason;
+        const core = new Core(loaded.mod, this.#coreOptions);
+        this.#driver = new Driver(core, {
+          urls: this.#urls,
+          WebSocket: WebSocketImpl,
+          EventSource: o.EventSource ?? globalThis.EventSource,
+          fetch: fetchImpl,
+          getToken: o.getToken,
+          setTimeout: o.setTimeout ?? ((f, ms) => setTimeout(f, ms)),
+          clearTimeout: o.clearTimeout ?? ((t) => clearTimeout(t)),
+        }, (e) => this.#onCoreEvent(e));
+      }
     } catch (err) {
       this.#loadError = err;
       const ops = this.#ops;
@@ -326,6 +335,11 @@ export class Client extends Emitter {
     const sub = e.channel !== undefined && this.#state !== 'closed' ? this.#subs.get(e.channel) : undefined;
     switch (e.k) {
       case 'state':
+        // A shared connection's events say which core its worker or leader tab runs.
+        if (e.core) {
+          this.#core = e.core;
+          this.#coreReason = e.coreReason;
+        }
         this.#setState(e.from, e.to, e.code, e.reason);
         break;
       case 'fallback':

@@ -96,14 +96,19 @@ async function instantiate(source) {
 
 // The wasm2js build: Emscripten's own module object has the same members.
 async function instantiateJs(url) {
-  const { default: createCore } = await import(/* webpackIgnore: true */ /* @vite-ignore */ url);
+  const { default: createCore } = await importUrl(url);
   return createCore({});
 }
+
+// The one import() of a URL known only at run time (the wasm2js core, the shared-connection module):
+// app bundlers must leave it alone (build.mjs puts their comments back after minifying).
+export const importUrl = (url) => import(/* webpackIgnore: true */ /* @vite-ignore */ url);
 
 // options: { wasmBinary?, wasmUrl?, wasm2jsUrl?, fetch }; platform.readWasm(url) reads file: URLs
 // under Node. Resolves to { mod, kind: 'wasm' | 'wasm2js', reason } (reason: why not wasm).
 export async function loadModule(options, platform) {
-  const refused = wasmRefused();
+  // platform.refused: a shared connection's worker runs the core the page itself would run (shared.mjs).
+  const refused = platform.refused || wasmRefused();
   if (refused) {
     const url = String(options.wasm2jsUrl ?? platform.defaultWasm2jsUrl());
     return { mod: await cached(url, () => instantiateJs(url)), kind: 'wasm2js', reason: refused };

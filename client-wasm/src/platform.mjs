@@ -5,6 +5,10 @@ export const platform = {
   defaultWasmUrl: () => 'pushwire_core.wasm',
   // The URL of pushwire_core_wasm2js.mjs (the core as plain JS, for pages that refuse wasm).
   defaultWasm2jsUrl: () => 'pushwire_core_wasm2js.mjs',
+  // Browsers only: the URL of pushwire_shared.mjs (`shared: true`, loaded only then); null: no sharing.
+  sharedUrl: null,
+  // Set in a shared connection's worker to the page's reason for refusing wasm (shared.mjs).
+  refused: '',
   // Node only: reads a file: URL (fetch cannot).
   readWasm: null,
   // Node only: resolves to a WebSocket class (the optional `ws` package) or null.

@@ -40,6 +40,14 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Jitter seed; random by default. */
   seed?: number;
+  /**
+   * Share one connection with the other tabs of this origin whose clients have the same server URL,
+   * auth options and key (a string given here is part of the key), held by a SharedWorker or a
+   * leader tab. The API is unchanged (docs/client.md, "One connection per browser"). Default false.
+   */
+  shared?: boolean | string;
+  /** Where to load pushwire_shared.mjs from (with `shared`). Default: next to the bundle. */
+  sharedUrl?: string | URL;
   /** The core's .wasm bytes, if you already have them. */
   wasmBinary?: ArrayBuffer | Uint8Array;
   /** Where to load the core's .wasm from. Default: pushwire_core.wasm next to the bundle. */

@@ -7,13 +7,13 @@
 // ("Bundlers") documents, and the build functions below hold exactly that line and nothing more.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from '../cluster/cluster.mjs';
-import { launchBrowser, openPage, ROOT, startServer, unique } from './helpers.mjs';
+import { launchBrowser, openPage, ROOT, startServer, unique, waitFor } from './helpers.mjs';
 
 const run = promisify(execFile);
 let dir, app, browser;
@@ -23,7 +23,7 @@ let dir, app, browser;
 const MAIN = `import { Client } from 'pushwire';
 const q = new URLSearchParams(location.search);
 const pw = (window.pw = { state: null, transport: null, subscribed: false, got: [], reasons: [] });
-const client = new Client(q.get('server') || location.origin, { transports: ['websocket'], WASM_OPTION });
+const client = (pw.client = new Client(q.get('server') || location.origin, { transports: ['websocket'], shared: q.get('shared') || false, WASM_OPTION }));
 client.on('state', (s) => { pw.state = s.to; pw.transport = client.transport; pw.reasons.push(s.reason); });
 client.subscribe(q.get('channel'), {
   onSubscribed() { pw.subscribed = true; },
@@ -46,6 +46,8 @@ const builds = {
       outfile: join(out, 'main.js'), logLevel: 'warning',
       loader: { '.wasm': 'file' },   // the documented line
     });
+    // The documented line for `shared: true`: esbuild does not emit `new URL(…)` assets either.
+    await copyFile(join(app, 'node_modules/pushwire/client-wasm/dist/pushwire_shared.mjs'), join(out, 'pushwire_shared.mjs'));
     await writeFile(join(out, 'index.html'), page('main.js'));
   },
   async vite(out) {
@@ -98,12 +100,16 @@ after(async () => {
 });
 
 // Opens the bundled page at `base`, its client connecting to `server`; checks a numbered stream.
-async function openBundled(base, server, name) {
-  const channel = unique('bundled');
-  const q = base === server.url ? '' : `&server=${encodeURIComponent(server.url)}`;
+// `shared`: the client's `shared` option (a string key), and the channel to share.
+async function openBundled(base, server, name, { shared = '', channel = unique('bundled') } = {}) {
+  const q = (base === server.url ? '' : `&server=${encodeURIComponent(server.url)}`) + (shared ? `&shared=${shared}` : '');
   const { page, watcher } = await openPage(browser.context, base, `/index.html?channel=${channel}${q}`, {
     ready: () => window.pw?.subscribed && window.pw.state === 'connected',
   }).catch((err) => { throw new Error(`${name}: ${err.message}`); });
+  if (shared) {
+    page.watcher = watcher;
+    return page;
+  }
   for (let n = 1; n <= 5; n++) await server.publish(channel, { n });
   await page.waitForFunction(() => window.pw.got.length >= 5, null, { polling: 20, timeout: 10000 });
   assert.deepEqual(await page.evaluate(() => window.pw.got), [1, 2, 3, 4, 5]);
@@ -142,6 +148,27 @@ for (const name of Object.keys(builds)) {
       assert.equal(res.headers()['content-type'], 'application/wasm');
       p.watcher.check(assert);
       await p.close();
+
+      // `shared: true` from the same build: two pages, one connection (the SharedWorker is the
+      // bundle's copy of pushwire_shared.mjs), both get the stream.
+      const channel = unique('bundled-shared');
+      const pages = [];
+      for (let i = 0; i < 2; i++) pages.push(await openBundled(server.url, server, `${name} shared`, { shared: name, channel }));
+      const ids = await Promise.all(pages.map((s) => s.evaluate(() => window.pw.client.clientId)));
+      const sharedJs = (await pages[0].evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)))
+        .filter((u) => u.endsWith('.mjs'));   // webpack names assets by hash alone
+      t.diagnostic(`${name}: shared module loaded from ${sharedJs}`);
+      assert.ok(sharedJs.length === 1 && !sharedJs[0].startsWith('/pushwire/'), `the bundle's own pushwire_shared.mjs: ${sharedJs}`);
+      assert.ok(ids[0] && ids[0] === ids[1], `one connection for both pages: ${ids}`);
+      await waitFor(async () => Object.values((await server.api('GET', '/api/stats')).connections).reduce((a, b) => a + b) === 1,
+        { what: `${name}: one server connection for two shared pages` });
+      for (let n = 1; n <= 5; n++) await server.publish(channel, { n });
+      for (const s of pages) {
+        await s.waitForFunction(() => window.pw.got.length >= 5, null, { polling: 20, timeout: 10000 });
+        assert.deepEqual(await s.evaluate(() => window.pw.got), [1, 2, 3, 4, 5]);
+        s.watcher.check(assert);
+        await s.close();
+      }
     } finally {
       await server.stop();
     }

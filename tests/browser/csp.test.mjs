@@ -28,7 +28,7 @@ const N = 20;
 const PAGE_BODY = `
 const q = new URLSearchParams(location.search);
 const pw = (window.pw = { states: [], got: [], subscribed: false, core: null });
-const client = new Client(location.origin, { transports: [q.get('transport')], backoffMinMs: 20, backoffMaxMs: 200 });
+const client = new Client(location.origin, { transports: [q.get('transport')], backoffMinMs: 20, backoffMaxMs: 200, shared: q.get('shared') || false });
 pw.client = client;
 client.on('state', (s) => { pw.states.push({ to: s.to, core: s.core, coreReason: s.coreReason ?? null }); pw.core = client.core; });
 client.subscribe(q.get('channel'), {
@@ -65,7 +65,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function run(file, transport) {
+async function run(file, transport, extra = '') {
   const page = await browser.context.newPage();
   // Recorded from before the first script: the policy's reports and the core files requested.
   await page.addInitScript(() => {
@@ -80,7 +80,7 @@ async function run(file, transport) {
   });
   const watcher = watch(page, server.url);
   const channel = unique('csp');
-  await page.goto(`${server.url}/${file}?transport=${transport}&channel=${channel}`);
+  await page.goto(`${server.url}/${file}?transport=${transport}&channel=${channel}${extra}`);
   await page.waitForFunction(() => window.pw?.subscribed && window.pw.client.state === 'connected', null,
     { timeout: 15000, polling: 20 }).catch(async (err) => {
     const pw = await page.evaluate(() => JSON.stringify({ states: window.pw?.states, v: window.violations })).catch(() => '?');
@@ -118,6 +118,19 @@ test("strict CSP, the <script> build (pushwire.js), websocket: the wasm2js core"
   assert.deepEqual(r.fetched, ['/pushwire/pushwire_core_wasm2js.mjs']);
   assert.deepEqual(r.violations.filter((v) => v.blocked !== 'wasm-eval'), [], JSON.stringify(r.violations));
 });
+
+// `shared: true`: the core runs in the SharedWorker, whose own policy (the worker script's response
+// headers; here none) would let it compile wasm. It runs the core the page would run: wasm2js under
+// the page's strict policy, wasm where the page allows it. The page itself fetches no core file.
+for (const [file, core] of [['strict.html', 'wasm2js'], ['plain.html', 'wasm']]) {
+  test(`shared: true, ${file}: the worker runs the ${core} core`, async () => {
+    const r = await run(file, 'websocket', `&shared=${file}`);   // its own worker per page kind
+    assert.equal(r.core, core);
+    assert.ok(r.states.every((s) => s.core === core && (core === 'wasm') === (s.coreReason === null)), JSON.stringify(r.states));
+    assert.deepEqual(r.fetched, [], 'the core is the worker\'s, not the page\'s');
+    assert.deepEqual(r.violations.filter((v) => v.blocked !== 'wasm-eval'), [], JSON.stringify(r.violations));
+  });
+}
 
 for (const transport of ['websocket', 'sse']) {
   test(`CSP with 'wasm-unsafe-eval', ${transport}: the wasm core, the wasm2js file never fetched`, async () => {

@@ -22,6 +22,7 @@ const EXPECTED = [
   'client-wasm/dist/pushwire.node.mjs',
   'client-wasm/dist/pushwire_core.wasm',
   'client-wasm/dist/pushwire_core_wasm2js.mjs',
+  'client-wasm/dist/pushwire_shared.mjs',
   'client-wasm/types/global.d.ts',
   'client-wasm/types/index.d.ts',
   'client-wasm/types/wasm.d.ts',

@@ -29,7 +29,7 @@ test('npm pack -> npm install in an empty folder -> import { Client } from "push
   assert.equal(info.version, '0.1.0');
   const files = info.files.map((f) => f.path).sort();
   const expected = ['client-wasm/dist/pushwire.js', 'client-wasm/dist/pushwire.mjs', 'client-wasm/dist/pushwire.node.mjs',
-    'client-wasm/dist/pushwire_core.wasm', 'client-wasm/dist/pushwire_core_wasm2js.mjs', 'client-wasm/types/index.d.ts',
+    'client-wasm/dist/pushwire_core.wasm', 'client-wasm/dist/pushwire_core_wasm2js.mjs', 'client-wasm/dist/pushwire_shared.mjs', 'client-wasm/types/index.d.ts',
     'client-wasm/types/wasm.d.ts', 'client-wasm/types/wasm2js.d.ts', 'client-wasm/types/global.d.ts', 'package.json'];
   for (const f of expected) assert.ok(files.includes(f), `tarball holds ${f}`);
   const extra = files.filter((f) => !expected.includes(f) && !/^(README(\.md)?|CHANGELOG\.md|LICEN[SC]E(\.md|\.txt)?)$/i.test(f));
