@@ -44,19 +44,19 @@ const newId = () => Math.random().toString(36).slice(2) + Date.now().toString(36
 const locks = () => globalThis.navigator?.locks ?? null;
 const FOREVER = () => new Promise(() => {});
 
-// 53-bit string hash (cyrb53): the key names a worker and locks that any script of the origin can
-// list, so the token is not spelled out in it.
+// A 53-bit name for the key: it names a worker and locks that any script of the origin can list,
+// so the token is not spelled out in it. Two FNV-1a passes over the UTF-16 code units from
+// different starting values (a 32-bit pass alone would let unrelated keys collide too often);
+// not a secret-keeping hash, only one that does not show the token.
 function hash(s) {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 2654435761);
-    h2 = Math.imul(h2 ^ c, 1597334677);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ (c + i), 0x01000193);
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36);
+  return ((b >>> 11) * 2 ** 32 + (a >>> 0)).toString(36);
 }
 
 // ---- the hub: one Client, many tabs ---------------------------------------------------------------
