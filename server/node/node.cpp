@@ -146,6 +146,7 @@ node::node(config c, const clock& clock_source, const store_maker& make)
     }
     return v;
   };
+  session_rules = protocol::make_session_rules(policy, verifier);
 }
 
 std::shared_ptr<const node_secrets> node::secrets() const {

@@ -56,6 +56,8 @@ class node {
   const protocol::session_policy policy;     // every transport's protocol session
   // Verifies with the current token secret (secrets()); refuses every token while it is empty.
   protocol::token_verifier verifier;
+  // Both of the above, shared by every connection's protocol session (set once, at construction).
+  std::shared_ptr<const protocol::session_rules> session_rules;
   // The current keys (at construction: cfg.api_key and cfg.token_secret). Any thread.
   std::shared_ptr<const node_secrets> secrets() const;
   void set_secrets(node_secrets s);
