@@ -2,14 +2,16 @@
 # Durable history beside the memory engine, in one run (docs/performance.md, "Durable history"):
 # for each engine — memory, --data-dir under --durability fsync, interval, os — a fan-out scenario
 # (1,000 WebSocket subscribers on one channel, 2,000 messages of 100 bytes, closed loop, 16 in
-# flight) and a publish scenario (10 subscribers on 10 channels, 5,000 messages, 64 in flight).
+# flight), the same with 64 in flight (fanout64: enough publishes in flight to keep the fan-out busy
+# whatever each one's acknowledgement waits for — with a data dir, its commit) and a publish scenario
+# (10 subscribers on 10 channels, 5,000 messages, 64 in flight).
 # Engines alternate within each round, so drift of a shared machine spreads over all of them.
 # Usage: durable.sh SERVER_BINARY LOADGEN_BINARY [ROUNDS] [ENGINES] [SCENARIOS]   (one line per run)
-#   e.g. durable.sh S L 3 "memory interval" fanout
+#   e.g. durable.sh S L 3 "memory interval" "fanout fanout64"
 # An engine may name its own server binary, for a before/after in one run: "interval:/tmp/old-server".
 set -euo pipefail
 server=${1:?server binary}; loadgen=${2:?loadgen binary}; rounds=${3:-2}
-engines=${4:-memory fsync interval os}; scenarios=${5:-fanout publish}
+engines=${4:-memory fsync interval os}; scenarios=${5:-fanout fanout64 publish}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 run() {   # engine[:binary] scenario subs channels messages inflight
   local engine=${1%%:*} bin=$server label=${1%%:*} scen=$2 dir key flags=()
@@ -35,6 +37,7 @@ for r in $(seq 1 "$rounds"); do
   for engine in $engines; do
     # `if`, not `&&`: a skipped last scenario must not become the script's exit status.
     if [[ " $scenarios " == *" fanout "* ]]; then run "$engine" fanout 1000 1 2000 16; fi
+    if [[ " $scenarios " == *" fanout64 "* ]]; then run "$engine" fanout64 1000 1 2000 64; fi
     if [[ " $scenarios " == *" publish "* ]]; then run "$engine" publish 10 10 5000 64; fi
   done
 done

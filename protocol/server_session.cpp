@@ -256,6 +256,12 @@ void server_session::handle_result(const engine_reply& r, std::uint64_t) {
   if (r.error != code::ok) {
     if (p.kind == command_kind::subscribe) subs_.erase(p.channel);
     send_error(p.id, r.error, r.reason);
+    // A one-way stream (SSE, long-poll) is its URL's channels: one it cannot subscribe for now (the
+    // engine is away) would leave it open and silent, and a plain EventSource would never ask
+    // again. Ended with reconnect advice instead, the client comes back (with its position) once
+    // the engine answers. Over WebSocket the client keeps its connection and is told per channel.
+    if (p.kind == command_kind::subscribe && !info_.two_way && r.error == code::storage_unavailable)
+      disconnect(r.error, r.reason, true, 0);
     return;
   }
   frame f{.id = p.id};

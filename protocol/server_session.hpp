@@ -133,7 +133,9 @@ struct engine_reply {
 
 struct session_info {
   std::string client;                   // connection id, e.g. "c12"
-  bool websocket = true;                // connect must come first; one-way shells connect for the client
+  // false: a one-way stream (SSE), whose URL names its channels; its shell connects and
+  // subscribes for the client, and it ends (to be retried) where a channel cannot be subscribed now.
+  bool two_way = true;
 };
 
 // What every session of a server shares, read-only: held once and pointed to by each session (a

@@ -19,9 +19,10 @@ struct in_request {
 };
 }  // namespace
 
-shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp)
+shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp,
+             bool one_way)
     : node_(n), subs_(subs), io_thread_(io_thread),
-      session_(n.session_rules, protocol::session_info{client, true}, n.clk.now_ms()),
+      session_(n.session_rules, protocol::session_info{client, !one_way}, n.clk.now_ms()),
       stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)),
       delivered_(&n.met.messages_delivered_by[static_cast<std::size_t>(transport_kind::polling)]),
       owner_(std::this_thread::get_id()) {}

@@ -26,7 +26,9 @@ namespace pushwire::server {
 
 class shell : public subscriber {
  public:
-  shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp);
+  // one_way: an SSE stream (its URL names its channels; see protocol::session_info).
+  shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp,
+        bool one_way = false);
   ~shell() override;
   void deliver(const outgoing& o) override;
   protocol::server_session& session() { return session_; }

@@ -51,7 +51,7 @@ template <class Derived>
 class stream_conn : public shell, public conn_base, public flushable, public std::enable_shared_from_this<Derived> {
  public:
   stream_conn(node& n, worker& w, bool reads)
-      : shell(n, w.subscribers, w.index, n.new_client_id(), n.stream_policy(reads)), w_(w) {}
+      : shell(n, w.subscribers, w.index, n.new_client_id(), n.stream_policy(reads), !reads), w_(w) {}
 
   void tick(std::uint64_t now) override {
     if (state_ == conn_state::closed) return;

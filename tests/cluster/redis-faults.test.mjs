@@ -72,6 +72,11 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     await s0.ready;
     await waitFor(() => s0.events.filter((e) => e.event === 'ping').length >= 2, { what: 'two SSE heartbeats from B during the outage' });
     s0.close();
+    // A plain EventSource opened during the outage: its subscribe waits for Redis, or, refused
+    // with 4022 (the node reached Redis for the subscription but not for the history), the stream
+    // ends with reconnect advice; it must never stay open and silent.
+    let late = openSse(`${B.url}/sse?channels=${ch}`);
+    await late.ready;
     for (const s of clients.filter((x) => x.tp !== 'polling')) {
       assert.equal(s.c.state, 'connected', `${s.tp} still connected`);
       assert.equal(s.reconnects, 0, `${s.tp} never reconnected`);
@@ -88,6 +93,20 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     for (let n = 22; n <= 40; n++) await publishWhenBack(n % 2 ? A : B, ch, n, refusals);
     assert.ok(refusals.every((r) => r.status === 503 && r.json?.error?.code === STORAGE_UNAVAILABLE),
       `refusals while B reconnects are 503/4022: ${refusals.map((r) => `${r.status} ${r.text}`).join('; ')}`);
+    let reopened = 0;
+    await waitFor(async () => {
+      if (late.controls('subscribed').length) return true;
+      if (late.closed) {   // what EventSource does at the end of a stream
+        const d = late.controls('disconnect');
+        assert.ok(d.length === 1 && d[0].code === STORAGE_UNAVAILABLE && d[0].reconnect === true, JSON.stringify(late.events));
+        reopened++;
+        late = openSse(`${B.url}/sse?channels=${ch}`);
+        await late.ready;
+      }
+      return false;
+    }, { timeoutMs: 20000, what: 'the EventSource opened during the outage subscribed once Redis is back' }).catch((e) => { throw new Error(`${e.message}: reopened ${reopened}, closed ${late.closed}, events ${JSON.stringify(late.events)}`); });
+    late.close();
+    assert.ok(reopened <= 20, `reopened ${reopened} times`);
     for (const s of clients) {
       await waitFor(() => s.got.length >= 40, { timeoutMs: 20000, what: `40 messages (${s.tp}, have ${s.got.length})` });
       assert.deepEqual(s.gaps, [], `${s.tp}: no gap`);
@@ -237,6 +256,8 @@ test('Redis flushed and restarted empty: a client resuming from its old position
   await flushAndRestart(cl);
   const r6 = await publishWhenBack(A, ch, 6, []);
   assert.notEqual(r6.epoch, first[0].epoch, 'a new epoch after the loss');
+  // Each node reconnects on its own backoff: B answers once a publish through it does.
+  await publishWhenBack(B, `${ch}-probe`, 1, []);
   for (const node of [B, A]) {
     const s2 = openSse(`${node.url}/sse?channels=${ch}`, { 'Last-Event-ID': oldId });
     await s2.ready;

@@ -319,3 +319,51 @@ TEST(ServerSession, SubscriptionChurnIsRateLimited) {
   ASSERT_EQ(u.size(), 1u);
   EXPECT_EQ(h.sent(u[0]).error_code, code::rate_limited);
 }
+
+// SSE and long-poll streams are their URL's channels: one refused because the engine (Redis, the
+// data dir) is away ends the stream with reconnect advice, so a plain EventSource asks again.
+TEST(ServerSession, OneWayStreamWhoseSubscribeFindsTheEngineAwayIsEndedToBeRetried) {
+  for (bool two_way : {false, true}) {
+    SCOPED_TRACE(two_way ? "two-way" : "one-way");
+    server_session s{policy(), verify, session_info{"c1", two_way}, 0};
+    s.handle_command(command{.kind = command_kind::connect}, 1);
+    while (s.poll_action()) {}
+    s.handle_command(command{.kind = command_kind::subscribe, .channel = "demo:x"}, 2);
+    auto req = s.poll_action();
+    ASSERT_TRUE(req);
+    ASSERT_EQ(req->kind, session_action_kind::subscribe);
+    s.handle_result(engine_reply{.request = req->request, .error = code::storage_unavailable, .reason = "redis unavailable"}, 3);
+    std::vector<session_action> out;
+    while (auto a = s.poll_action()) out.push_back(std::move(*a));
+    harness h;
+    ASSERT_GE(out.size(), 1u);
+    EXPECT_EQ(h.sent(out[0]).error_code, code::storage_unavailable);
+    if (two_way) {
+      EXPECT_EQ(out.size(), 1u);   // told, connection kept
+      EXPECT_EQ(s.state(), session_state::open);
+      continue;
+    }
+    ASSERT_EQ(out.size(), 3u);
+    auto d = h.sent(out[1]);
+    EXPECT_EQ(d.kind, frame_kind::disconnect);
+    EXPECT_EQ(d.error_code, code::storage_unavailable);
+    EXPECT_TRUE(d.reconnect);
+    EXPECT_EQ(out[2].kind, session_action_kind::close);
+  }
+}
+
+// Any other refusal of a one-way stream's channel is the channel's answer, not the engine's
+// absence: told, the stream goes on.
+TEST(ServerSession, OneWayStreamKeepsGoingAfterAnotherSubscribeRefusal) {
+  server_session s{policy(), verify, session_info{"c1", false}, 0};
+  s.handle_command(command{.kind = command_kind::connect}, 1);
+  while (s.poll_action()) {}
+  s.handle_command(command{.kind = command_kind::subscribe, .channel = "demo:x"}, 2);
+  auto req = s.poll_action();
+  ASSERT_TRUE(req);
+  s.handle_result(engine_reply{.request = req->request, .error = code::too_many_channels, .reason = "cap"}, 3);
+  std::vector<session_action> out;
+  while (auto a = s.poll_action()) out.push_back(std::move(*a));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(s.state(), session_state::open);
+}
