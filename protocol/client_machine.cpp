@@ -118,10 +118,9 @@ bool client_machine::subscribe(std::string_view channel, std::optional<position>
   if (one_way()) {
     reopen_one_way(now);
   } else if (link_ == link_stage::up) {
-    sub.subscribe_id = next_id_++;
-    sub.resume_sent = sub.pos.has_value();
-    send_commands(encode(command{.kind = command_kind::subscribe, .id = sub.subscribe_id,
-                                 .channel = std::string(channel), .since = sub.pos}));
+    std::string text;
+    ask_subscribe(std::string(channel), sub, text);
+    send_commands(std::move(text));
   }
   // A websocket still in handshake sends it with the others on `connected`.
   return true;
@@ -225,6 +224,7 @@ void client_machine::handle_timeout(std::uint64_t now) {
     start_attempt(now);
     return;
   }
+  retry_subscribes(now);
   const bool due = deadline_ && now >= *deadline_;
   switch (state_) {
     case client_state::connecting:
@@ -316,7 +316,32 @@ std::optional<std::uint64_t> client_machine::next_deadline() const {
   if (token_fetch_) consider(token_fetch_->deadline);
   if (auto hb = heartbeat_deadline()) consider(*hb);
   for (auto& [id, r] : requests_) consider(r.deadline);
+  for (auto& [name, sub] : subs_)
+    if (sub.retry_at) consider(*sub.retry_at);
   return next;
+}
+
+void client_machine::ask_subscribe(const std::string& name, subscription& sub, std::string& text) {
+  sub.subscribe_id = next_id_++;
+  sub.resume_sent = sub.pos.has_value();
+  encode_command(command{.kind = command_kind::subscribe, .id = sub.subscribe_id, .channel = name, .since = sub.pos}, text);
+}
+
+void client_machine::retry_subscribes(std::uint64_t now) {
+  bool reopen = false;
+  std::string text;
+  for (auto& [name, sub] : subs_) {
+    if (!sub.retry_at || now < *sub.retry_at) continue;
+    sub.retry_at.reset();
+    if (link_ != link_stage::up) continue;   // a connection under way subscribes everything anyway
+    if (one_way()) {
+      reopen = true;
+      continue;
+    }
+    ask_subscribe(name, sub, text);
+  }
+  if (!text.empty()) send_commands(std::move(text));
+  if (reopen) reopen_one_way(now);
 }
 
 std::optional<position> client_machine::last_position(std::string_view channel) const {
@@ -522,10 +547,8 @@ void client_machine::on_connected(const frame& f, std::uint64_t now) {
   std::string text;
   if (!one_way()) {
     for (auto& [name, sub] : subs_) {
-      sub.subscribe_id = next_id_++;
-      sub.resume_sent = sub.pos.has_value();
-      encode_command(command{.kind = command_kind::subscribe, .id = sub.subscribe_id, .channel = name, .since = sub.pos},
-                     text);
+      sub.retry_at.reset();   // asked now, with the others
+      ask_subscribe(name, sub, text);
     }
   }
   for (auto& [id, r] : requests_) {
@@ -561,6 +584,7 @@ void client_machine::on_subscribed(const frame& f) {
     sub.pos = f.pos;
   }
   sub.resume_sent = false;
+  sub.refusals = 0;
   if (!sub.active) {
     sub.active = true;
     auto e = make_event(client_event_kind::subscribed);
@@ -661,11 +685,22 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
     return;
   }
   for (auto it = subs_.begin(); it != subs_.end(); ++it) {
-    if (it->second.subscribe_id != f.id) continue;
+    auto& sub = it->second;
+    if (sub.subscribe_id != f.id) continue;
     auto err = make_event(client_event_kind::error);
     err.error_code = f.error_code;
     err.reason = "subscribe to " + it->first + " refused: " + f.reason;
     err.channel = it->first;
+    if (f.error_code == code::storage_unavailable) {
+      // The store (Redis, the data dir) is away for now: the subscription stays and is asked again
+      // after a backoff, from its position; the application hears of it, not of an unsubscribe.
+      sub.subscribe_id = 0;
+      sub.active = false;
+      sub.retry_at = now + full_jitter_delay(options_.backoff_min_ms, options_.backoff_max_ms, sub.refusals, rng_);
+      if (sub.refusals < 64) ++sub.refusals;
+      emit(std::move(err));
+      return;
+    }
     auto gone = make_event(client_event_kind::unsubscribed);
     gone.channel = it->first;
     gone.error_code = f.error_code;

@@ -218,6 +218,10 @@ class client_machine {
     std::uint64_t subscribe_id = 0;  // websocket: id of the subscribe command now in force
     bool resume_sent = false;      // the current subscribe carried `since`
     bool active = false;           // `subscribed` received on the current connection
+    // Refused because the server's history store was away (4022): asked again at this time, with
+    // its position, after a backoff that grows with `refusals` (reset by `subscribed`).
+    std::optional<std::uint64_t> retry_at;
+    std::uint8_t refusals = 0;
   };
   // A token asked of the application and not yet given (at most one at a time).
   struct token_fetch {
@@ -247,6 +251,9 @@ class client_machine {
   void token_refused(code why, std::string_view reason, std::uint64_t now);
   void fetch_token(code why, std::uint64_t now);
   void reopen_one_way(std::uint64_t now);
+  void retry_subscribes(std::uint64_t now);   // the refused-for-now ones whose time came
+  // A subscribe command for `sub` (with its position) appended to `text`, under a new id.
+  void ask_subscribe(const std::string& name, subscription& sub, std::string& text);
   client_action one_way_action(client_action_kind kind);
   void send_commands(std::string text);
 

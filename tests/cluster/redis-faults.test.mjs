@@ -77,6 +77,10 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     // ends with reconnect advice; it must never stay open and silent.
     let late = openSse(`${B.url}/sse?channels=${ch}`);
     await late.ready;
+    // And the JS client over WebSocket, subscribing during the outage from the position before it:
+    // a subscribe refused for now (4022) stays and is asked again, so it gets 21..40 exactly once.
+    const lateWs = { c: new Client(B.url, { ...FAST, transports: ['websocket'] }), tp: 'websocket, subscribed during the outage', got: [], gaps: [] };
+    lateWs.c.subscribe(ch, { since: { epoch: before[0].epoch, offset: 20 }, onMessage: (d) => lateWs.got.push(d.n), onGap: (g) => lateWs.gaps.push(g) });
     for (const s of clients.filter((x) => x.tp !== 'polling')) {
       assert.equal(s.c.state, 'connected', `${s.tp} still connected`);
       assert.equal(s.reconnects, 0, `${s.tp} never reconnected`);
@@ -107,6 +111,13 @@ test('Redis killed and restarted with its data mid-stream: fast 503/4022, connec
     }, { timeoutMs: 20000, what: 'the EventSource opened during the outage subscribed once Redis is back' }).catch((e) => { throw new Error(`${e.message}: reopened ${reopened}, closed ${late.closed}, events ${JSON.stringify(late.events)}`); });
     late.close();
     assert.ok(reopened <= 20, `reopened ${reopened} times`);
+    try {
+      await waitFor(() => lateWs.got.length >= 20, { timeoutMs: 20000, what: `21..40 (${lateWs.tp}, have ${lateWs.got.length})` });
+      assert.deepEqual(lateWs.gaps, [], `${lateWs.tp}: no gap`);
+      assert.deepEqual(lateWs.got, Array.from({ length: 20 }, (_, i) => i + 21), `${lateWs.tp}: exactly once, in order`);
+    } finally {
+      lateWs.c.close();
+    }
     for (const s of clients) {
       await waitFor(() => s.got.length >= 40, { timeoutMs: 20000, what: `40 messages (${s.tp}, have ${s.got.length})` });
       assert.deepEqual(s.gaps, [], `${s.tp}: no gap`);

@@ -780,6 +780,46 @@ TEST(ClientMachine, RefusedSubscribeReportsErrorAndLeavesTheTable) {
   EXPECT_EQ(h.m.state(), cs::connected);
 }
 
+// 4022: the server's history store (Redis, the data dir) is away for now. The subscription stays,
+// and is asked again after a backoff from its position; the application hears of it as an error.
+TEST(ClientMachine, SubscribeRefusedForNowIsAskedAgainFromItsPosition) {
+  harness h;
+  h.m.subscribe("a", pos("e", 3), h.now);
+  std::uint32_t g = h.connect_websocket();
+  h.clear();
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    std::uint64_t refused_at = h.now;
+    h.m.handle_transport_data(g, encode(frame{.kind = frame_kind::error, .id = round == 0 ? 2u : 3u,
+                                              .error_code = code::storage_unavailable, .reason = "redis unavailable"}),
+                              h.now);
+    auto events = h.take_events();
+    ASSERT_EQ(events.size(), 1u);   // no unsubscribed
+    EXPECT_EQ(events[0].kind, ek::error);
+    EXPECT_EQ(events[0].error_code, code::storage_unavailable);
+    EXPECT_EQ(events[0].channel, "a");
+    EXPECT_TRUE(h.take_actions().empty());   // not at once
+    auto when = h.fire();
+    EXPECT_LE(when - refused_at, fast_options().backoff_max_ms);
+    auto sent = h.take_actions();
+    ASSERT_EQ(sent.size(), 1u);
+    command c;
+    decode_error err;
+    ASSERT_TRUE(decode_command(sent[0].text.substr(0, sent[0].text.find('\n')), c, err)) << sent[0].text;
+    EXPECT_EQ(c.kind, command_kind::subscribe);
+    EXPECT_EQ(c.channel, "a");
+    EXPECT_EQ(c.since, pos("e", 3));
+  }
+  // Answered at last: subscribed, delivered as usual.
+  h.m.handle_transport_data(g, encode(frame{.kind = frame_kind::subscribed, .id = 4, .channel = "a", .pos = pos("e", 3),
+                                            .recovered = true}) + message_frame("a", pos("e", 4)), h.now);
+  auto events = h.take_events();
+  ASSERT_EQ(of_kind(events, ek::subscribed).size(), 1u);
+  ASSERT_EQ(of_kind(events, ek::message).size(), 1u);
+  EXPECT_EQ(h.m.last_position("a"), pos("e", 4));
+  EXPECT_TRUE(h.m.unsubscribe("a", h.now));   // still in the table
+}
+
 TEST(ClientMachine, SubscribeRulesAndWebsocketSubscribeWhileConnected) {
   harness h;
   EXPECT_FALSE(h.m.subscribe("bad name", std::nullopt, h.now));
