@@ -271,7 +271,9 @@ class Hub {
       for (const ev of entry.buf) this.ev(tab, ev);
       entry.buf = null;
     };
-    this.client.history(channel).then(finish, () => finish([]));
+    // Every publication the channel keeps (the server's default read is its newest 100, which would
+    // call a tab further behind than that a gap); the tab's remote drops what it already has.
+    this.client.history(channel, { limit: 2 ** 31 }).then(finish, () => finish([]));
   }
 }
 
