@@ -62,10 +62,13 @@ function hash(s) {
 // ---- the hub: one Client, many tabs ---------------------------------------------------------------
 
 class Hub {
-  // post(tab, msg) reaches one tab (its port, or the BroadcastChannel addressed to it).
-  constructor(post) {
+  // post(tab, msg) reaches one tab (its port, or the BroadcastChannel addressed to it); postMany(tabs,
+  // msg), where given, reaches several at once (a leader's BroadcastChannel: every tab receives every
+  // post, so one post per event instead of one per tab keeps the work linear in the tabs).
+  constructor(post, postMany = null) {
     this.id = newId();
     this.post = (tab, msg) => post(tab, { ...msg, h: this.id });
+    this.postMany = postMany && ((tabs, msg) => postMany(tabs, { ...msg, h: this.id }));
     this.tabs = new Map();     // tab id -> { id, port, active, getToken, chans: Set }
     this.chans = new Map();    // channel -> { sub, tabs: Map(tab id -> entry), pos, ready }
     this.tokens = new Map();   // getToken request id -> { resolve, reject, tab }
@@ -234,11 +237,14 @@ class Hub {
 
   fan(ch, e) {
     if (e.k === 'message' || e.k === 'gap') ch.pos = { epoch: e.epoch, offset: e.offset };
+    const now = [];
     for (const [id, entry] of ch.tabs) {
       if (entry.wait) continue;
       if (entry.buf) entry.buf.push(e);
-      else this.ev(this.tabs.get(id), e);
+      else now.push(this.tabs.get(id));
     }
+    if (this.postMany && now.length > 1) this.postMany(now, { t: 'ev', e });
+    else for (const tab of now) this.ev(tab, e);
   }
 
   subscribed(channel, ch, e) {
@@ -290,7 +296,8 @@ if (typeof SharedWorkerGlobalScope === 'function' && globalThis instanceof Share
 // Leader-tab mode: the hub in this page, reached over the BroadcastChannel.
 function lead(key) {
   const bc = new BroadcastChannel(key);
-  const hub = new Hub((tab, msg) => bc.postMessage({ ...msg, dst: tab.id }));
+  const hub = new Hub((tab, msg) => bc.postMessage({ ...msg, dst: tab.id }),
+    (tabs, msg) => bc.postMessage({ ...msg, dst: tabs.map((t) => t.id) }));
   bc.onmessage = (m) => m.data.dst === undefined && hub.receive(m.data, null);
   bc.postMessage({ dst: '*', h: hub.id, t: 'hub' });
 }
@@ -360,7 +367,10 @@ class Remote {
 
   leaderLink() {
     const bc = new BroadcastChannel(this.key);
-    bc.onmessage = (m) => (m.data.dst === this.id || m.data.dst === '*') && this.receive(m.data);
+    bc.onmessage = (m) => {
+      const { dst } = m.data;
+      if (dst === this.id || dst === '*' || (Array.isArray(dst) && dst.includes(this.id))) this.receive(m.data);
+    };
     locks().request('pushwire-leader:' + this.key, () => (lead(this.key), FOREVER()));
     return { port: null, post: (m) => bc.postMessage(m) };
   }
