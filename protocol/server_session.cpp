@@ -321,9 +321,7 @@ void server_session::shell_closed() { state_ = session_state::closed; }
 
 std::optional<session_action> server_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
-  session_action a = std::move(actions_.front());
-  actions_.pop_front();
-  return a;
+  return actions_.pop_front();
 }
 
 std::optional<std::uint64_t> server_session::next_deadline() const {

@@ -29,7 +29,6 @@
 // verification (HMAC) is the shell's: it passes a verifier that returns claims or an error code.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -39,6 +38,7 @@
 #include <vector>
 
 #include "protocol/codes.hpp"
+#include "protocol/small_fifo.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/position.hpp"
 
@@ -189,7 +189,7 @@ class server_session {
   std::set<std::string, std::less<>> subs_;     // subscribed or subscribe pending
   std::map<std::uint64_t, pending> pending_;
   std::uint64_t next_request_ = 1;
-  std::deque<session_action> actions_;
+  small_fifo<session_action> actions_;
   double churn_tokens_ = 0;   // the churn budget left (see session_policy::churn_per_s)
   std::uint64_t churn_at_ = 0;
 };

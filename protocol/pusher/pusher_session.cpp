@@ -176,16 +176,12 @@ void pusher_session::connection_lost() {
 
 std::optional<session_action> pusher_session::poll_action() {
   if (actions_.empty()) return std::nullopt;
-  auto a = std::move(actions_.front());
-  actions_.pop_front();
-  return a;
+  return actions_.pop_front();
 }
 
 std::optional<note> pusher_session::poll_note() {
   if (notes_.empty()) return std::nullopt;
-  auto n = std::move(notes_.front());
-  notes_.pop_front();
-  return n;
+  return notes_.pop_front();
 }
 
 void pusher_session::handle_text(std::string_view message, std::uint64_t now) {

@@ -22,7 +22,6 @@
 // only when a user's first connection joins or last one leaves.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -31,6 +30,7 @@
 #include <vector>
 
 #include "protocol/server_session.hpp"
+#include "protocol/small_fifo.hpp"
 
 namespace pushwire::protocol::pusher {
 
@@ -166,8 +166,8 @@ class pusher_session {
   std::map<std::string, channel, std::less<>> channels_;
   std::map<std::uint64_t, pending> pending_;
   std::uint64_t next_request_ = 1;
-  std::deque<session_action> actions_;
-  std::deque<note> notes_;
+  small_fifo<session_action> actions_;
+  small_fifo<note> notes_;
   double event_tokens_ = 0;
   std::uint64_t event_at_ = 0;
 };
