@@ -34,24 +34,37 @@ bool channel_granted(const std::vector<std::string>& grants, std::string_view ch
   return false;
 }
 
+namespace {
+
+std::shared_ptr<const session_policy> with_default_namespace(session_policy p) {
+  if (!p.find("")) p.namespaces.push_back(namespace_policy{});
+  return std::make_shared<const session_policy>(std::move(p));
+}
+
+}  // namespace
+
 server_session::server_session(session_policy policy, token_verifier verifier, session_info info,
                                std::uint64_t now)
-    : policy_(std::move(policy)), verifier_(std::move(verifier)), info_(std::move(info)),
-      handshake_deadline_(now + policy_.handshake_timeout_ms) {
-  if (!policy_.find("")) policy_.namespaces.push_back(namespace_policy{});
-  churn_tokens_ = static_cast<double>(policy_.churn_burst);
+    : server_session(with_default_namespace(std::move(policy)),
+                     std::make_shared<const token_verifier>(std::move(verifier)), std::move(info), now) {}
+
+server_session::server_session(std::shared_ptr<const session_policy> policy, std::shared_ptr<const token_verifier> verifier,
+                               session_info info, std::uint64_t now)
+    : policy_(policy->find("") ? std::move(policy) : with_default_namespace(*policy)), verifier_(std::move(verifier)),
+      info_(std::move(info)), handshake_deadline_(now + policy_->handshake_timeout_ms) {
+  churn_tokens_ = static_cast<double>(policy_->churn_burst);
   churn_at_ = now;
 }
 
 void server_session::handle_text(std::string_view batch, std::uint64_t now) {
   if (state_ == session_state::closing || state_ == session_state::closed) return;
   // Envelope allowance: a publish frame carries its payload plus channel, id and keys.
-  codec_limits limits{policy_.max_message_bytes + 512 + max_channel_length};
+  codec_limits limits{policy_->max_message_bytes + 512 + max_channel_length};
   // All or nothing: a batch over the limit is refused before any of its commands runs, so a client
   // told "refused" never finds part of it published.
-  if (batch_size(batch) > policy_.max_batch) {
+  if (batch_size(batch) > policy_->max_batch) {
     fail_and_close(0, code::bad_frame,
-                   "more than " + std::to_string(policy_.max_batch) + " commands in one batch: none was executed");
+                   "more than " + std::to_string(policy_->max_batch) + " commands in one batch: none was executed");
     return;
   }
   bool stop = false;
@@ -76,12 +89,12 @@ void server_session::handle_text(std::string_view batch, std::uint64_t now) {
 }
 
 bool server_session::churn_allowed(const command& c, std::uint64_t now) {
-  if (policy_.churn_per_s == 0) return true;
+  if (policy_->churn_per_s == 0) return true;
   // A token bucket: `churn_burst` tokens, refilled at churn_per_s; each subscribe or unsubscribe
   // takes one. Time only moves forward here (a clock step back refills nothing).
   if (now > churn_at_) {
-    churn_tokens_ = std::min<double>(static_cast<double>(policy_.churn_burst),
-                                     churn_tokens_ + static_cast<double>(now - churn_at_) * policy_.churn_per_s / 1000.0);
+    churn_tokens_ = std::min<double>(static_cast<double>(policy_->churn_burst),
+                                     churn_tokens_ + static_cast<double>(now - churn_at_) * policy_->churn_per_s / 1000.0);
     churn_at_ = now;
   }
   if (churn_tokens_ >= 1.0) {
@@ -89,7 +102,7 @@ bool server_session::churn_allowed(const command& c, std::uint64_t now) {
     return true;
   }
   send_error(c.id, code::rate_limited,
-             "more than " + std::to_string(policy_.churn_per_s) + " subscribes and unsubscribes per second");
+             "more than " + std::to_string(policy_->churn_per_s) + " subscribes and unsubscribes per second");
   return false;
 }
 
@@ -119,12 +132,12 @@ void server_session::command_in(command& c, std::uint64_t now) {
         send_error(c.id, code::already_subscribed, "already subscribed to \"" + c.channel + "\"");
         return;
       }
-      if (subs_.size() >= policy_.max_subscriptions) {
+      if (subs_.size() >= policy_->max_subscriptions) {
         send_error(c.id, code::too_many_subscriptions,
-                   "at most " + std::to_string(policy_.max_subscriptions) + " subscriptions per connection");
+                   "at most " + std::to_string(policy_->max_subscriptions) + " subscriptions per connection");
         return;
       }
-      auto* ns = policy_.find(channel_namespace(c.channel));
+      auto* ns = policy_->find(channel_namespace(c.channel));
       session_action a{.kind = session_action_kind::subscribe};
       a.since = c.since;
       a.join_presence = ns->presence && (!user_.empty() || ns->anonymous_presence);
@@ -145,15 +158,15 @@ void server_session::command_in(command& c, std::uint64_t now) {
     }
     case command_kind::publish: {
       if (!check_channel(c)) return;
-      auto* ns = policy_.find(channel_namespace(c.channel));
+      auto* ns = policy_->find(channel_namespace(c.channel));
       if (!ns->client_publish) {
         send_error(c.id, code::permission_denied,
                    "publishing is not allowed in namespace \"" + ns->name + "\"");
         return;
       }
-      if (c.data.size() > policy_.max_message_bytes) {
+      if (c.data.size() > policy_->max_message_bytes) {
         send_error(c.id, code::message_too_large,
-                   "message is larger than " + std::to_string(policy_.max_message_bytes) + " bytes");
+                   "message is larger than " + std::to_string(policy_->max_message_bytes) + " bytes");
         return;
       }
       session_action a{.kind = session_action_kind::publish};
@@ -171,7 +184,7 @@ void server_session::command_in(command& c, std::uint64_t now) {
     }
     case command_kind::presence: {
       if (!check_channel(c)) return;
-      auto* ns = policy_.find(channel_namespace(c.channel));
+      auto* ns = policy_->find(channel_namespace(c.channel));
       if (!ns->presence) {
         send_error(c.id, code::permission_denied, "presence is not enabled in namespace \"" + ns->name + "\"");
         return;
@@ -180,7 +193,7 @@ void server_session::command_in(command& c, std::uint64_t now) {
       return;
     }
     case command_kind::drop:
-      if (!policy_.allow_drop) {
+      if (!policy_->allow_drop) {
         send_error(c.id, code::permission_denied, "drop is only available in demo mode");
         return;
       }
@@ -191,16 +204,16 @@ void server_session::command_in(command& c, std::uint64_t now) {
 
 void server_session::do_connect(const command& c, std::uint64_t now) {
   if (c.token.empty()) {
-    if (!policy_.allow_anonymous) {
+    if (!policy_->allow_anonymous) {
       fail_and_close(c.id, code::unauthorized, "a token is required");
       return;
     }
   } else {
-    if (c.token.size() > policy_.max_token_bytes) {
+    if (c.token.size() > policy_->max_token_bytes) {
       fail_and_close(c.id, code::unauthorized, "token is too long");
       return;
     }
-    verified_token v = verifier_ ? verifier_(c.token, now)
+    verified_token v = verifier_ && *verifier_ ? (*verifier_)(c.token, now)
                                  : verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
     if (v.error != code::ok) {
       fail_and_close(c.id, v.error, v.reason.empty() ? std::string(code_name(v.error)) : v.reason);
@@ -215,7 +228,7 @@ void server_session::do_connect(const command& c, std::uint64_t now) {
   frame f{.kind = frame_kind::connected, .id = c.id};
   f.client = info_.client;
   f.user = user_;
-  f.ping_ms = policy_.ping_ms;
+  f.ping_ms = policy_->ping_ms;
   send_frame(f);
 }
 
@@ -225,7 +238,7 @@ bool server_session::check_channel(const command& c) {
     return false;
   }
   auto ns_name = channel_namespace(c.channel);
-  auto* ns = policy_.find(ns_name);
+  auto* ns = policy_->find(ns_name);
   if (!ns) {
     send_error(c.id, code::bad_channel, "unknown namespace \"" + std::string(ns_name) + "\"");
     return false;
@@ -297,7 +310,7 @@ void server_session::handle_timeout(std::uint64_t now) {
     disconnect(code::token_expired, "token expired: reconnect with a fresh token", true, 0);
     return;
   }
-  if (!token_warned_ && now + policy_.token_refresh_warning_ms >= *token_expiry_) {
+  if (!token_warned_ && now + policy_->token_refresh_warning_ms >= *token_expiry_) {
     token_warned_ = true;
     send_error(0, code::token_expired,
                "token expires in " + std::to_string(*token_expiry_ - now) + " ms: reconnect with a fresh token");
@@ -327,8 +340,8 @@ std::optional<session_action> server_session::poll_action() {
 std::optional<std::uint64_t> server_session::next_deadline() const {
   if (state_ == session_state::awaiting_connect) return handshake_deadline_;
   if (state_ != session_state::open || !token_expiry_) return std::nullopt;
-  if (!token_warned_ && *token_expiry_ > policy_.token_refresh_warning_ms)
-    return std::max<std::uint64_t>(0, *token_expiry_ - policy_.token_refresh_warning_ms);
+  if (!token_warned_ && *token_expiry_ > policy_->token_refresh_warning_ms)
+    return std::max<std::uint64_t>(0, *token_expiry_ - policy_->token_refresh_warning_ms);
   return token_expiry_;
 }
 

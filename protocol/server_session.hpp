@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -138,6 +139,11 @@ struct session_info {
 class server_session {
  public:
   server_session(session_policy policy, token_verifier verifier, session_info info, std::uint64_t now);
+  // The server's form: one policy and one verifier for every connection, shared rather than copied
+  // into each (a copy was ~200 bytes per connection: docs/performance.md). The caller keeps them
+  // alive (a non-owning shared_ptr to a longer-lived object is fine).
+  server_session(std::shared_ptr<const session_policy> policy, std::shared_ptr<const token_verifier> verifier,
+                 session_info info, std::uint64_t now);
 
   void handle_text(std::string_view batch, std::uint64_t now);
   void handle_command(const command& cmd, std::uint64_t now);
@@ -176,8 +182,8 @@ class server_session {
   // Takes a subscribe/unsubscribe from the churn budget; over it sends 4011 and returns false.
   bool churn_allowed(const command& c, std::uint64_t now);
 
-  session_policy policy_;
-  token_verifier verifier_;
+  std::shared_ptr<const session_policy> policy_;
+  std::shared_ptr<const token_verifier> verifier_;
   session_info info_;
   session_state state_ = session_state::awaiting_connect;
   std::uint64_t handshake_deadline_;

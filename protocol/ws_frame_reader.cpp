@@ -128,9 +128,9 @@ ws_event ws_frame_reader::start_frame() {
     if (len > max_message_ - msg_size_) return fail(ws_message_too_big);
     in_message_ = !fin_;
   } else {
-    ctl_start_ = buf_.size();
+    ctl_start_ = static_cast<std::uint32_t>(buf_.size());
   }
-  remaining_ = len;
+  remaining_ = static_cast<std::uint32_t>(len);   // <= max_message_ or 125: checked above
   state_ = state::payload;
   if (remaining_ == 0) return end_frame();
   return {};
@@ -202,16 +202,16 @@ ws_event ws_frame_reader::read(std::string_view& in) {
       continue;
     }
     // payload
-    std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size()));
+    std::size_t k = std::min<std::size_t>(remaining_, in.size());
     std::size_t at = buf_.size();
     buf_.append(in.data(), k);
     in.remove_prefix(k);
-    remaining_ -= k;
+    remaining_ -= static_cast<std::uint32_t>(k);
     auto* p = reinterpret_cast<unsigned char*>(buf_.data() + at);
     for (std::size_t i = 0; i < k; ++i) p[i] ^= mask_[(mask_pos_ + i) & 3];
     mask_pos_ = static_cast<std::uint8_t>((mask_pos_ + k) & 3);
     if (op_ < op_close) {
-      msg_size_ += k;
+      msg_size_ += static_cast<std::uint32_t>(k);
       if (msg_op_ == op_text)
         for (std::size_t i = 0; i < k; ++i)
           if (!utf8_step(p[i], utf8_need_, utf8_lo_, utf8_hi_)) return fail(ws_invalid_payload);

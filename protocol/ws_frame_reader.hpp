@@ -65,8 +65,9 @@ bool ws_close_code_valid(std::uint16_t code);
 class ws_frame_reader {
  public:
   // `max_message`: the largest message (the sum of its fragments' payloads) accepted; one more byte
-  // is answered with 1009.
-  explicit ws_frame_reader(std::size_t max_message) : max_message_(max_message) {}
+  // is answered with 1009. Held as 32 bits (4 GiB), which keeps the reader small.
+  explicit ws_frame_reader(std::size_t max_message)
+      : max_message_(static_cast<std::uint32_t>(max_message < 0xffffffffu ? max_message : 0xffffffffu)) {}
 
   // Consumes bytes from the front of `in` up to the next event and returns it, or consumes all of
   // `in` and returns need_more. Call again with what is left until need_more.
@@ -87,11 +88,13 @@ class ws_frame_reader {
   ws_event end_frame();           // the frame's payload is in
   std::size_t header_size() const;
 
-  std::size_t max_message_;
+  // Every size below is at most max_message_ (a frame's length is checked against it before it is
+  // kept), or 125 for a control frame.
+  std::uint32_t max_message_;
+  std::uint32_t remaining_ = 0;    // payload bytes of the current frame still to come
+  std::uint32_t msg_size_ = 0;     // payload bytes of the message so far
+  std::uint32_t ctl_start_ = 0;    // control frame: where its payload starts in buf_
   std::string buf_;                // the message so far, then (while a control frame is read) its payload
-  std::uint64_t remaining_ = 0;    // payload bytes of the current frame still to come
-  std::size_t msg_size_ = 0;       // payload bytes of the message so far
-  std::size_t ctl_start_ = 0;      // control frame: where its payload starts in buf_
   std::uint8_t hdr_[14];
   std::uint8_t hdr_len_ = 0;
   std::uint8_t mask_[4] = {};

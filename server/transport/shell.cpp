@@ -21,7 +21,10 @@ struct in_request {
 
 shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp)
     : node_(n), subs_(subs), io_thread_(io_thread),
-      session_(n.policy, n.verifier, protocol::session_info{client, true}, n.clk.now_ms()),
+      // The node's policy and verifier, shared (the node outlives every connection), not copied.
+      session_(std::shared_ptr<const protocol::session_policy>(std::shared_ptr<void>(), &n.policy),
+               std::shared_ptr<const protocol::token_verifier>(std::shared_ptr<void>(), &n.verifier),
+               protocol::session_info{client, true}, n.clk.now_ms()),
       stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)),
       delivered_(&n.met.messages_delivered_by[static_cast<std::size_t>(transport_kind::polling)]),
       owner_(std::this_thread::get_id()) {}

@@ -47,6 +47,19 @@
 
 namespace pushwire::server {
 
+// An allocator that is not std::allocator, so Asio allocates an operation bound to it at its exact
+// size instead of from its per-thread recycling cache.
+template <class T>
+struct plain_allocator {
+  using value_type = T;
+  plain_allocator() = default;
+  template <class U>
+  plain_allocator(const plain_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const plain_allocator&, const plain_allocator&) { return true; }
+};
+
 template <class Derived>
 class ws_conn : public stream_conn<Derived> {
   using base = stream_conn<Derived>;
@@ -72,13 +85,14 @@ class ws_conn : public stream_conn<Derived> {
   // The control frames waiting go first in the next write; true if there were any.
   bool take_control(std::vector<net::const_buffer>& bufs) {
     if (close_phase_ == close_phase::in_flight) close_phase_ = close_phase::sent;   // the last write is done
-    if (ctl_next_.empty()) return false;
-    ctl_out_.swap(ctl_next_);
-    ctl_next_.clear();
+    if (!extra_ || extra_->ctl_next.empty()) return false;
+    auto& x = *extra_;
+    x.ctl_out.swap(x.ctl_next);
+    x.ctl_next.clear();
     pong_len_ = 0;
     probing_ = false;
     if (close_phase_ == close_phase::queued) close_phase_ = close_phase::in_flight;
-    bufs.emplace_back(ctl_out_.data(), ctl_out_.size());
+    bufs.emplace_back(x.ctl_out.data(), x.ctl_out.size());
     return true;
   }
   // Nothing follows a close frame.
@@ -111,7 +125,7 @@ class ws_conn : public stream_conn<Derived> {
   void on_probe() {
     if (probing_ || close_phase_ != close_phase::none || this->state_ != conn_state::open) return;
     probing_ = true;
-    append_ws_control(ctl_next_, ws_op_ping, {});
+    append_ws_control(extra().ctl_next, ws_op_ping, {});
     send_control();
   }
 
@@ -122,7 +136,7 @@ class ws_conn : public stream_conn<Derived> {
 
   void finish() {
     if (this->state_ == conn_state::closed) return;
-    if (close_timer_) close_timer_->cancel();
+    if (extra_ && extra_->close_timer) extra_->close_timer->cancel();
     // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame,
     // an empty one, or a protocol violation: as Beast's stream reported them).
     if (this->close_code_ != protocol::code::ok) this->log_close(static_cast<unsigned>(this->close_code_), this->close_reason_);
@@ -136,10 +150,10 @@ class ws_conn : public stream_conn<Derived> {
     cut();
   }
 
+  // Idle (no write in flight): what a probe or a pong needed goes back. Not under TLS (its pending
+  // read uses the buffer) nor once a close began (its timer).
   void release_control_buffers() {
-    if (ctl_next_.empty()) std::string().swap(ctl_next_);
-    std::string().swap(ctl_out_);
-    if (!reader_.mid_message() && rbuf_.capacity() > idle_read_bytes) std::string().swap(rbuf_);
+    if (extra_ && extra_->ctl_next.empty() && close_phase_ == close_phase::none && !tls()) extra_.reset();
   }
 
  protected:
@@ -167,14 +181,20 @@ class ws_conn : public stream_conn<Derived> {
     if (auto* t = tls()) {
       // OpenSSL needs a buffer that outlives the operation: small while idle.
       std::size_t want = reader_.mid_message() ? tls_read_bytes : idle_read_bytes;
-      if (rbuf_.size() != want) std::string(want, '\0').swap(rbuf_);
-      t->async_read_some(net::buffer(rbuf_), [self = this->self()](beast::error_code ec, std::size_t n) {
+      auto& rbuf = extra().rbuf;
+      if (rbuf.size() != want) std::string(want, '\0').swap(rbuf);
+      t->async_read_some(net::buffer(rbuf), [self = this->self()](beast::error_code ec, std::size_t n) {
         if (ec) return self->finish();
-        if (self->on_bytes(std::string_view(self->rbuf_.data(), n))) self->do_read();
+        if (self->on_bytes(std::string_view(self->extra_->rbuf.data(), n))) self->do_read();
       });
       return;
     }
-    socket().async_wait(tcp::socket::wait_read, [self = this->self()](beast::error_code ec) { self->on_readable(ec); });
+    // The wait's operation is allocated at its own size (plain_allocator): Asio's per-thread
+    // recycling would hand it a cached block of whatever operation finished last (often the HTTP
+    // reader's, several times larger), and it stays allocated for the connection's whole idle life.
+    socket().async_wait(tcp::socket::wait_read,
+                        net::bind_allocator(plain_allocator<void>(),
+                                            [self = this->self()](beast::error_code ec) { self->on_readable(ec); }));
   }
 
   void on_readable(beast::error_code ec) {
@@ -213,12 +233,13 @@ class ws_conn : public stream_conn<Derived> {
         case protocol::ws_event_kind::ping:
           if (close_phase_ != close_phase::none) break;
           // Only the latest ping is answered if several wait (RFC 6455 §5.5.3): bounded.
-          ctl_next_.erase(0, pong_len_);
           {
+            auto& next = extra().ctl_next;
+            next.erase(0, pong_len_);
             std::string pong;
             append_ws_control(pong, ws_op_pong, e.data);
             pong_len_ = static_cast<std::uint8_t>(pong.size());
-            ctl_next_.insert(0, pong);
+            next.insert(0, pong);
           }
           send_control();
           break;
@@ -250,11 +271,12 @@ class ws_conn : public stream_conn<Derived> {
     for (auto& q : this->pending_) this->stream_.dropped(q.size, q.replay);
     this->pending_.clear();
     if (this->state_ == conn_state::open) this->state_ = conn_state::closing;
-    append_ws_close(ctl_next_, code, reason);
+    auto& x = extra();
+    append_ws_close(x.ctl_next, code, reason);
     close_phase_ = close_phase::queued;
-    close_timer_ = std::make_unique<net::steady_timer>(link_.get_executor());
-    close_timer_->expires_after(std::chrono::milliseconds(this->node_.cfg.request_timeout_ms));
-    close_timer_->async_wait([self = this->self()](beast::error_code ec) {
+    x.close_timer = std::make_unique<net::steady_timer>(link_.get_executor());
+    x.close_timer->expires_after(std::chrono::milliseconds(this->node_.cfg.request_timeout_ms));
+    x.close_timer->async_wait([self = this->self()](beast::error_code ec) {
       if (!ec) self->finish();
     });
     send_control();
@@ -268,10 +290,19 @@ class ws_conn : public stream_conn<Derived> {
   socket_link link_;
   std::shared_ptr<void> life_;
   protocol::ws_frame_reader reader_;
-  std::string ctl_next_;   // control frames for the next write: [pong][ping][close]
-  std::string ctl_out_;    // the control frames of the write in flight
-  std::string rbuf_;       // TLS only
-  std::unique_ptr<net::steady_timer> close_timer_;
+  // What an idle plain connection does not need, made on first use: ~100 bytes saved per idle
+  // connection (docs/performance.md).
+  struct extra_state {
+    std::string ctl_next;   // control frames for the next write: [pong][ping][close]
+    std::string ctl_out;    // the control frames of the write in flight
+    std::string rbuf;       // TLS only: the read buffer
+    std::unique_ptr<net::steady_timer> close_timer;   // the closing handshake's bound
+  };
+  extra_state& extra() {
+    if (!extra_) extra_ = std::make_unique<extra_state>();
+    return *extra_;
+  }
+  std::unique_ptr<extra_state> extra_;
   std::uint16_t peer_code_ = 0;
   std::uint8_t pong_len_ = 0;
   close_phase close_phase_ = close_phase::none;
