@@ -6,7 +6,8 @@
 #   bash scripts/fuzz.sh run TARGET [ARGS]    fuzz one target with libFuzzer ARGS (e.g. -runs=10000000
 #                                             or -max_total_time=600), keeping what it finds in
 #                                             build-fuzz/corpus/TARGET; docs/fuzzing.md has the figures
-# Targets: scanner_fuzz position_fuzz session_fuzz client_fuzz jwt_fuzz config_fuzz http_fuzz pusher_fuzz.
+# Targets: scanner_fuzz position_fuzz session_fuzz client_fuzz jwt_fuzz config_fuzz http_fuzz pusher_fuzz
+# ws_frame_fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build-fuzz
@@ -17,7 +18,7 @@ if [ ! -f "$out/build.ninja" ]; then
 fi
 cmake --build "$out" -j"$jobs" | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
 
-targets="scanner_fuzz position_fuzz session_fuzz client_fuzz jwt_fuzz config_fuzz http_fuzz pusher_fuzz"
+targets="scanner_fuzz position_fuzz session_fuzz client_fuzz jwt_fuzz config_fuzz http_fuzz pusher_fuzz ws_frame_fuzz"
 flags() {   # per-target libFuzzer flags: the dictionary and a length that fits its inputs
   local t=$1 f=""
   [ -f "tests/fuzz/$t.dict" ] && f="-dict=tests/fuzz/$t.dict"
@@ -26,7 +27,7 @@ flags() {   # per-target libFuzzer flags: the dictionary and a length that fits 
     # held than they started with, and libFuzzer's per-input leak check (a scan of the whole heap)
     # then took two thirds of the time. ASan's other checks stay on.
     http_fuzz) f="$f -max_len=4096 -detect_leaks=0" ;;
-    session_fuzz|client_fuzz|pusher_fuzz) f="$f -max_len=4096" ;;
+    session_fuzz|client_fuzz|pusher_fuzz|ws_frame_fuzz) f="$f -max_len=4096" ;;
     *) f="$f -max_len=1024" ;;
   esac
   echo "$f"
@@ -45,7 +46,8 @@ fi
 # the same run every time (the time cap only guards against a slow machine). Each log is printed
 # when its run fails.
 declare -A runs=([scanner_fuzz]=60000 [position_fuzz]=60000 [session_fuzz]=20000 [client_fuzz]=20000
-                 [jwt_fuzz]=40000 [config_fuzz]=20000 [http_fuzz]=10000 [pusher_fuzz]=20000)
+                 [jwt_fuzz]=40000 [config_fuzz]=20000 [http_fuzz]=10000 [pusher_fuzz]=20000
+                 [ws_frame_fuzz]=40000)
 mkdir -p "$out/logs"
 for t in $targets; do
   rm -rf "$out/run/$t" && mkdir -p "$out/run/$t"

@@ -118,11 +118,6 @@ class sse_session final : public stream_conn<sse_session> {
     std::string().swap(ids_);
     std::vector<std::size_t>().swap(id_ends_);
   }
-  bool socket_busy() const { return false; }
-  template <class Handler>
-  void wait_turn(Handler&&) {}
-  void begin_raw() {}
-  void end_raw() {}
   tcp::socket& socket() { return sock_.socket(); }
   tls_stream* tls() { return sock_.tls(); }
   void close_transport() { finish(); }

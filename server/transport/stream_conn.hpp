@@ -5,12 +5,14 @@
 //   void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs)
 //                                                     the buffers of one write (shared item buffers
 //                                                     plus the transport's own small ones)
-//   bool socket_busy() / void wait_turn(handler) / void begin_raw() / void end_raw()
-//                                                     who else writes on the socket (Beast's pongs)
 //   void close_transport()                            after the queue drained in `closing`
 //   void on_probe()                                   a dead-peer probe (WebSocket ping)
 // and optionally
 //   SslStream* tls()                                  the connection's TLS stream, null when plain
+//   bool take_control(bufs) / bool data_allowed()     the transport's own frames (WebSocket pongs,
+//                                                     pings, the close frame), first in the next
+//                                                     write; whether data may still follow them
+//   void release_control_buffers()                    idle: give back what a burst grew
 //
 // Write path: items are shared, immutable buffers (server/wire/outgoing.hpp). While a write is in
 // flight new items wait in `pending_`; when it completes, everything pending (up to the buffer
@@ -63,6 +65,8 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       derived().release_write_buffers();
       std::string().swap(tls_staging_);
     }
+    if constexpr (requires(Derived& d) { d.release_control_buffers(); })
+      if (!writing()) derived().release_control_buffers();
     stream_.handle_timeout(now);
     session_tick(now);
     drain(now);
@@ -160,7 +164,16 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   void do_write() {
     if (!can_write()) return;
-    if (pending_.empty()) {
+    bufs_.clear();
+    bool control = false;
+    if constexpr (requires(Derived& d, std::vector<net::const_buffer>& b) { d.take_control(b); }) {
+      control = derived().take_control(bufs_);
+      if (!derived().data_allowed()) {
+        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
+        pending_.clear();
+      }
+    }
+    if (pending_.empty() && !control) {
       if (state_ == conn_state::closing) derived().close_transport();
       return;
     }
@@ -168,20 +181,15 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     std::size_t take = std::min(pending_.size(), Derived::max_items_per_write);
     std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(inflight_));
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take));
-    bufs_.clear();
-    derived().build_write(inflight_, bufs_);
+    if (!inflight_.empty()) derived().build_write(inflight_, bufs_);
     written_ = 0;
     stream_.write_started(node_.clk.now_ms());
     send_some();
   }
 
-  // Writes what is left of the write in flight; waits while another writer owns the socket, and
-  // for writability when the kernel takes only part.
+  // Writes what is left of the write in flight; waits for writability when the kernel takes only
+  // part.
   void send_some() {
-    if (written_ == 0) {
-      if (derived().socket_busy()) return derived().wait_turn([s = self()](beast::error_code) { s->send_some(); });
-      derived().begin_raw();
-    }
     if (state_ == conn_state::closed) return end_write(net::error::operation_aborted);
     if constexpr (requires(Derived& d) { d.tls(); }) {
       if (auto* t = derived().tls()) return tls_send(*t);
@@ -206,7 +214,6 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   }
 
   void end_write(beast::error_code ec) {
-    derived().end_raw();
     node_.met.bytes_sent.fetch_add(written_, std::memory_order_relaxed);
     // One publish->write observation per write, for its oldest publication: the histogram shows
     // how long the longest-waiting item of each write waited, without a shared atomic per item.
