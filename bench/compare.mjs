@@ -306,6 +306,10 @@ const fullScenarios = [
   { name: 'storm-client-10k', servers: ['pushwire', 'nchan'], group: 'storm', transport: 'ws', subs: 10000,
     args: ['--transport', 'ws', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
       '--storm', 'client', '--storm-at-ms', '4000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
+  // The same storm over SSE (issue 19: "caught up no later than Nchan's on both transports").
+  { name: 'storm-client-sse-10k', servers: ['pushwire', 'nchan'], group: 'storm', transport: 'sse', subs: 10000,
+    args: ['--transport', 'sse', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
+      '--storm', 'client', '--storm-at-ms', '4000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
   { name: 'storm-server-10k', servers: ['pushwire'], group: 'storm', transport: 'ws', subs: 10000,
     args: ['--transport', 'ws', '--subs', '10000', '--messages', '150', '--size', '100', '--mode', 'rate', '--rate', '10',
       '--storm', 'server', '--storm-at-ms', '4000', '--jitter-ms', '2000', '--connect-rate', '10000', '--max-pending', '4000', '--timeout', '90', '--drain-ms', '15000'] },
