@@ -32,7 +32,9 @@ wal_checkpointer::~wal_checkpointer() {
 }
 
 void wal_checkpointer::loop() {
-  std::uint64_t seen = commits_.load(std::memory_order_acquire);
+  // From 0, not from the count when this thread first runs: a commit made before it got going (the
+  // writer does not wait for it) must still be synced.
+  std::uint64_t seen = 0;
   std::unique_lock lk(mu_);
   while (!stop_) {
     cv_.wait_for(lk, cfg_.period, [&] { return stop_; });

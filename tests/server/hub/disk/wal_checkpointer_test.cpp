@@ -65,6 +65,23 @@ TEST_F(WalCheckpointer, SyncsAfterCommitsAndCheckpointsOnlyABigWal) {
   sqlite3_close(w);
 }
 
+// The writer does not wait for the checkpointer's thread to get going: a commit reported before it
+// first runs (here, at once after construction) is synced all the same.
+TEST_F(WalCheckpointer, ACommitBeforeItsThreadRunsIsSynced) {
+  auto path = (fs::path(root_) / "t.db").string();
+  sqlite3* w = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(w, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(b BLOB);", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  for (int round = 0; round < 10; ++round) {
+    wal_checkpointer ck({.path = path, .period = std::chrono::milliseconds(1), .sync_wal = true, .checkpoint_frames = 1 << 20});
+    ck.committed(1);
+    EXPECT_TRUE(eventually([&] { return ck.syncs() >= 1; }, std::chrono::seconds(2))) << "round " << round;
+  }
+  sqlite3_close(w);
+}
+
 TEST_F(WalCheckpointer, TheWriterBoundsTheWalWhenNoPassComes) {
   disk_history_config c;
   c.mem.namespaces[""] = history_policy{10, 60000};
