@@ -52,6 +52,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pushwire-shared-'));
   await writeFile(join(dir, 'shared-page.mjs'), PAGE);
   await writeFile(join(dir, 'index.html'), HTML);
+  // A page whose policy forbids workers: constructing the SharedWorker throws (SecurityError).
+  await writeFile(join(dir, 'no-workers.html'), HTML.replace('<head>', `<head><meta http-equiv="Content-Security-Policy" content="worker-src 'none'">`));
   server = await startServer(['--web-root', dir, '--client-root', join(ROOT, 'client-wasm')]);
   browser = await launchBrowser();
 });
@@ -70,13 +72,13 @@ async function subscribers(channel) {
   return channels.find((c) => c.channel === channel)?.subscribers ?? 0;
 }
 
-async function open(channels, { init, opts = FAST_CLIENT, extra = '', mintToken, ready = true } = {}) {
+async function open(channels, { init, opts = FAST_CLIENT, extra = '', mintToken, ready = true, html = 'index.html' } = {}) {
   const qs = channels.map((c) => `channel=${encodeURIComponent(c)}`).join('&');
   const page = await browser.context.newPage();
   if (init) await page.addInitScript(init);
   if (mintToken) await page.exposeFunction('mintToken', mintToken);
   const watcher = watch(page, server.url);
-  await page.goto(`${server.url}/index.html?shared=${SHARED}&opts=${encodeURIComponent(JSON.stringify(opts))}&${qs}${extra}`);
+  await page.goto(`${server.url}/${html}?shared=${SHARED}&opts=${encodeURIComponent(JSON.stringify(opts))}&${qs}${extra}`);
   page.watcher = watcher;
   if (!ready) return page;
   await page.waitForFunction((chs) => window.pw?.client.state === 'connected' && chs.every((c) => window.pw.ch[c]?.subscribed.length > 0),
@@ -248,6 +250,24 @@ test('leader tab (no SharedWorker): one connection; the leader closed mid-stream
     throw new Error(`${e.message}: connections ${JSON.stringify(stats.connections)} (base ${base}), tabs ${JSON.stringify(seen)}`);
   });
   for (const p of [p3, p4]) await closePage(p);
+});
+
+// A page whose Content-Security-Policy forbids workers (worker-src 'none'): the SharedWorker cannot
+// start, so the tabs share through a leader tab instead of each failing or opening its own (checked
+// to fail when the worker's error does not lead to the leader fallback).
+test("a policy that forbids workers: the tabs share through a leader tab", { timeout: 60000 }, async () => {
+  n = 0;
+  const channel = unique('no-workers');
+  const base = await connections();
+  const p1 = await open([channel], { html: 'no-workers.html' });
+  const p2 = await open([channel], { html: 'no-workers.html' });
+  assert.equal(await connections() - base, 1, 'two tabs, one server connection');
+  // Chromium refuses the worker after the fact (an error event); the tab then elects a leader.
+  const held = await p1.evaluate(async () => (await navigator.locks.query()).held.map((l) => l.name));
+  assert.ok(held.some((name) => name.startsWith('pushwire-leader:')), `a leader tab holds the connection: ${held}`);
+  await publish(channel, 10);
+  for (const p of [p1, p2]) await received(p, channel, 1, 10);
+  for (const p of [p1, p2]) await closePage(p);
 });
 
 // getToken with a shared connection: asked in one tab; when that tab goes away before answering,
