@@ -147,11 +147,13 @@ class sse_session final : public stream_conn<sse_session> {
     if (ec) return finish();
     log_open("sse");
     // The client never sends anything: the socket turning readable means it went away. A wait, not
-    // a read (no buffer), allocated at its own size (exact_allocator.hpp).
+    // a read (no buffer), allocated at its own size (exact_allocator.hpp), with the thread's
+    // io_context executor for its handler (as in ws_conn.hpp).
     sock_.socket().async_wait(tcp::socket::wait_read,
-                              net::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](beast::error_code) {
-                                self->finish();
-                              }));
+                              net::bind_executor(w_.ioc.get_executor(),
+                                net::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](beast::error_code) {
+                                  self->finish();
+                                })));
     opened();
   }
 

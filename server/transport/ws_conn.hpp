@@ -178,10 +178,14 @@ class ws_conn : public stream_conn<Derived> {
       return;
     }
     // The wait's operation is allocated at its own size (exact_allocator.hpp), not from Asio's
-    // per-thread recycling, and stays allocated for the connection's whole idle life.
+    // per-thread recycling, and stays allocated for the connection's whole idle life; its handler
+    // names the thread's io_context executor, so the operation keeps that (8 bytes) for the handler
+    // instead of a second type-erased copy of the socket's.
     socket().async_wait(tcp::socket::wait_read,
-                        net::bind_allocator(exact_allocator<void>(),
-                                            [self = this->self()](beast::error_code ec) { self->on_readable(ec); }));
+                        net::bind_executor(this->w_.ioc.get_executor(),
+                                           net::bind_allocator(exact_allocator<void>(), [self = this->self()](beast::error_code ec) {
+                                             self->on_readable(ec);
+                                           })));
   }
 
   void on_readable(beast::error_code ec) {
