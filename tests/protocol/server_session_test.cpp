@@ -320,27 +320,42 @@ TEST(ServerSession, SubscriptionChurnIsRateLimited) {
   EXPECT_EQ(h.sent(u[0]).error_code, code::rate_limited);
 }
 
-// SSE and long-poll streams are their URL's channels: one refused because the engine (Redis, the
-// data dir) is away ends the stream with reconnect advice, so a plain EventSource asks again.
+namespace {
+
+// A session (one-way: an SSE stream's) connected and subscribed to demo:x, whose subscribe the hub
+// refuses with `error`: the actions that follow, and the session's state after them.
+struct refused_subscribe {
+  std::vector<session_action> out;
+  session_state state;
+};
+refused_subscribe refuse_subscribe(bool two_way, code error) {
+  server_session s{policy(), verify, session_info{"c1", two_way}, 0};
+  s.handle_command(command{.kind = command_kind::connect}, 1);
+  while (s.poll_action()) {}
+  s.handle_command(command{.kind = command_kind::subscribe, .channel = "demo:x"}, 2);
+  auto req = s.poll_action();
+  EXPECT_TRUE(req && req->kind == session_action_kind::subscribe);
+  s.handle_result(engine_reply{.request = req ? req->request : 0, .error = error, .reason = "refused"}, 3);
+  refused_subscribe r;
+  while (auto a = s.poll_action()) r.out.push_back(std::move(*a));
+  r.state = s.state();
+  return r;
+}
+
+}  // namespace
+
+// An SSE stream is its URL's channels: one refused because the engine (Redis, the data dir) is
+// away ends the stream with reconnect advice, so a plain EventSource asks again.
 TEST(ServerSession, OneWayStreamWhoseSubscribeFindsTheEngineAwayIsEndedToBeRetried) {
+  harness h;
   for (bool two_way : {false, true}) {
     SCOPED_TRACE(two_way ? "two-way" : "one-way");
-    server_session s{policy(), verify, session_info{"c1", two_way}, 0};
-    s.handle_command(command{.kind = command_kind::connect}, 1);
-    while (s.poll_action()) {}
-    s.handle_command(command{.kind = command_kind::subscribe, .channel = "demo:x"}, 2);
-    auto req = s.poll_action();
-    ASSERT_TRUE(req);
-    ASSERT_EQ(req->kind, session_action_kind::subscribe);
-    s.handle_result(engine_reply{.request = req->request, .error = code::storage_unavailable, .reason = "redis unavailable"}, 3);
-    std::vector<session_action> out;
-    while (auto a = s.poll_action()) out.push_back(std::move(*a));
-    harness h;
+    auto [out, state] = refuse_subscribe(two_way, code::storage_unavailable);
     ASSERT_GE(out.size(), 1u);
     EXPECT_EQ(h.sent(out[0]).error_code, code::storage_unavailable);
     if (two_way) {
       EXPECT_EQ(out.size(), 1u);   // told, connection kept
-      EXPECT_EQ(s.state(), session_state::open);
+      EXPECT_EQ(state, session_state::open);
       continue;
     }
     ASSERT_EQ(out.size(), 3u);
@@ -355,15 +370,7 @@ TEST(ServerSession, OneWayStreamWhoseSubscribeFindsTheEngineAwayIsEndedToBeRetri
 // Any other refusal of a one-way stream's channel is the channel's answer, not the engine's
 // absence: told, the stream goes on.
 TEST(ServerSession, OneWayStreamKeepsGoingAfterAnotherSubscribeRefusal) {
-  server_session s{policy(), verify, session_info{"c1", false}, 0};
-  s.handle_command(command{.kind = command_kind::connect}, 1);
-  while (s.poll_action()) {}
-  s.handle_command(command{.kind = command_kind::subscribe, .channel = "demo:x"}, 2);
-  auto req = s.poll_action();
-  ASSERT_TRUE(req);
-  s.handle_result(engine_reply{.request = req->request, .error = code::too_many_channels, .reason = "cap"}, 3);
-  std::vector<session_action> out;
-  while (auto a = s.poll_action()) out.push_back(std::move(*a));
+  auto [out, state] = refuse_subscribe(false, code::too_many_channels);
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(s.state(), session_state::open);
+  EXPECT_EQ(state, session_state::open);
 }

@@ -36,16 +36,21 @@ class WalCheckpointer : public ::testing::Test {
     return true;
   }
 
+  // The writer's side: a database in WAL mode that only the checkpointer checkpoints, one table.
+  static void open_wal_writer(const std::string& path, sqlite3*& w) {
+    ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(w, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(b BLOB);", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+  }
+
   std::string root_;
 };
 
 TEST_F(WalCheckpointer, SyncsAfterCommitsAndCheckpointsOnlyABigWal) {
   auto path = (fs::path(root_) / "t.db").string();
   sqlite3* w = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(w, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(b BLOB);", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_NO_FATAL_FAILURE(open_wal_writer(path, w));
   wal_checkpointer ck({.path = path, .period = std::chrono::milliseconds(5), .sync_wal = true, .checkpoint_frames = 40});
   auto before = fs::file_size(path);
   // A small commit: synced, not copied into the database file.
@@ -70,10 +75,7 @@ TEST_F(WalCheckpointer, SyncsAfterCommitsAndCheckpointsOnlyABigWal) {
 TEST_F(WalCheckpointer, ACommitBeforeItsThreadRunsIsSynced) {
   auto path = (fs::path(root_) / "t.db").string();
   sqlite3* w = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &w), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(w, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(b BLOB);", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_NO_FATAL_FAILURE(open_wal_writer(path, w));
   for (int round = 0; round < 10; ++round) {
     wal_checkpointer ck({.path = path, .period = std::chrono::milliseconds(1), .sync_wal = true, .checkpoint_frames = 1 << 20});
     ck.committed(1);
