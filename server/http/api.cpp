@@ -34,7 +34,7 @@ std::string position_json(std::string_view channel, const protocol::position& p)
 // Validates a channel for the API (no permission checks: the key may do anything).
 bool api_channel(node& n, std::string_view ch, code& c, std::string& reason) {
   if (!protocol::valid_channel(ch)) { c = code::bad_channel; reason = "invalid channel name"; return false; }
-  if (!n.policy.find(protocol::channel_namespace(ch))) { c = code::bad_channel; reason = "unknown namespace"; return false; }
+  if (!n.policy().find(protocol::channel_namespace(ch))) { c = code::bad_channel; reason = "unknown namespace"; return false; }
   return true;
 }
 

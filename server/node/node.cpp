@@ -110,7 +110,6 @@ node::node(config c, const clock& clock_source, const store_maker& make)
       hub_(std::make_unique<hub>(hub_stores{*stores_.history, *stores_.brk, *stores_.presence},
                                  clock_source, io_threads(cfg_))),
       clk(clock_source),
-      policy(make_policy(cfg_)),
       started_wall_ms(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::system_clock::now().time_since_epoch()).count())),
       leases(poll_leases::limits{cfg_.max_poll_leases, cfg_.effective_lease_ms(), 64}, *hub_,
@@ -125,7 +124,7 @@ node::node(config c, const clock& clock_source, const store_maker& make)
   socket_prefix_ = 1 + std::random_device{}() % 1'000'000'000u;
   pusher_connections = std::make_unique<std::atomic<std::size_t>[]>(cfg_.pusher_apps.size());
   secrets_ = std::make_shared<const node_secrets>(node_secrets{cfg_.api_key, cfg_.token_secret});
-  verifier = [this](std::string_view token, std::uint64_t) {
+  auto verifier = [this](std::string_view token, std::uint64_t) {
     auto keys = secrets();
     protocol::verified_token v;
     if (keys->token_secret.empty()) {
@@ -146,7 +145,7 @@ node::node(config c, const clock& clock_source, const store_maker& make)
     }
     return v;
   };
-  session_rules = protocol::make_session_rules(policy, verifier);
+  session_rules = protocol::make_session_rules(make_policy(cfg_), std::move(verifier));
 }
 
 std::shared_ptr<const node_secrets> node::secrets() const {

@@ -53,11 +53,12 @@ class node {
   const config& cfg = cfg_;
   const clock& clk;
   pushwire::server::metrics met;
-  const protocol::session_policy policy;     // every transport's protocol session
-  // Verifies with the current token secret (secrets()); refuses every token while it is empty.
-  protocol::token_verifier verifier;
-  // Both of the above, shared by every connection's protocol session (set once, at construction).
+  // Every transport's protocol session shares these (set once, at construction): the policy, and a
+  // verifier that checks with the current token secret (secrets()), refusing every token while it
+  // is empty.
   std::shared_ptr<const protocol::session_rules> session_rules;
+  const protocol::session_policy& policy() const { return session_rules->policy; }
+  const protocol::token_verifier& verifier() const { return session_rules->verifier; }
   // The current keys (at construction: cfg.api_key and cfg.token_secret). Any thread.
   std::shared_ptr<const node_secrets> secrets() const;
   void set_secrets(node_secrets s);

@@ -240,8 +240,8 @@ void run_poll(node& n, worker& w, http_stream stream, beast::flat_buffer buffer,
   // The lease belongs to one user: find out whose poll this is before touching it (a refused token
   // is answered by the session, with no lease).
   std::string user;
-  if (!token.empty() && n.verifier) {
-    auto v = n.verifier(token, n.clk.now_ms());
+  if (!token.empty() && n.verifier()) {
+    auto v = n.verifier()(token, n.clk.now_ms());
     if (v.error == code::ok) user = v.user;
   }
   disconnect_order advice;

@@ -197,7 +197,7 @@ void run_sse_session(node& n, worker& w, socket_link sock, request req, std::sha
   if (token.size() > n.cfg.max_token_bytes)   // the same bound the session applies to `connect`
     return refuse_auth("token is too long", code::unauthorized);
   if (!token.empty()) {
-    auto v = n.verifier ? n.verifier(token, n.clk.now_ms())
+    auto v = n.verifier() ? n.verifier()(token, n.clk.now_ms())
                         : protocol::verified_token{code::unauthorized, "tokens are not accepted", {}, {}, false};
     if (v.error != code::ok) return refuse_auth(v.reason, v.error);
   }

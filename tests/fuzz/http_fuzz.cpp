@@ -243,8 +243,8 @@ void route(fixture& f, request req) {
     if (!parse_stream_params(n.cfg.max_stream_channels, q["channels"], since, token, p, c, reason))
       return check_reply(n, req, error_reply(c, reason));
     std::string user;
-    if (!token.empty() && n.verifier) {
-      auto v = n.verifier(token, n.clk.now_ms());
+    if (!token.empty() && n.verifier()) {
+      auto v = n.verifier()(token, n.clk.now_ms());
       if (v.error != code::ok) return check_reply(n, req, error_reply(v.error, v.reason));
       user = v.user;
     }
