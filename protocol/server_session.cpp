@@ -117,7 +117,7 @@ void server_session::command_in(command& c, std::uint64_t now) {
     case command_kind::subscribe: {
       if (!churn_allowed(c, now)) return;
       if (!check_channel(c)) return;
-      if (subs_.contains(c.channel)) {
+      if (subscribed(c.channel)) {
         send_error(c.id, code::already_subscribed, "already subscribed to \"" + c.channel + "\"");
         return;
       }
@@ -130,18 +130,16 @@ void server_session::command_in(command& c, std::uint64_t now) {
       session_action a{.kind = session_action_kind::subscribe};
       a.since = c.since;
       a.join_presence = ns->presence && (!user_.empty() || ns->anonymous_presence);
-      subs_.insert(c.channel);
+      subs_.push_back(c.channel);
       request(std::move(a), c);
       return;
     }
     case command_kind::unsubscribe: {
       if (!churn_allowed(c, now)) return;
-      auto it = subs_.find(c.channel);
-      if (it == subs_.end()) {
+      if (!drop_subscription(c.channel)) {
         send_error(c.id, code::not_subscribed, "not subscribed to \"" + c.channel + "\"");
         return;
       }
-      subs_.erase(it);
       request(session_action{.kind = session_action_kind::unsubscribe}, c);
       return;
     }
@@ -240,6 +238,19 @@ bool server_session::check_channel(const command& c) {
   return true;
 }
 
+bool server_session::subscribed(std::string_view channel) const {
+  return std::find(subs_.begin(), subs_.end(), channel) != subs_.end();
+}
+
+bool server_session::drop_subscription(std::string_view channel) {
+  auto it = std::find(subs_.begin(), subs_.end(), channel);
+  if (it == subs_.end()) return false;
+  *it = std::move(subs_.back());
+  subs_.pop_back();
+  if (subs_.empty()) std::vector<std::string>().swap(subs_);
+  return true;
+}
+
 void server_session::request(session_action a, const command& c) {
   a.request = next_request_++;
   a.channel = c.channel;
@@ -254,7 +265,7 @@ void server_session::handle_result(const engine_reply& r, std::uint64_t) {
   pending_.erase(it);
   if (state_ != session_state::open) return;
   if (r.error != code::ok) {
-    if (p.kind == command_kind::subscribe) subs_.erase(p.channel);
+    if (p.kind == command_kind::subscribe) drop_subscription(p.channel);
     send_error(p.id, r.error, r.reason);
     // A one-way stream (SSE, long-poll) is its URL's channels: one it cannot subscribe for now (the
     // engine is away) would leave it open and silent, and a plain EventSource would never ask

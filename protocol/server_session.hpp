@@ -33,7 +33,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -168,8 +167,7 @@ class server_session {
   session_state state() const { return state_; }
   const std::string& client() const { return info_.client; }
   const std::string& user() const { return user_; }
-  const std::set<std::string, std::less<>>& subscriptions() const { return subs_; }
-  bool subscribed(std::string_view channel) const { return subs_.find(channel) != subs_.end(); }
+  bool subscribed(std::string_view channel) const;
   // Whether some request still waits for its handle_result().
   bool requests_pending() const { return !pending_.empty(); }
 
@@ -202,7 +200,10 @@ class server_session {
   std::string user_;
   std::vector<std::string> grants_;
   bool restricted_ = false;
-  std::set<std::string, std::less<>> subs_;     // subscribed or subscribe pending
+  // Subscribed or subscribe pending: a flat vector (a set's node per channel cost an idle connection
+  // ~50 bytes more); at most max_subscriptions, searched only by commands.
+  std::vector<std::string> subs_;
+  bool drop_subscription(std::string_view channel);   // false when it was not there
   std::map<std::uint64_t, pending> pending_;
   std::uint64_t next_request_ = 1;
   action_queue<session_action> actions_;

@@ -23,6 +23,16 @@ server_stream::channel_state* server_stream::find(std::string_view channel) {
   return nullptr;
 }
 
+const server_stream::channel_state* server_stream::find(std::string_view channel) const {
+  return const_cast<server_stream*>(this)->find(channel);
+}
+
+const std::string* server_stream::any_joined() const {
+  for (auto& c : channels_)
+    if (c.subscribed) return &c.name;
+  return nullptr;
+}
+
 server_stream::channel_state& server_stream::find_or_add(std::string_view channel) {
   if (auto* c = find(channel)) return *c;
   channels_.push_back(channel_state{std::string(channel), {}, {}, false, false});

@@ -81,6 +81,14 @@ class server_stream {
   void resumed(std::string_view channel);
   void unsubscribed(std::string_view channel);
   admit_verdict admit(std::string_view channel, const position& pos);
+  // Whether the channel is subscribed or being subscribed (from subscribing() to unsubscribed()):
+  // the shell's own record of its channels, so a connection keeps each name once.
+  bool joined(std::string_view channel) const {
+    auto* c = find(channel);
+    return c && c->subscribed;
+  }
+  // One joined channel (null when none): the shell leaves them one by one when it closes.
+  const std::string* any_joined() const;
 
   // --- written positions (SSE id lines, poll cursor) -------------------------------------------
   // A publication moves its channel forward only; a `subscribed` reply sets the resume point.
@@ -118,6 +126,7 @@ class server_stream {
     bool resuming = false;
   };
   channel_state* find(std::string_view channel);
+  const channel_state* find(std::string_view channel) const;
   channel_state& find_or_add(std::string_view channel);
   void over_bound();
 

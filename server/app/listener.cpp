@@ -49,7 +49,7 @@ void listener::stop() {
 // the connection and lose the answer), then 503 with error 4015, then close. Never blocks. A TLS
 // listener only closes: a plain-text answer would be garbage to a TLS client, and a handshake
 // costs what the refusal is there to save.
-void listener::refuse(tcp::socket& sock) const {
+void listener::refuse(tcp_socket& sock) const {
   static const std::string msg = [] {
     std::string body = error_json(code::too_many_connections, "too many connections");
     return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -60,7 +60,7 @@ void listener::refuse(tcp::socket& sock) const {
   char sink[4096];
   sock.read_some(net::buffer(sink), ec);
   if (!tls_) sock.write_some(net::buffer(msg), ec);
-  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.shutdown(tcp_socket::shutdown_both, ec);
   sock.close(ec);
 }
 
@@ -90,7 +90,7 @@ void listener::accept_later(unsigned ms) {
 void listener::do_accept() {
   auto& target = *workers_[next_worker_];
   next_worker_ = (next_worker_ + 1) % workers_.size();
-  acceptor_->async_accept(target.ioc, [this, &target](beast::error_code ec, tcp::socket sock) {
+  acceptor_->async_accept(target.ioc, [this, &target](beast::error_code ec, tcp_socket sock) {
     if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
     if (ec == net::error::no_descriptors || ec.value() == EMFILE || ec.value() == ENFILE) {
       // At the descriptor cap (DECISIONS §11): free the spare, accept the waiting connection and
@@ -99,7 +99,7 @@ void listener::do_accept() {
       if (spare_fd_ >= 0) { ::close(spare_fd_); spare_fd_ = -1; }
       beast::error_code ec2;
       acceptor_->non_blocking(true, ec2);
-      tcp::socket extra(acceptor_->get_executor());
+      tcp_socket extra(target.ioc);
       acceptor_->accept(extra, ec2);
       bool took = !ec2;
       if (took) refuse(extra);
@@ -136,7 +136,7 @@ void listener::do_accept() {
     acceptor_->non_blocking(true, ec2);
     for (int i = 0; i < max_accepts_per_wakeup && !ec2; ++i) {
       auto& w = *workers_[next_worker_];
-      tcp::socket more(w.ioc);
+      tcp_socket more(w.ioc);
       acceptor_->accept(more, ec2);
       if (ec2) break;   // would_block (nothing waiting) or an error the async path handles
       next_worker_ = (next_worker_ + 1) % workers_.size();
@@ -149,7 +149,7 @@ void listener::do_accept() {
 
 
 // An accepted socket: refused at the limits, else handed to its worker's HTTP reader.
-void listener::take(tcp::socket sock, worker& target) {
+void listener::take(tcp_socket sock, worker& target) {
   // Draining still accepts: /readyz must answer 503 until the listener closes at the end of the
   // drain; the transports themselves refuse new streams with 4009 meanwhile.
   if (n_.connections.load() >= n_.max_connections.load()) {

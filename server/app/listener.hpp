@@ -28,9 +28,9 @@ class listener {
  private:
   void do_accept();
   void accept_later(unsigned ms);
-  void take(tcp::socket sock, worker& target);
+  void take(tcp_socket sock, worker& target);
   void log_refused(std::string_view reason);
-  void refuse(tcp::socket& sock) const;
+  void refuse(tcp_socket& sock) const;
 
   static constexpr int max_accepts_per_wakeup = 64;
   node& n_;

@@ -335,7 +335,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().shutdown(tcp_socket::shutdown_send, ec);
     stream_.close();
   }
 
@@ -354,7 +354,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
+void start_http(node& n, worker& w, tcp_socket sock, std::shared_ptr<void> life,
                 std::shared_ptr<net::ssl::context> tls, bool admin) {
   bool secure = tls != nullptr;
   auto s = std::make_shared<http_session>(n, w, http_stream(std::move(sock), std::move(tls)), beast::flat_buffer{}, true,
@@ -378,7 +378,7 @@ void write_error_and_close(node& n, http_stream stream, const request& req, code
   st->expires_after(std::chrono::seconds(5));
   http::async_write(*st, *res, [st, res](beast::error_code, std::size_t) {
     beast::error_code ec;
-    st->socket().shutdown(tcp::socket::shutdown_send, ec);
+    st->socket().shutdown(tcp_socket::shutdown_send, ec);
     st->close();
   });
 }

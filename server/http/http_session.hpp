@@ -13,7 +13,7 @@ namespace pushwire::server {
 // A freshly accepted connection; `life` holds its connection-limit slot. With `tls` (the listener's
 // current context) the connection is TLS: the handshake comes first. `admin`: accepted on
 // --admin-port, which serves /metrics, /api/*, /healthz and /readyz only.
-void start_http(node& n, worker& w, tcp::socket sock, std::shared_ptr<void> life,
+void start_http(node& n, worker& w, tcp_socket sock, std::shared_ptr<void> life,
                 std::shared_ptr<net::ssl::context> tls = nullptr, bool admin = false);
 
 }  // namespace pushwire::server

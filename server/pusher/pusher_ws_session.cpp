@@ -135,8 +135,7 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
         return;
       }
       case protocol::stream_action::send_notice:
-        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
-        pending_.clear();
+        drop_pending();
         psession_.disconnect(code::slow_consumer, "send queue over its byte bound", true);
         return drain(node_.clk.now_ms());
       default:

@@ -1,7 +1,7 @@
 // A connection's byte stream, plain or TLS, chosen per connection at run time (one listener serves
 // either, by --tls-cert). Two shapes:
-//   http_stream = maybe_tls<beast::tcp_stream>  the HTTP reader and long-poll (Beast's timeouts)
-//   socket_link = maybe_tls<tcp::socket>        WebSocket and SSE once they own the connection
+//   http_stream = maybe_tls<tcp_stream>  the HTTP reader and long-poll (Beast's timeouts)
+//   socket_link = maybe_tls<tcp_socket>        WebSocket and SSE once they own the connection
 // A plain connection keeps exactly the types it had before TLS existed (a bare socket under the
 // streaming transports, so their fast path still writes with sendmsg on the descriptor). A TLS
 // connection lives in one heap-allocated Asio SSL stream over a tcp_stream for its whole life —
@@ -21,10 +21,10 @@
 
 namespace pushwire::server {
 
-using tls_stream = net::ssl::stream<beast::tcp_stream>;
+using tls_stream = net::ssl::stream<tcp_stream>;
 
 struct tls_conn {
-  tls_conn(tcp::socket s, std::shared_ptr<net::ssl::context> c) : ctx(std::move(c)), stream(beast::tcp_stream(std::move(s)), *ctx) {}
+  tls_conn(tcp_socket s, std::shared_ptr<net::ssl::context> c) : ctx(std::move(c)), stream(tcp_stream(std::move(s)), *ctx) {}
   std::shared_ptr<net::ssl::context> ctx;   // declared first: outlives the stream
   tls_stream stream;
 };
@@ -32,12 +32,12 @@ struct tls_conn {
 template <class Plain>
 class maybe_tls {
  public:
-  using executor_type = net::any_io_executor;
+  using executor_type = io_executor;
 
   explicit maybe_tls(Plain p) : plain_(std::move(p)) {}
   explicit maybe_tls(std::unique_ptr<tls_conn> t) : plain_(t->stream.get_executor()), tls_(std::move(t)) {}
   // A new connection: TLS when `ctx` is set.
-  maybe_tls(tcp::socket s, std::shared_ptr<net::ssl::context> ctx)
+  maybe_tls(tcp_socket s, std::shared_ptr<net::ssl::context> ctx)
       : plain_(ctx ? Plain(s.get_executor()) : Plain(std::move(s))) {
     if (ctx) tls_ = std::make_unique<tls_conn>(std::move(s), std::move(ctx));
   }
@@ -46,9 +46,9 @@ class maybe_tls {
   // The TLS stream, or null for a plain connection.
   tls_stream* tls() noexcept { return tls_ ? &tls_->stream : nullptr; }
   // The TCP socket at the bottom (addresses, shutdown, close; the plain write path's descriptor).
-  tcp::socket& socket() {
+  tcp_socket& socket() {
     if (tls_) return tls_->stream.next_layer().socket();
-    if constexpr (std::is_same_v<Plain, tcp::socket>) return plain_;
+    if constexpr (std::is_same_v<Plain, tcp_socket>) return plain_;
     else return plain_.socket();
   }
 
@@ -78,28 +78,28 @@ class maybe_tls {
 
   // tcp_stream only: hands the connection to a streaming transport (the plain socket alone, or the
   // whole TLS stream with its timer switched off).
-  maybe_tls<tcp::socket> take_link() {
+  maybe_tls<tcp_socket> take_link() {
     if (tls_) {
       tls_->stream.next_layer().expires_never();
-      return maybe_tls<tcp::socket>(std::move(tls_));
+      return maybe_tls<tcp_socket>(std::move(tls_));
     }
-    return maybe_tls<tcp::socket>(plain_.release_socket());
+    return maybe_tls<tcp_socket>(plain_.release_socket());
   }
 
-  // tcp::socket only: back under Beast's timeouts (a transport refusing its request).
-  maybe_tls<beast::tcp_stream> as_http() {
-    if (tls_) return maybe_tls<beast::tcp_stream>(std::move(tls_));
-    return maybe_tls<beast::tcp_stream>(beast::tcp_stream(std::move(plain_)));
+  // tcp_socket only: back under Beast's timeouts (a transport refusing its request).
+  maybe_tls<tcp_stream> as_http() {
+    if (tls_) return maybe_tls<tcp_stream>(std::move(tls_));
+    return maybe_tls<tcp_stream>(tcp_stream(std::move(plain_)));
   }
 
  private:
-  beast::tcp_stream& timed() { return tls_ ? tls_->stream.next_layer() : plain_; }
+  tcp_stream& timed() { return tls_ ? tls_->stream.next_layer() : plain_; }
 
   Plain plain_;   // unused (but constructed on the executor) for a TLS connection
   std::unique_ptr<tls_conn> tls_;
 };
 
-using http_stream = maybe_tls<beast::tcp_stream>;
-using socket_link = maybe_tls<tcp::socket>;
+using http_stream = maybe_tls<tcp_stream>;
+using socket_link = maybe_tls<tcp_socket>;
 
 }  // namespace pushwire::server

@@ -1,5 +1,6 @@
 #include "server/transport/shell.hpp"
 
+#include <algorithm>
 #include <thread>
 
 #include "protocol/frame_codec.hpp"
@@ -62,8 +63,7 @@ void shell::deliver(const outgoing& o) {
       case protocol::admit_verdict::hold:
         // Held items count against the queue bound until they are offered (a slow resume read must
         // not let them grow without limit).
-        if (auto it = channels_.find((*p)->channel); it != channels_.end() && take_bytes(wire_size(o), false))
-          it->second.held.push_back(*p);
+        if (auto* h = holding_of((*p)->channel); h && take_bytes(wire_size(o), false)) h->held.push_back(*p);
         return;
       case protocol::admit_verdict::duplicate:
       case protocol::admit_verdict::unknown:
@@ -71,7 +71,7 @@ void shell::deliver(const outgoing& o) {
     }
   }
   auto* e = std::get_if<channel_event_ptr>(&o);
-  if (!e || !channels_.contains((*e)->channel)) return;
+  if (!e || !stream_.joined((*e)->channel)) return;
   if ((*e)->what != channel_event::kind::gap) {
     if (take_member_event(**e)) return;
     return offer(o, false);
@@ -187,7 +187,7 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
     }
     case session_action_kind::subscribe: {
       stream_.subscribing(a.channel);
-      channels_[a.channel];
+      if (!holding_of(a.channel)) holding_.push_back(holding{a.channel, {}});
       subs_.add(a.channel, this);
       node_.met.subscriptions.fetch_add(1, std::memory_order_relaxed);
       auto ch = a.channel;
@@ -241,19 +241,33 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
   }
 }
 
+shell::holding* shell::holding_of(std::string_view channel) {
+  for (auto& h : holding_)
+    if (h.channel == channel) return &h;
+  return nullptr;
+}
+
+void shell::stop_holding(std::string_view channel) {
+  std::erase_if(holding_, [&](const holding& h) { return h.channel == channel; });
+  if (holding_.empty()) std::vector<holding>().swap(holding_);   // an idle connection keeps none
+}
+
 void shell::leave_channel(const std::string& channel, bool leave_presence) {
-  auto it = channels_.find(channel);
-  if (it == channels_.end()) return;
+  if (!stream_.joined(channel)) return;
   subs_.remove(channel, this);
   node_.the_hub().unsubscribe(channel, io_thread_);
-  if (it->second.presence && leave_presence) node_.the_hub().presence_leave(channel, presence_client_);
-  channels_.erase(it);
+  if (auto p = std::find(presence_.begin(), presence_.end(), channel); p != presence_.end()) {
+    if (leave_presence) node_.the_hub().presence_leave(channel, presence_client_);
+    presence_.erase(p);
+    if (presence_.empty()) std::vector<std::string>().swap(presence_);
+  }
+  stop_holding(channel);
   stream_.unsubscribed(channel);
   node_.met.subscriptions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_t now) {
-  if (!channels_.contains(a.channel)) return;   // unsubscribed meanwhile
+  if (!stream_.joined(a.channel)) return;   // unsubscribed meanwhile
   if (r.error != code::ok || !a.join_presence) return finish_subscribe(std::move(a), std::move(r), now);
   // Presence before the reply: a channel at its member cap refuses the subscribe (4021).
   in_request scope(requesting_);
@@ -262,7 +276,7 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
   node_.the_hub().presence_join(ch, who, presence_lease_until_,
                                 complete<code>([this, a = std::move(a), r = std::move(r), now](code c) mutable {
                                   if (c == code::ok) {
-                                    if (auto it = channels_.find(a.channel); it != channels_.end()) it->second.presence = true;
+                                    if (stream_.joined(a.channel)) presence_.push_back(a.channel);
                                     if (a.with_members) {
                                       // The member list after our own join (Pusher's subscription_succeeded).
                                       in_request inner(requesting_);
@@ -285,8 +299,7 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
 }
 
 void shell::finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now, std::vector<member> members) {
-  auto it = channels_.find(a.channel);
-  if (it == channels_.end()) return;   // unsubscribed meanwhile
+  if (!stream_.joined(a.channel)) return;   // unsubscribed meanwhile
   protocol::engine_reply reply{.request = a.request};
   if (r.error != code::ok) {
     leave_channel(a.channel, true);
@@ -328,27 +341,23 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
       delivered_->fetch_add(1, std::memory_order_relaxed);
       offer(p, true);
     }
-  if (it = channels_.find(a.channel); it != channels_.end()) {
-    auto held = std::move(it->second.held);
+  if (auto* h = holding_of(a.channel)) {
+    auto held = std::move(h->held);
+    stop_holding(a.channel);
     for (auto& p : held) stream_.dropped(wire_size(p), false);   // counted again when offered
     for (auto& p : held) deliver(p);
   }
   drain(now);
 }
 
-std::vector<std::string> shell::presence_channels() const {
-  std::vector<std::string> out;
-  for (auto& [ch, st] : channels_)
-    if (st.presence) out.push_back(ch);
-  return out;
-}
+std::vector<std::string> shell::presence_channels() const { return presence_; }
 
 void shell::release(bool keep_presence) {
   if (released_) return;
   released_ = true;
-  while (!channels_.empty()) {
-    std::string ch = channels_.begin()->first;   // a copy: leave_channel erases the key
-    leave_channel(ch, !keep_presence);
+  while (auto* ch = stream_.any_joined()) {
+    std::string name = *ch;   // a copy: leave_channel erases it
+    leave_channel(name, !keep_presence);
   }
 }
 

@@ -10,7 +10,6 @@
 // completion back to this connection's thread, and nothing runs once the connection is gone.
 #pragma once
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -87,10 +86,13 @@ class shell : public subscriber {
   std::string presence_client_;              // member id in presence (default: the client id)
 
  private:
-  struct channel_state {
-    bool presence = false;
-    std::vector<publication_ptr> held;   // live, while the subscribe's read is in flight
+  // Live publications of a channel held while its subscribe's read is in flight.
+  struct holding {
+    std::string channel;
+    std::vector<publication_ptr> held;
   };
+  holding* holding_of(std::string_view channel);
+  void stop_holding(std::string_view channel);
   void execute(protocol::session_action& a, std::uint64_t now);
   void on_resumed(protocol::session_action a, resume_result r, std::uint64_t now);
   void finish_subscribe(protocol::session_action a, resume_result r, std::uint64_t now,
@@ -109,7 +111,10 @@ class shell : public subscriber {
   // Observes a hub command's time from request to completion (a clock read and a few relaxed adds).
   void observe_command(command_metric m, std::uint64_t started_ns);
 
-  std::map<std::string, channel_state, std::less<>> channels_;
+  // Which channels this connection joined is the stream machine's record (stream_.joined()); beside
+  // it only what few connections need, each empty (no memory) on an idle connection.
+  std::vector<holding> holding_;       // subscribes in flight
+  std::vector<std::string> presence_;  // channels whose presence this connection joined
   std::atomic<std::uint64_t>* delivered_;   // the transport's delivery counter (long-poll by default)
   std::thread::id owner_;   // the connection's I/O thread
   int requesting_ = 0;      // > 0 while a hub request is being made (inline completions)

@@ -93,32 +93,31 @@ class sse_session final : public stream_conn<sse_session> {
 
   void build_write(std::vector<queued>& items, std::vector<net::const_buffer>& bufs) {
     // Every id line first (the string must not reallocate once buffers point into it).
-    ids_.clear();
-    id_ends_.clear();
+    if (!ids_) ids_ = std::make_unique<id_lines>();
+    auto& ids = *ids_;
+    ids.text.clear();
+    ids.ends.clear();
     for (auto& q : items) {
       auto m = mark_of(q.item);
-      if (!m.pos) continue;   // (no id line: id_ends_ has one entry per marked item)
+      if (!m.pos) continue;   // (no id line: `ends` has one entry per marked item)
       stream_.wrote_position(m.channel, *m.pos, m.publication);
-      ids_ += "id: ";
-      stream_.append_token(ids_);
-      ids_ += '\n';
-      id_ends_.push_back(ids_.size());
+      ids.text += "id: ";
+      stream_.append_token(ids.text);
+      ids.text += '\n';
+      ids.ends.push_back(ids.text.size());
     }
     std::size_t id_start = 0, k = 0;
     for (auto& q : items) {
       if (mark_of(q.item).pos) {
-        bufs.emplace_back(ids_.data() + id_start, id_ends_[k] - id_start);
-        id_start = id_ends_[k++];
+        bufs.emplace_back(ids.text.data() + id_start, ids.ends[k] - id_start);
+        id_start = ids.ends[k++];
       }
       auto& t = sse_text(q.item);
       bufs.emplace_back(t.data(), t.size());
     }
   }
-  void release_write_buffers() {
-    std::string().swap(ids_);
-    std::vector<std::size_t>().swap(id_ends_);
-  }
-  tcp::socket& socket() { return sock_.socket(); }
+  void release_write_buffers() { ids_.reset(); }
+  tcp_socket& socket() { return sock_.socket(); }
   tls_stream* tls() { return sock_.tls(); }
   void close_transport() { finish(); }
   void on_probe() {}
@@ -126,7 +125,7 @@ class sse_session final : public stream_conn<sse_session> {
 
   void finish() {
     if (state_ == conn_state::closed) return;
-    log_close(static_cast<unsigned>(close_code_), close_reason_);
+    log_close(static_cast<unsigned>(close_code_), close_reason());
     state_ = conn_state::closed;
     session_.shell_closed();
     release();
@@ -136,7 +135,7 @@ class sse_session final : public stream_conn<sse_session> {
       node_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
     }
     beast::error_code ec;
-    sock_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    sock_.socket().shutdown(tcp_socket::shutdown_both, ec);
     sock_.close(ec);
   }
 
@@ -147,13 +146,11 @@ class sse_session final : public stream_conn<sse_session> {
     if (ec) return finish();
     log_open("sse");
     // The client never sends anything: the socket turning readable means it went away. A wait, not
-    // a read (no buffer), allocated at its own size (exact_allocator.hpp), with the thread's
-    // io_context executor for its handler (as in ws_conn.hpp).
-    sock_.socket().async_wait(tcp::socket::wait_read,
-                              net::bind_executor(w_.ioc.get_executor(),
-                                net::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](beast::error_code) {
-                                  self->finish();
-                                })));
+    // a read (no buffer), allocated at its own size (exact_allocator.hpp).
+    sock_.socket().async_wait(tcp_socket::wait_read,
+                              net::bind_allocator(exact_allocator<void>(), [self = shared_from_this()](beast::error_code) {
+                                self->finish();
+                              }));
     opened();
   }
 
@@ -166,8 +163,13 @@ class sse_session final : public stream_conn<sse_session> {
   socket_link sock_;
   std::shared_ptr<void> life_;
   std::unique_ptr<header_write> header_;
-  std::string ids_;
-  std::vector<std::size_t> id_ends_;
+  // The id lines of the write in flight; on the heap while the connection writes, like the rest of
+  // the write path (stream_conn.hpp).
+  struct id_lines {
+    std::string text;
+    std::vector<std::size_t> ends;   // where each marked item's line ends in `text`
+  };
+  std::unique_ptr<id_lines> ids_;
   bool registered_ = false;
 };
 

@@ -15,7 +15,7 @@
 //   void release_control_buffers()                    idle: give back what a burst grew
 //
 // Write path: items are shared, immutable buffers (server/wire/outgoing.hpp). While a write is in
-// flight new items wait in `pending_`; when it completes, everything pending (up to the buffer
+// flight new items wait in the pending queue; when it completes, everything pending (up to the buffer
 // limit) goes out in ONE gather write, a non-blocking sendmsg of the shared buffers
 // (gather_send.hpp). Only what the kernel does not take at once waits for writability. A TLS
 // connection keeps the same batching: the write's buffers are copied into one per-connection
@@ -58,12 +58,9 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   void tick(std::uint64_t now) override {
     if (state_ == conn_state::closed) return;
     // Memory per idle connection: the buffers a burst grew go back once the connection is idle.
-    if (!writing() && pending_.empty() && inflight_.capacity()) {
-      std::vector<queued>().swap(inflight_);
-      std::vector<queued>().swap(pending_);
-      std::vector<net::const_buffer>().swap(bufs_);
+    if (!writing() && wr_ && wr_->pending.empty()) {
+      wr_.reset();
       derived().release_write_buffers();
-      std::string().swap(tls_staging_);
     }
     if constexpr (requires(Derived& d) { d.release_control_buffers(); })
       if (!writing()) derived().release_control_buffers();
@@ -87,7 +84,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   void push(outgoing o, std::size_t size, bool replay) override {
     if (state_ == conn_state::closed) return;
-    pending_.push_back(queued{std::move(o), size, replay});
+    wr().pending.push_back(queued{std::move(o), size, replay});
     if (!writing() && can_write()) w_.write_soon(self(), flush_scheduled_);
   }
 
@@ -100,7 +97,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       log::warn("auth refused", {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()},
                                  {"code", std::to_string(static_cast<unsigned>(c))}, {"reason", reason}});
     close_code_ = c;
-    close_reason_ = reason;
+    close_reason_ = reason.empty() ? nullptr : std::make_unique<std::string>(reason);
     if (state_ == conn_state::starting) {
       state_ = conn_state::starting_closing;   // opened() drains and closes
       return;
@@ -117,8 +114,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
         return derived().on_probe();
       case protocol::stream_action::send_notice:
         // What waits is dropped at once, so memory stays within the bound; the notice goes next.
-        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
-        pending_.clear();
+        drop_pending();
         return shell::on_stream_action(a);
       case protocol::stream_action::send_ping:
         return shell::on_stream_action(a);
@@ -162,27 +158,32 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   bool writing() const { return stream_.writing(); }
   bool can_write() const { return state_ == conn_state::open || state_ == conn_state::closing; }
 
+  // The items queued and not yet written are dropped (their bytes leave the stream's count).
+  void drop_pending() {
+    if (!wr_) return;
+    for (auto& q : wr_->pending) stream_.dropped(q.size, q.replay);
+    wr_->pending.clear();
+  }
+
   void do_write() {
     if (!can_write()) return;
-    bufs_.clear();
+    auto& w = wr();
+    w.bufs.clear();
     bool control = false;
     if constexpr (requires(Derived& d, std::vector<net::const_buffer>& b) { d.take_control(b); }) {
-      control = derived().take_control(bufs_);
-      if (!derived().data_allowed()) {
-        for (auto& q : pending_) stream_.dropped(q.size, q.replay);
-        pending_.clear();
-      }
+      control = derived().take_control(w.bufs);
+      if (!derived().data_allowed()) drop_pending();
     }
-    if (pending_.empty() && !control) {
+    if (w.pending.empty() && !control) {
       if (state_ == conn_state::closing) derived().close_transport();
       return;
     }
-    inflight_.clear();
-    std::size_t take = std::min(pending_.size(), Derived::max_items_per_write);
-    std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(inflight_));
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(take));
-    if (!inflight_.empty()) derived().build_write(inflight_, bufs_);
-    written_ = 0;
+    w.inflight.clear();
+    std::size_t take = std::min(w.pending.size(), Derived::max_items_per_write);
+    std::move(w.pending.begin(), w.pending.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(w.inflight));
+    w.pending.erase(w.pending.begin(), w.pending.begin() + static_cast<std::ptrdiff_t>(take));
+    if (!w.inflight.empty()) derived().build_write(w.inflight, w.bufs);
+    w.written = 0;
     stream_.write_started(node_.clk.now_ms());
     send_some();
   }
@@ -195,7 +196,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
       if (auto* t = derived().tls()) return tls_send(*t);
     }
     beast::error_code ec;
-    if (gather_send(derived().socket().native_handle(), bufs_, written_, ec)) return end_write({});
+    if (gather_send(derived().socket().native_handle(), wr_->bufs, wr_->written, ec)) return end_write({});
     if (ec) return end_write(ec);
     derived().socket().async_wait(tcp::socket::wait_write, [s = self()](beast::error_code ec) {
       if (ec) return s->end_write(ec);
@@ -205,21 +206,23 @@ class stream_conn : public shell, public conn_base, public flushable, public std
 
   template <class SslStream>
   void tls_send(SslStream& t) {
-    tls_staging_.clear();
-    for (auto& b : bufs_) tls_staging_.append(static_cast<const char*>(b.data()), b.size());
-    net::async_write(t, net::buffer(tls_staging_), [s = self()](beast::error_code ec, std::size_t n) {
-      s->written_ = n;
+    auto& w = *wr_;
+    w.tls_staging.clear();
+    for (auto& b : w.bufs) w.tls_staging.append(static_cast<const char*>(b.data()), b.size());
+    net::async_write(t, net::buffer(w.tls_staging), [s = self()](beast::error_code ec, std::size_t n) {
+      s->wr_->written = n;
       s->end_write(ec);
     });
   }
 
   void end_write(beast::error_code ec) {
-    node_.met.bytes_sent.fetch_add(written_, std::memory_order_relaxed);
+    auto& w = *wr_;
+    node_.met.bytes_sent.fetch_add(w.written, std::memory_order_relaxed);
     // One publish->write observation per write, for its oldest publication: the histogram shows
     // how long the longest-waiting item of each write waited, without a shared atomic per item.
     std::size_t bytes = 0, replay_bytes = 0;
     std::uint64_t oldest = 0;
-    for (auto& q : inflight_) {
+    for (auto& q : w.inflight) {
       (q.replay ? replay_bytes : bytes) += q.size;
       if (auto* p = as_publication(q.item); p && p->published_ns && (!oldest || p->published_ns < oldest))
         oldest = p->published_ns;
@@ -228,24 +231,39 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     if (oldest) node_.met.publish_to_write.observe((node_.clk.now_ns() - oldest) / 1000);
     if (replay_bytes) stream_.dropped(replay_bytes, true);
     stream_.write_done(bytes, false, now);
-    inflight_.clear();
+    w.inflight.clear();
     if (ec) return derived().finish();
     drain(now);   // a slow-consumer notice decided while the write was stuck goes out now
     do_write();
   }
 
+  // The write path, on the heap only while there is something to write: the housekeeping tick gives
+  // it back once the connection is idle (its vectors in the connection object were ~110 bytes of
+  // every idle one). Nothing on the hot path allocates: its vectors keep their capacity meanwhile.
+  struct write_state {
+    std::vector<queued> pending, inflight;
+    std::vector<net::const_buffer> bufs;   // the write in flight
+    std::size_t written = 0;               // bytes of it sent
+    std::string tls_staging;               // TLS: the write in flight, contiguous
+  };
+  write_state& wr() {
+    if (!wr_) wr_ = std::make_unique<write_state>();
+    return *wr_;
+  }
+
   worker& w_;
   conn_state state_ = conn_state::starting;
-  std::vector<queued> pending_, inflight_;
-  std::vector<net::const_buffer> bufs_;   // the write in flight
-  std::size_t written_ = 0;               // bytes of it sent
-  std::string tls_staging_;               // TLS: the write in flight, contiguous
+  std::unique_ptr<write_state> wr_;
   std::string_view transport_;            // for the log lines; empty until log_open and after log_close
   std::string remote_;
   std::uint64_t opened_ms_ = 0;
   bool flush_scheduled_ = false;          // in the worker's to_flush list
   protocol::code close_code_ = protocol::code::ok;
-  std::string close_reason_;
+  std::unique_ptr<std::string> close_reason_;   // rare: on the heap when there is one
+  const std::string& close_reason() const {
+    static const std::string none;
+    return close_reason_ ? *close_reason_ : none;
+  }
 };
 
 }  // namespace pushwire::server

@@ -67,7 +67,7 @@ class ws_conn : public stream_conn<Derived> {
   }
 
   // --- stream_conn's transport hooks ---
-  tcp::socket& socket() { return link_.socket(); }
+  tcp_socket& socket() { return link_.socket(); }
   tls_stream* tls() { return link_.tls(); }
 
   // The control frames waiting go first in the next write; true if there were any.
@@ -94,7 +94,7 @@ class ws_conn : public stream_conn<Derived> {
         auto c = this->close_code_;
         auto cc = static_cast<std::uint16_t>(c == protocol::code::ok ? protocol::code::normal_closure : c);
         // A close reason is at most 123 bytes of UTF-8; a cut inside a character fails the close.
-        return begin_close(cc, protocol::utf8_prefix(this->close_reason_, 120));
+        return begin_close(cc, protocol::utf8_prefix(this->close_reason(), 120));
       }
       case close_phase::queued:
       case close_phase::in_flight:
@@ -104,7 +104,7 @@ class ws_conn : public stream_conn<Derived> {
         if (failed_ && !shut_) {
           shut_ = true;
           beast::error_code ec;
-          socket().shutdown(tcp::socket::shutdown_send, ec);
+          socket().shutdown(tcp_socket::shutdown_send, ec);
         }
         return;   // the read loop sees the peer's close or EOF; else the timer
     }
@@ -127,8 +127,8 @@ class ws_conn : public stream_conn<Derived> {
     if (extra_ && extra_->close_timer) extra_->close_timer->cancel();
     // The code of the close: the server's, else the peer's close frame, else 1006 (no close frame,
     // an empty one, or a protocol violation: as Beast's stream reported them).
-    if (this->close_code_ != protocol::code::ok) this->log_close(static_cast<unsigned>(this->close_code_), this->close_reason_);
-    else if (peer_code_) this->log_close(peer_code_, this->close_reason_);
+    if (this->close_code_ != protocol::code::ok) this->log_close(static_cast<unsigned>(this->close_code_), this->close_reason());
+    else if (peer_code_) this->log_close(peer_code_, this->close_reason());
     else this->log_close(1006, "");
     this->state_ = conn_state::closed;
     this->derived().before_release();
@@ -178,14 +178,11 @@ class ws_conn : public stream_conn<Derived> {
       return;
     }
     // The wait's operation is allocated at its own size (exact_allocator.hpp), not from Asio's
-    // per-thread recycling, and stays allocated for the connection's whole idle life; its handler
-    // names the thread's io_context executor, so the operation keeps that (8 bytes) for the handler
-    // instead of a second type-erased copy of the socket's.
-    socket().async_wait(tcp::socket::wait_read,
-                        net::bind_executor(this->w_.ioc.get_executor(),
-                                           net::bind_allocator(exact_allocator<void>(), [self = this->self()](beast::error_code ec) {
-                                             self->on_readable(ec);
-                                           })));
+    // per-thread recycling, and stays allocated for the connection's whole idle life.
+    socket().async_wait(tcp_socket::wait_read,
+                        net::bind_allocator(exact_allocator<void>(), [self = this->self()](beast::error_code ec) {
+                          self->on_readable(ec);
+                        }));
   }
 
   void on_readable(beast::error_code ec) {
@@ -239,7 +236,7 @@ class ws_conn : public stream_conn<Derived> {
         case protocol::ws_event_kind::close:
           peer_closed_ = true;
           peer_code_ = e.code;
-          if (this->close_code_ == protocol::code::ok) this->close_reason_ = std::string(e.data);
+          if (this->close_code_ == protocol::code::ok) this->close_reason_ = std::make_unique<std::string>(e.data);
           if (close_phase_ == close_phase::none) begin_close(e.code ? e.code : 1000, {});   // the echo
           else if (close_phase_ == close_phase::sent) finish();
           break;   // queued / in flight: close_transport() finishes once it is out
@@ -259,8 +256,7 @@ class ws_conn : public stream_conn<Derived> {
   // Queues the close frame; nothing is written after it. What still waits in the queue is dropped
   // (a server close reaches here only once it drained).
   void begin_close(std::uint16_t code, std::string_view reason) {
-    for (auto& q : this->pending_) this->stream_.dropped(q.size, q.replay);
-    this->pending_.clear();
+    this->drop_pending();
     if (this->state_ == conn_state::open) this->state_ = conn_state::closing;
     auto& x = extra();
     append_ws_close(x.ctl_next, code, reason);
