@@ -254,15 +254,16 @@ bool server_session::drop_subscription(std::string_view channel) {
 void server_session::request(session_action a, const command& c) {
   a.request = next_request_++;
   a.channel = c.channel;
-  pending_[a.request] = pending{c.kind, c.id, c.channel, c.since.has_value()};
+  pending_.push_back(pending{a.request, c.kind, c.id, c.channel, c.since.has_value()});
   actions_.push_back(std::move(a));
 }
 
 void server_session::handle_result(const engine_reply& r, std::uint64_t) {
-  auto it = pending_.find(r.request);
+  auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending& q) { return q.request == r.request; });
   if (it == pending_.end()) return;
-  pending p = std::move(it->second);
+  pending p = std::move(*it);
   pending_.erase(it);
+  if (pending_.empty()) std::vector<pending>().swap(pending_);
   if (state_ != session_state::open) return;
   if (r.error != code::ok) {
     if (p.kind == command_kind::subscribe) drop_subscription(p.channel);

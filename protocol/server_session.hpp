@@ -30,7 +30,6 @@
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -173,6 +172,7 @@ class server_session {
 
  private:
   struct pending {
+    std::uint64_t request;
     command_kind kind;
     std::uint64_t id;
     std::string channel;
@@ -191,24 +191,27 @@ class server_session {
 
   const session_policy& policy() const { return rules_->policy; }
 
+  // (Members ordered so the flags share one word: every idle connection holds a session.)
   std::shared_ptr<const session_rules> rules_;
   session_info info_;
-  session_state state_ = session_state::awaiting_connect;
   std::uint64_t handshake_deadline_;
   std::optional<std::uint64_t> token_expiry_;   // open connections with an expiring token
-  bool token_warned_ = false;
   std::string user_;
   std::vector<std::string> grants_;
-  bool restricted_ = false;
   // Subscribed or subscribe pending: a flat vector (a set's node per channel cost an idle connection
   // ~50 bytes more); at most max_subscriptions, searched only by commands.
   std::vector<std::string> subs_;
   bool drop_subscription(std::string_view channel);   // false when it was not there
-  std::map<std::uint64_t, pending> pending_;
+  // Requests waiting for their result, oldest first (results mostly come in order); no memory
+  // while none waits.
+  std::vector<pending> pending_;
   std::uint64_t next_request_ = 1;
   action_queue<session_action> actions_;
   double churn_tokens_ = 0;   // the churn budget left (see session_policy::churn_per_s)
   std::uint64_t churn_at_ = 0;
+  session_state state_ = session_state::awaiting_connect;
+  bool token_warned_ = false;
+  bool restricted_ = false;
 };
 
 }  // namespace pushwire::protocol

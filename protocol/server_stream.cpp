@@ -35,7 +35,7 @@ const std::string* server_stream::any_joined() const {
 
 server_stream::channel_state& server_stream::find_or_add(std::string_view channel) {
   if (auto* c = find(channel)) return *c;
-  channels_.push_back(channel_state{std::string(channel), {}, {}, false, false});
+  channels_.push_back(channel_state{.name = std::string(channel)});
   return channels_.back();
 }
 
@@ -49,7 +49,7 @@ void server_stream::subscribing(std::string_view channel) {
   auto& c = find_or_add(channel);
   c.subscribed = true;
   c.resuming = true;
-  c.sent.reset();
+  c.has_sent = false;
 }
 
 void server_stream::subscribed(std::string_view channel, const position& start) {
@@ -57,6 +57,7 @@ void server_stream::subscribed(std::string_view channel, const position& start) 
   c.subscribed = true;
   c.resuming = true;
   c.sent = start;
+  c.has_sent = true;
 }
 
 void server_stream::resumed(std::string_view channel) {
@@ -78,17 +79,20 @@ admit_verdict server_stream::admit(std::string_view channel, const position& pos
   auto* c = find(channel);
   if (!c || !c->subscribed) return admit_verdict::unknown;
   if (c->resuming) return admit_verdict::hold;
-  if (c->sent && c->sent->epoch == pos.epoch && pos.offset <= c->sent->offset) return admit_verdict::duplicate;
-  bool reset = c->sent && c->sent->epoch != pos.epoch;
+  if (c->has_sent && c->sent.epoch == pos.epoch && pos.offset <= c->sent.offset) return admit_verdict::duplicate;
+  bool reset = c->has_sent && c->sent.epoch != pos.epoch;
   c->sent = pos;
+  c->has_sent = true;
   return reset ? admit_verdict::reset : admit_verdict::send;
 }
 
 void server_stream::wrote_position(std::string_view channel, const position& pos, bool publication) {
   auto* c = find(channel);
   if (!c) return;
-  auto& w = c->written;
-  if (!publication || !w || w->epoch != pos.epoch || pos.offset > w->offset) w = pos;
+  if (!publication || !c->has_written || c->written.epoch != pos.epoch || pos.offset > c->written.offset) {
+    c->written = pos;
+    c->has_written = true;
+  }
 }
 
 std::string server_stream::token() const {
@@ -99,7 +103,7 @@ std::string server_stream::token() const {
 
 void server_stream::append_token(std::string& out) const {
   for (std::size_t i = 0; i < declared_; ++i)
-    append_token_entry(out, channels_[i].written ? &*channels_[i].written : nullptr, i == 0);
+    append_token_entry(out, channels_[i].has_written ? &channels_[i].written : nullptr, i == 0);
 }
 
 void server_stream::over_bound() {

@@ -66,6 +66,26 @@ struct server::impl {
     });
   }
 
+  // How many streaming connections on this node `d` addresses: each I/O thread counts its own.
+  void count_streams(const disconnect_order& d, std::function<void(std::size_t)> done) {
+    struct tally {
+      std::atomic<std::size_t> found{0}, threads_left{0};
+      std::function<void(std::size_t)> done;
+    };
+    auto t = std::make_shared<tally>();
+    t->threads_left = workers.size();
+    t->done = std::move(done);
+    for (auto& w : workers) {
+      net::post(w->ioc, [t, d, wp = w.get()] {
+        std::size_t k = 0;
+        for (auto* c : wp->conns)
+          if (c->is_stream() && d.matches(c->client_id(), c->user_id())) ++k;
+        t->found.fetch_add(k);
+        if (t->threads_left.fetch_sub(1) == 1) t->done(t->found.load());
+      });
+    }
+  }
+
   // A server disconnect from the broker (this node's API, shutdown, or another node): every
   // matching connection on every I/O thread is told, each with its own jitter.
   void on_disconnect(const disconnect_order& d) {
@@ -177,6 +197,9 @@ bool server::start(std::string& error) {
   }
   n.the_hub().set_sinks(sinks);
   n.the_hub().set_disconnect_listener([&im](const disconnect_order& d) { im.on_disconnect(d); });
+  n.count_streams = [&im](const disconnect_order& d, std::function<void(std::size_t)> done) {
+    im.count_streams(d, std::move(done));
+  };
   if (pusher_webhooks::wanted(n.cfg.pusher_apps)) {
     webhook_options o;
     o.batch_ms = n.cfg.pusher_webhook_batch_ms;
@@ -318,7 +341,7 @@ void server::shutdown() {
   auto deadline = start + std::chrono::milliseconds(n.cfg.shutdown_timeout_ms);
   auto ready_until = start + std::chrono::milliseconds(n.cfg.readiness_drain_ms);
   auto now = start;
-  while (now < deadline && (n.registry.size() > 0 || now < ready_until)) {
+  while (now < deadline && (n.open_streams.load() > 0 || now < ready_until)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));   // a drain poll, not synchronisation
     now = std::chrono::steady_clock::now();
   }

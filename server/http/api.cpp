@@ -142,7 +142,7 @@ void handle_api(node& n, const http_in& in, http_respond respond) {
     disconnect_order d;
     std::string why;
     if (!parse_disconnect_body(body, d, why)) return fail(code::bad_frame, why);
-    return respond(json_reply("{\"disconnected\":" + std::to_string(n.disconnect(d)) + "}"));
+    return n.disconnect(d, [respond](std::size_t k) { respond(json_reply("{\"disconnected\":" + std::to_string(k) + "}")); });
   }
   if (in.method != "GET") return fail(code::bad_frame, "use GET");
   auto q = [&](const char* k) -> std::string {

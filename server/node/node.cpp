@@ -195,10 +195,14 @@ std::uint64_t node::reconnect_after(const disconnect_order& d) {
   return std::min(d.after_ms, max_reconnect_delay_ms) + jitter(std::min(d.jitter_ms, max_reconnect_delay_ms));
 }
 
-std::size_t node::disconnect(const disconnect_order& d) {
-  std::size_t n = registry.count_matching(d) + leases.mark(d);
+void node::disconnect(const disconnect_order& d, std::function<void(std::size_t)> counted) {
+  std::size_t polls = leases.mark(d);
+  // Each I/O thread counts before it can receive the order itself (posted in that order).
+  if (counted && count_streams)
+    count_streams(d, [polls, counted = std::move(counted)](std::size_t streams) { counted(polls + streams); });
+  else if (counted)
+    counted(polls);
   hub_->disconnect(d);
-  return n;
 }
 
 }  // namespace pushwire::server

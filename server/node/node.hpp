@@ -16,7 +16,6 @@
 #include "server/hub/clock.hpp"
 #include "server/hub/hub.hpp"
 #include "server/hub/stores.hpp"
-#include "server/node/connection_registry.hpp"
 #include "server/node/demo_rate.hpp"
 #include "server/node/ip_slots.hpp"
 #include "server/node/poll_leases.hpp"
@@ -70,7 +69,14 @@ class node {
   hub& the_hub() { return *hub_; }
   cluster_view* cluster() { return stores_.cluster.get(); }   // null: a cluster of one
   const std::string& engine_name() const { return stores_.engine; }
-  connection_registry registry;
+  // WebSocket, SSE and Pusher connections open on this node (the shutdown drain waits for none).
+  // Which of them an order addresses is asked of the I/O threads, which know their own
+  // (count_streams): a connection costs no entry in a node-wide table (~100 bytes each) and its
+  // open and close take no node-wide lock.
+  std::atomic<std::size_t> open_streams{0};
+  // Set by the server: counts this node's streaming connections `d` addresses, each I/O thread its
+  // own, and calls `done` once with the total, on one of those threads.
+  std::function<void(const disconnect_order& d, std::function<void(std::size_t)> done)> count_streams;
   poll_leases leases;
   ip_slots ips;
   demo_rate demo;
@@ -98,8 +104,9 @@ class node {
   std::uint64_t reconnect_after(const disconnect_order& d);
 
   // A server disconnect (API, shutdown): marks this node's leases and hands it to the broker, which
-  // brings it to every node's listener. Returns how many of this node's connections it addresses.
-  std::size_t disconnect(const disconnect_order& d);
+  // brings it to every node's listener. `counted` (optional) is told how many of this node's
+  // connections and polling leases it addresses, counted before any of them is told.
+  void disconnect(const disconnect_order& d, std::function<void(std::size_t)> counted = {});
 
  private:
   std::atomic<std::uint64_t> next_client_{1};

@@ -24,7 +24,7 @@ namespace {
 constexpr std::size_t max_channels_per_event = 100;
 // GET channels lists at most this many (as /api/channels): enough to look at, bounded to build.
 constexpr std::size_t max_listed_channels = 10000;
-// A user id in a path: Pusher sets no bound; ours keeps the registry key short.
+// A user id in a path: Pusher sets no bound; ours keeps the key a disconnect matches short.
 constexpr std::size_t max_user_id = 200;
 
 http_reply pusher_error(unsigned status, std::string_view reason) {

@@ -46,8 +46,8 @@ bool parse_pusher_app_flag(std::string_view v, std::vector<pusher_app>& out);
 // Empty when the set is usable; else what is wrong (duplicate ids, keys or namespaces, bad names).
 std::string check_pusher_apps(const std::vector<pusher_app>& apps);
 
-// The connection registry's user of a Pusher connection signed in (or in presence) as `user_id`:
-// "pusher:<app id>:<user id>", so users of different apps (and Pushwire's own users) never meet;
+// The user a disconnect order matches (conn_base::user_id()) for a Pusher connection signed in (or
+// in presence) as `user_id`: "pusher:<app id>:<user id>", so users of different apps (and Pushwire's own users) never meet;
 // the HTTP API's terminate_connections disconnects by it.
 std::string pusher_user_key(const pusher_app& app, std::string_view user_id);
 

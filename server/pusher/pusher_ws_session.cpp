@@ -45,7 +45,7 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
                     std::string_view version)
       : ws_conn(n, w, std::move(sock), std::move(life)), app_(app), socket_id_(n.new_socket_id()),
         psession_(session_config_of(n, app, socket_id_), n.clk.now_ms()) {
-    presence_client_ = socket_id_;
+    presence_member_ = &socket_id_;
     greet(version);
   }
 
@@ -83,7 +83,7 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
 
   // --- ws_conn's protocol hooks ---
   void on_accepted() {
-    node_.registry.add(socket_id_, w_.index, "");
+    node_.open_streams.fetch_add(1);
     node_.met.connections_pusher.fetch_add(1, std::memory_order_relaxed);
     count_deliveries_as(transport_kind::pusher);
   }
@@ -97,7 +97,7 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
     if (counted_) node_.pusher_connections[app_index_].fetch_sub(1);
     counted_ = false;
     if (!accepted) return;
-    node_.registry.remove(socket_id_);
+    node_.open_streams.fetch_sub(1);
     node_.met.connections_pusher.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -150,14 +150,13 @@ class pusher_ws_session final : public ws_conn<pusher_ws_session> {
   const std::string& user_id() const override { return user_key_; }
 
  private:
-  // What the session tells besides its actions: a sign-in (the registry's user, for the API's
-  // terminate_connections) and the webhooks' events.
+  // What the session tells besides its actions: a sign-in (the user that the API's
+  // terminate_connections matches, user_id()) and the webhooks' events.
   void pass_notes() {
     while (auto n = psession_.poll_note()) {
       switch (n->what) {
         case pp::note::kind::signed_in:
           user_key_ = pusher_user_key(*app_, n->user);
-          node_.registry.add(socket_id_, w_.index, user_key_);
           break;
         case pp::note::kind::member_added:
           if (node_.webhooks) node_.webhooks->member_added(*app_, n->channel, n->user);

@@ -136,6 +136,7 @@ class poll_request final : public conn_base, public std::enable_shared_from_this
   }
   const std::string& client_id() const override { return shell_.session().client(); }
   const std::string& user_id() const override { return shell_.session().user(); }
+  bool is_stream() const override { return false; }   // its lease is counted
 
  private:
   static protocol::stream_policy poll_stream_policy(node& n) {

@@ -23,8 +23,8 @@ struct in_request {
 shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp,
              bool one_way)
     : node_(n), subs_(subs), io_thread_(io_thread),
-      session_(n.session_rules, protocol::session_info{client, !one_way}, n.clk.now_ms()),
-      stream_(sp, n.clk.now_ms()), presence_client_(std::move(client)),
+      session_(n.session_rules, protocol::session_info{std::move(client), !one_way}, n.clk.now_ms()),
+      stream_(sp, n.clk.now_ms()),
       delivered_(&n.met.messages_delivered_by[static_cast<std::size_t>(transport_kind::polling)]),
       owner_(std::this_thread::get_id()) {}
 
@@ -257,7 +257,7 @@ void shell::leave_channel(const std::string& channel, bool leave_presence) {
   subs_.remove(channel, this);
   node_.the_hub().unsubscribe(channel, io_thread_);
   if (auto p = std::find(presence_.begin(), presence_.end(), channel); p != presence_.end()) {
-    if (leave_presence) node_.the_hub().presence_leave(channel, presence_client_);
+    if (leave_presence) node_.the_hub().presence_leave(channel, presence_member());
     presence_.erase(p);
     if (presence_.empty()) std::vector<std::string>().swap(presence_);
   }
@@ -272,7 +272,7 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
   // Presence before the reply: a channel at its member cap refuses the subscribe (4021).
   in_request scope(requesting_);
   auto ch = a.channel;
-  member who{a.member_user.empty() ? session_.user() : a.member_user, presence_client_, a.member_info};
+  member who{a.member_user.empty() ? session_.user() : a.member_user, presence_member(), a.member_info};
   node_.the_hub().presence_join(ch, who, presence_lease_until_,
                                 complete<code>([this, a = std::move(a), r = std::move(r), now](code c) mutable {
                                   if (c == code::ok) {

@@ -83,7 +83,10 @@ class shell : public subscriber {
   protocol::server_session session_;
   protocol::server_stream stream_;
   std::uint64_t presence_lease_until_ = 0;   // 0: held while the connection lives
-  std::string presence_client_;              // member id in presence (default: the client id)
+  // The member id in presence: the client id, unless the transport points this at an id of its own
+  // that lives as long as the shell (Pusher's socket id).
+  const std::string* presence_member_ = nullptr;
+  const std::string& presence_member() const { return presence_member_ ? *presence_member_ : session_.client(); }
 
  private:
   // Live publications of a channel held while its subscribe's read is in flight.
@@ -132,7 +135,6 @@ class collect_shell : public shell {
   std::optional<protocol::code> closed;
   std::function<void()> on_frame;   // a frame arrived (long-poll: answer now)
   std::uint64_t& lease() { return presence_lease_until_; }
-  std::string& presence_client() { return presence_client_; }
   // Completions that arrive after their request returned (on another thread, or from a store behind
   // the network) are posted to the owner's thread with `post`, run only while `owner` lives, and
   // are followed by `on_settled`. Both must be set by an owner that can outlive a request.

@@ -46,6 +46,7 @@ class sse_session final : public stream_conn<sse_session> {
     res.keep_alive(false);
     w_.conns.insert(this);
     registered_ = true;
+    node_.open_streams.fetch_add(1);
     node_.met.connections_sse.fetch_add(1, std::memory_order_relaxed);
     count_deliveries_as(transport_kind::sse);
     http::async_write_header(sock_, header_->sr, beast::bind_front_handler(&sse_session::on_header, shared_from_this()));
@@ -65,7 +66,6 @@ class sse_session final : public stream_conn<sse_session> {
     session_.handle_command(c, now);
     drain(now);
     if (session_.state() != protocol::session_state::open) return;
-    node_.registry.add(session_.client(), w_.index, session_.user());
     for (std::size_t i = 0; i < params.channels.size(); ++i) {
       protocol::command sub{.kind = protocol::command_kind::subscribe};
       sub.channel = params.channels[i];
@@ -131,7 +131,7 @@ class sse_session final : public stream_conn<sse_session> {
     release();
     if (registered_) {
       w_.conns.erase(this);
-      node_.registry.remove(session_.client());
+      node_.open_streams.fetch_sub(1);
       node_.met.connections_sse.fetch_sub(1, std::memory_order_relaxed);
     }
     beast::error_code ec;

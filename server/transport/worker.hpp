@@ -40,6 +40,9 @@ class conn_base {
   virtual void server_disconnect(const disconnect_order& d, std::uint64_t after_ms) = 0;
   virtual const std::string& client_id() const = 0;
   virtual const std::string& user_id() const = 0;
+  // A streaming connection (WebSocket, SSE, Pusher), counted by /api/disconnect; a parked long-poll
+  // is not (its lease is).
+  virtual bool is_stream() const { return true; }
 };
 
 // A connection whose first write waits until the current fan-out batch is dispatched, so that

@@ -5,10 +5,10 @@
 // (`Derived`) adds its framing and its protocol:
 //   static constexpr std::string_view transport_name      for the log lines
 //   std::size_t item_size(const outgoing&) const, void build_write(...)   as stream_conn asks
-//   void on_accepted()                       registry and metrics, once the handshake is done
+//   void on_accepted()                       counts and metrics, once the handshake is done
 //   void on_message(std::string_view text, std::uint64_t now)   one complete message
 //   void before_release()                    the protocol session learns the connection is gone
-//   void after_release(bool accepted)        registry and metrics undone
+//   void after_release(bool accepted)        counts and metrics undone
 //
 // No Beast stream: Beast's HTTP parser reads the upgrade request (http_session.cpp), ws_key.cpp
 // builds the answer, protocol/ws_frame_reader.hpp reads frames, and every byte the server writes —

@@ -34,20 +34,17 @@ class ws_session final : public ws_conn<ws_session> {
 
   // --- ws_conn's protocol hooks ---
   void on_accepted() {
-    node_.registry.add(session_.client(), w_.index, "");
+    node_.open_streams.fetch_add(1);
     node_.met.connections_websocket.fetch_add(1, std::memory_order_relaxed);
     count_deliveries_as(transport_kind::websocket);
   }
   void on_message(std::string_view text, std::uint64_t now) {
-    bool was_open = session_.state() == protocol::session_state::open;
     session_.handle_text(text, now);
-    if (!was_open && session_.state() == protocol::session_state::open)
-      node_.registry.add(session_.client(), w_.index, session_.user());
   }
   void before_release() { session_.shell_closed(); }
   void after_release(bool accepted) {
     if (!accepted) return;
-    node_.registry.remove(session_.client());
+    node_.open_streams.fetch_sub(1);
     node_.met.connections_websocket.fetch_sub(1, std::memory_order_relaxed);
   }
 
