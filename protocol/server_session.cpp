@@ -40,7 +40,8 @@ std::shared_ptr<const session_rules> make_session_rules(session_policy policy, t
 }
 
 server_session::server_session(std::shared_ptr<const session_rules> rules, session_info info, std::uint64_t now)
-    : rules_(std::move(rules)), info_(std::move(info)), handshake_deadline_(now + policy().handshake_timeout_ms) {
+    : rules_(std::move(rules)), client_(std::move(info.client)), handshake_deadline_(now + policy().handshake_timeout_ms),
+      two_way_(info.two_way) {
   churn_tokens_ = static_cast<double>(policy().churn_burst);
   churn_at_ = now;
 }
@@ -209,11 +210,14 @@ void server_session::do_connect(const command& c, std::uint64_t now) {
     user_ = std::move(v.user);
     grants_ = std::move(v.channels);
     restricted_ = v.restricts_channels;
-    if (v.expires_in_ms) token_expiry_ = now + *v.expires_in_ms;
+    if (v.expires_in_ms) {
+      token_expiry_ = now + *v.expires_in_ms;
+      has_token_expiry_ = true;
+    }
   }
   state_ = session_state::open;
   frame f{.kind = frame_kind::connected, .id = c.id};
-  f.client = info_.client;
+  f.client = client_;
   f.user = user_;
   f.ping_ms = policy().ping_ms;
   send_frame(f);
@@ -272,7 +276,7 @@ void server_session::handle_result(const engine_reply& r, std::uint64_t) {
     // engine is away) would leave it open and silent, and a plain EventSource would never ask
     // again. Ended with reconnect advice instead, the client comes back (with its position) once
     // the engine answers. Over WebSocket the client keeps its connection and is told per channel.
-    if (p.kind == command_kind::subscribe && !info_.two_way && r.error == code::storage_unavailable)
+    if (p.kind == command_kind::subscribe && !two_way_ && r.error == code::storage_unavailable)
       disconnect(r.error, r.reason, true, 0);
     return;
   }
@@ -312,15 +316,15 @@ void server_session::handle_result(const engine_reply& r, std::uint64_t) {
 void server_session::handle_timeout(std::uint64_t now) {
   if (state_ == session_state::awaiting_connect && now >= handshake_deadline_)
     fail_and_close(0, code::timeout, "no connect command within the handshake timeout");
-  if (state_ != session_state::open || !token_expiry_) return;
-  if (now >= *token_expiry_) {
+  if (state_ != session_state::open || !has_token_expiry_) return;
+  if (now >= token_expiry_) {
     disconnect(code::token_expired, "token expired: reconnect with a fresh token", true, 0);
     return;
   }
-  if (!token_warned_ && now + policy().token_refresh_warning_ms >= *token_expiry_) {
+  if (!token_warned_ && now + policy().token_refresh_warning_ms >= token_expiry_) {
     token_warned_ = true;
     send_error(0, code::token_expired,
-               "token expires in " + std::to_string(*token_expiry_ - now) + " ms: reconnect with a fresh token");
+               "token expires in " + std::to_string(token_expiry_ - now) + " ms: reconnect with a fresh token");
   }
 }
 
@@ -347,9 +351,9 @@ std::optional<session_action> server_session::poll_action() {
 
 std::optional<std::uint64_t> server_session::next_deadline() const {
   if (state_ == session_state::awaiting_connect) return handshake_deadline_;
-  if (state_ != session_state::open || !token_expiry_) return std::nullopt;
-  if (!token_warned_ && *token_expiry_ > policy().token_refresh_warning_ms)
-    return std::max<std::uint64_t>(0, *token_expiry_ - policy().token_refresh_warning_ms);
+  if (state_ != session_state::open || !has_token_expiry_) return std::nullopt;
+  if (!token_warned_ && token_expiry_ > policy().token_refresh_warning_ms)
+    return std::max<std::uint64_t>(0, token_expiry_ - policy().token_refresh_warning_ms);
   return token_expiry_;
 }
 

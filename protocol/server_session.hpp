@@ -164,7 +164,7 @@ class server_session {
   std::optional<std::uint64_t> next_deadline() const;
 
   session_state state() const { return state_; }
-  const std::string& client() const { return info_.client; }
+  const std::string& client() const { return client_; }
   const std::string& user() const { return user_; }
   bool subscribed(std::string_view channel) const;
   // Whether some request still waits for its handle_result().
@@ -193,9 +193,9 @@ class server_session {
 
   // (Members ordered so the flags share one word: every idle connection holds a session.)
   std::shared_ptr<const session_rules> rules_;
-  session_info info_;
+  std::string client_;   // session_info::client
   std::uint64_t handshake_deadline_;
-  std::optional<std::uint64_t> token_expiry_;   // open connections with an expiring token
+  std::uint64_t token_expiry_ = 0;   // open connections with an expiring token (has_token_expiry_)
   std::string user_;
   std::vector<std::string> grants_;
   // Subscribed or subscribe pending: a flat vector (a set's node per channel cost an idle connection
@@ -210,6 +210,8 @@ class server_session {
   double churn_tokens_ = 0;   // the churn budget left (see session_policy::churn_per_s)
   std::uint64_t churn_at_ = 0;
   session_state state_ = session_state::awaiting_connect;
+  bool two_way_ = true;   // session_info::two_way
+  bool has_token_expiry_ = false;
   bool token_warned_ = false;
   bool restricted_ = false;
 };

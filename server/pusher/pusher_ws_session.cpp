@@ -39,7 +39,7 @@ pp::session_config session_config_of(node& n, const pusher_app* app, std::string
 
 class pusher_ws_session final : public ws_conn<pusher_ws_session> {
  public:
-  static constexpr std::string_view transport_name = "pusher";
+  static constexpr const char* transport_name = "pusher";
 
   pusher_ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life, const pusher_app* app,
                     std::string_view version)

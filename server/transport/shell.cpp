@@ -14,19 +14,19 @@ using protocol::session_action_kind;
 namespace {
 // Marks a hub request in progress: completions that arrive inside it are inline.
 struct in_request {
-  int& depth;
-  explicit in_request(int& d) : depth(d) { ++depth; }
+  std::uint16_t& depth;
+  explicit in_request(std::uint16_t& d) : depth(d) { ++depth; }
   ~in_request() { --depth; }
 };
 }  // namespace
 
 shell::shell(node& n, local_subscribers& subs, unsigned io_thread, std::string client, protocol::stream_policy sp,
              bool one_way)
-    : node_(n), subs_(subs), io_thread_(io_thread),
+    : node_(n), subs_(subs),
       session_(n.session_rules, protocol::session_info{std::move(client), !one_way}, n.clk.now_ms()),
       stream_(sp, n.clk.now_ms()),
       delivered_(&n.met.messages_delivered_by[static_cast<std::size_t>(transport_kind::polling)]),
-      owner_(std::this_thread::get_id()) {}
+      owner_(std::this_thread::get_id()), io_thread_(io_thread) {}
 
 void shell::observe_command(command_metric m, std::uint64_t started_ns) {
   auto now = node_.clk.now_ns();
@@ -187,7 +187,7 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
     }
     case session_action_kind::subscribe: {
       stream_.subscribing(a.channel);
-      if (!holding_of(a.channel)) holding_.push_back(holding{a.channel, {}});
+      if (!holding_of(a.channel)) rare().subscribing.push_back(holding{a.channel, {}});
       subs_.add(a.channel, this);
       node_.met.subscriptions.fetch_add(1, std::memory_order_relaxed);
       auto ch = a.channel;
@@ -241,25 +241,38 @@ void shell::execute(protocol::session_action& a, std::uint64_t now) {
   }
 }
 
+shell::rare_state& shell::rare() {
+  if (!rare_) rare_ = std::make_unique<rare_state>();
+  return *rare_;
+}
+
+void shell::release_rare_if_empty() {
+  if (rare_ && rare_->subscribing.empty() && rare_->presence.empty()) rare_.reset();   // an idle connection keeps none
+}
+
 shell::holding* shell::holding_of(std::string_view channel) {
-  for (auto& h : holding_)
+  if (!rare_) return nullptr;
+  for (auto& h : rare_->subscribing)
     if (h.channel == channel) return &h;
   return nullptr;
 }
 
 void shell::stop_holding(std::string_view channel) {
-  std::erase_if(holding_, [&](const holding& h) { return h.channel == channel; });
-  if (holding_.empty()) std::vector<holding>().swap(holding_);   // an idle connection keeps none
+  if (!rare_) return;
+  std::erase_if(rare_->subscribing, [&](const holding& h) { return h.channel == channel; });
+  release_rare_if_empty();
 }
 
 void shell::leave_channel(const std::string& channel, bool leave_presence) {
   if (!stream_.joined(channel)) return;
   subs_.remove(channel, this);
   node_.the_hub().unsubscribe(channel, io_thread_);
-  if (auto p = std::find(presence_.begin(), presence_.end(), channel); p != presence_.end()) {
-    if (leave_presence) node_.the_hub().presence_leave(channel, presence_member());
-    presence_.erase(p);
-    if (presence_.empty()) std::vector<std::string>().swap(presence_);
+  if (rare_) {
+    auto& joined = rare_->presence;
+    if (auto p = std::find(joined.begin(), joined.end(), channel); p != joined.end()) {
+      if (leave_presence) node_.the_hub().presence_leave(channel, presence_member());
+      joined.erase(p);
+    }
   }
   stop_holding(channel);
   stream_.unsubscribed(channel);
@@ -276,7 +289,7 @@ void shell::on_resumed(protocol::session_action a, resume_result r, std::uint64_
   node_.the_hub().presence_join(ch, who, presence_lease_until_,
                                 complete<code>([this, a = std::move(a), r = std::move(r), now](code c) mutable {
                                   if (c == code::ok) {
-                                    if (stream_.joined(a.channel)) presence_.push_back(a.channel);
+                                    if (stream_.joined(a.channel)) rare().presence.push_back(a.channel);
                                     if (a.with_members) {
                                       // The member list after our own join (Pusher's subscription_succeeded).
                                       in_request inner(requesting_);
@@ -350,7 +363,7 @@ void shell::finish_subscribe(protocol::session_action a, resume_result r, std::u
   drain(now);
 }
 
-std::vector<std::string> shell::presence_channels() const { return presence_; }
+std::vector<std::string> shell::presence_channels() const { return rare_ ? rare_->presence : std::vector<std::string>{}; }
 
 void shell::release(bool keep_presence) {
   if (released_) return;

@@ -79,7 +79,6 @@ class shell : public subscriber {
 
   node& node_;
   local_subscribers& subs_;
-  unsigned io_thread_;
   protocol::server_session session_;
   protocol::server_stream stream_;
   std::uint64_t presence_lease_until_ = 0;   // 0: held while the connection lives
@@ -116,11 +115,17 @@ class shell : public subscriber {
 
   // Which channels this connection joined is the stream machine's record (stream_.joined()); beside
   // it only what few connections need, each empty (no memory) on an idle connection.
-  std::vector<holding> holding_;       // subscribes in flight
-  std::vector<std::string> presence_;  // channels whose presence this connection joined
+  struct rare_state {
+    std::vector<holding> subscribing;    // subscribes in flight
+    std::vector<std::string> presence;   // channels whose presence this connection joined
+  };
+  rare_state& rare();
+  void release_rare_if_empty();
+  std::unique_ptr<rare_state> rare_;   // null while both are empty
   std::atomic<std::uint64_t>* delivered_;   // the transport's delivery counter (long-poll by default)
   std::thread::id owner_;   // the connection's I/O thread
-  int requesting_ = 0;      // > 0 while a hub request is being made (inline completions)
+  unsigned io_thread_;
+  std::uint16_t requesting_ = 0;   // > 0 while a hub request is being made (inline completions)
   bool released_ = false;
 };
 

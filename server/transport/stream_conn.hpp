@@ -94,7 +94,7 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   void close_requested(protocol::code c, const std::string& reason) override {
     if (state_ != conn_state::starting && state_ != conn_state::open) return;
     if (c == protocol::code::unauthorized || c == protocol::code::token_expired)
-      log::warn("auth refused", {{"transport", transport_}, {"remote", remote_}, {"client", session_.client()},
+      log::warn("auth refused", {{"transport", transport()}, {"remote", remote_}, {"client", session_.client()},
                                  {"code", std::to_string(static_cast<unsigned>(c))}, {"reason", reason}});
     close_code_ = c;
     close_reason_ = reason.empty() ? nullptr : std::make_unique<std::string>(reason);
@@ -127,20 +127,21 @@ class stream_conn : public shell, public conn_base, public flushable, public std
   // The client address of the log lines, from the opening request (client_address.hpp); taken
   // while the request is at hand, before the upgrade or the stream's header.
   void note_remote(const request& req) { remote_ = client_address(node_.cfg, derived().socket(), req); }
-  void log_open(std::string_view transport) {
-    transport_ = transport;
+  // `transport`: a string literal (kept as a pointer).
+  void log_open(const char* name) {
+    transport_ = name;
     opened_ms_ = node_.clk.now_ms();
-    log::info("connection opened", {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}});
+    log::info("connection opened", {{"transport", transport()}, {"remote", remote_}, {"client", client_id()}});
   }
   void log_close(unsigned code, std::string_view reason) {
-    if (transport_.empty()) return;
+    if (!transport_) return;
     node_.met.disconnects.add(code);
     if (log::enabled(log::level::info))
       log::info("connection closed",
-                {{"transport", transport_}, {"remote", remote_}, {"client", client_id()}, {"user", user_id()},
+                {{"transport", transport()}, {"remote", remote_}, {"client", client_id()}, {"user", user_id()},
                  {"duration_ms", std::to_string(node_.clk.now_ms() - opened_ms_)}, {"code", std::to_string(code)},
                  {"reason", reason}});
-    transport_ = {};
+    transport_ = nullptr;
   }
 
   // The transport is ready to write (handshake done / header out).
@@ -222,10 +223,12 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     // how long the longest-waiting item of each write waited, without a shared atomic per item.
     std::size_t bytes = 0, replay_bytes = 0;
     std::uint64_t oldest = 0;
+    bool publications = false;
     for (auto& q : w.inflight) {
       (q.replay ? replay_bytes : bytes) += q.size;
-      if (auto* p = as_publication(q.item); p && p->published_ns && (!oldest || p->published_ns < oldest))
-        oldest = p->published_ns;
+      auto* p = as_publication(q.item);
+      publications |= p != nullptr;
+      if (p && p->published_ns && (!oldest || p->published_ns < oldest)) oldest = p->published_ns;
     }
     auto now = node_.clk.now_ms();
     if (oldest) node_.met.publish_to_write.observe((node_.clk.now_ns() - oldest) / 1000);
@@ -235,11 +238,20 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     if (ec) return derived().finish();
     drain(now);   // a slow-consumer notice decided while the write was stuck goes out now
     do_write();
+    // A write of replies only (the handshake's, a heartbeat) gives the write path back at once when
+    // nothing waits: a connection that gets only those holds none between them, and a connect storm
+    // leaves no freed write paths strewn between the connections' objects. One that carries
+    // publications keeps it until the housekeeping tick finds it idle: fan-out never allocates.
+    if (!publications && wr_ && !writing() && wr_->pending.empty()) {
+      wr_.reset();
+      derived().release_write_buffers();
+    }
   }
 
-  // The write path, on the heap only while there is something to write: the housekeeping tick gives
-  // it back once the connection is idle (its vectors in the connection object were ~110 bytes of
-  // every idle one). Nothing on the hot path allocates: its vectors keep their capacity meanwhile.
+  // The write path, on the heap only while there is something to write: the housekeeping tick (or
+  // the end of a write of replies only, end_write) gives it back once the connection is idle (its
+  // vectors in the connection object were ~110 bytes of every idle one). Nothing on the hot path
+  // allocates: its vectors keep their capacity meanwhile.
   struct write_state {
     std::vector<queued> pending, inflight;
     std::vector<net::const_buffer> bufs;   // the write in flight
@@ -251,19 +263,21 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     return *wr_;
   }
 
+  // (Members ordered so the small ones share one word: every idle connection holds them.)
   worker& w_;
-  conn_state state_ = conn_state::starting;
   std::unique_ptr<write_state> wr_;
-  std::string_view transport_;            // for the log lines; empty until log_open and after log_close
+  const char* transport_ = nullptr;   // for the log lines; null until log_open and after log_close
+  std::string_view transport() const { return transport_ ? transport_ : ""; }
   std::string remote_;
   std::uint64_t opened_ms_ = 0;
-  bool flush_scheduled_ = false;          // in the worker's to_flush list
-  protocol::code close_code_ = protocol::code::ok;
   std::unique_ptr<std::string> close_reason_;   // rare: on the heap when there is one
   const std::string& close_reason() const {
     static const std::string none;
     return close_reason_ ? *close_reason_ : none;
   }
+  conn_state state_ = conn_state::starting;
+  bool flush_scheduled_ = false;   // in the worker's to_flush list
+  protocol::code close_code_ = protocol::code::ok;
 };
 
 }  // namespace pushwire::server

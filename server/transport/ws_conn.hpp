@@ -3,7 +3,7 @@
 // or TLS, maybe_tls.hpp) under the stream connection (stream_conn.hpp): the opening handshake's
 // answer, the read loop, pongs, the probe, the closing handshake and teardown. The endpoint
 // (`Derived`) adds its framing and its protocol:
-//   static constexpr std::string_view transport_name      for the log lines
+//   static constexpr const char* transport_name           for the log lines
 //   std::size_t item_size(const outgoing&) const, void build_write(...)   as stream_conn asks
 //   void on_accepted()                       counts and metrics, once the handshake is done
 //   void on_message(std::string_view text, std::uint64_t now)   one complete message

@@ -11,7 +11,7 @@ namespace {
 
 class ws_session final : public ws_conn<ws_session> {
  public:
-  static constexpr std::string_view transport_name = "websocket";
+  static constexpr const char* transport_name = "websocket";
 
   ws_session(node& n, worker& w, socket_link sock, std::shared_ptr<void> life)
       : ws_conn(n, w, std::move(sock), std::move(life)) {}
