@@ -103,23 +103,20 @@ void write_action(drain_writer& w, const client_action& a) {
 }
 
 // Fields: from, to, code, reason, channel, epoch, offset, recovered (null when absent), data (raw
-// JSON: the payload, the member, or a reply's publications or members), id. A reply carries its
-// frame's channel, position and data in the event's own fields.
+// JSON: the payload, the member, or a reply's publications or members), id.
 void write_event(drain_writer& w, const client_event& e) {
   const bool fallback = e.kind == client_event_kind::fallback;
-  const bool reply = e.kind == client_event_kind::reply;
   w.num(static_cast<std::uint64_t>(e.kind) + 5);   // after the five action kinds
   w.str(fallback ? transport_name(e.from_transport) : state_name(e.from));
   w.str(fallback ? transport_name(e.to_transport) : state_name(e.to));
   w.num(static_cast<std::uint64_t>(e.error_code));
   w.str(e.reason);
-  w.str(reply ? e.reply.channel : e.channel);
-  const position& p = reply ? e.reply.pos : e.pos;
-  w.str(p.epoch);
-  w.num(p.offset);
+  w.str(e.channel);
+  w.str(e.pos.epoch);
+  w.num(e.pos.offset);
   if (e.recovered) w.flag(*e.recovered);
   else w.raw({});
-  w.raw(reply ? e.reply.data : e.data);
+  w.raw(e.data);
   w.num(e.request_id);
 }
 

@@ -985,8 +985,8 @@ TEST(ClientMachine, ReplyCompletesRequest) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, ek::reply);
   EXPECT_EQ(events[0].request_id, id);
-  EXPECT_EQ(events[0].reply.kind, frame_kind::published);
-  EXPECT_EQ(events[0].reply.pos, pos("e", 3));
+  EXPECT_EQ(events[0].channel, "a");
+  EXPECT_EQ(events[0].pos, pos("e", 3));
   // Its timeout is gone: nothing fails when it would have expired.
   h.m.handle_transport_data(g, ping_frame(), h.now + 2500);
   h.at(h.now + 4000);
@@ -1121,6 +1121,7 @@ TEST(ClientMachine, DropCompletesWhenTheServerCloses) {
   auto replies = of_kind(h.take_events(), ek::reply);
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].request_id, id);
+  EXPECT_EQ(replies[0].error_code, code::server_disconnect);   // the close code 4010, as a loss
   EXPECT_EQ(h.m.state(), cs::reconnecting);
 }
 
