@@ -17,6 +17,7 @@
 #include "protocol/client_machine.hpp"
 
 #include "protocol/channel_name.hpp"
+#include "protocol/client_frame_decoder.hpp"
 #include "protocol/frame_codec.hpp"
 
 namespace pushwire::protocol {
@@ -183,7 +184,7 @@ void client_machine::handle_transport_data(std::uint32_t generation, std::string
     if (!current(generation)) return;  // an earlier frame ended this transport
     frame f;
     decode_error err;
-    if (!decode_frame(line, f, err)) {
+    if (!decode_server_frame(line, f, err)) {
       // One bad frame is reported but does not cost the connection: the next may be fine.
       auto e = make_event(client_event_kind::error);
       e.error_code = err.error_code;
@@ -739,7 +740,7 @@ void client_machine::stale_replies(std::uint32_t generation, std::string_view ba
   split_batch(batch, [&](std::string_view line) {
     frame f;
     decode_error err;
-    if (!decode_frame(line, f, err) || f.id == 0) return;
+    if (!decode_server_frame(line, f, err) || f.id == 0) return;
     auto it = find_request(f.id);
     if (it == requests_.end() || it->sent_on != generation) return;
     if (is_reply(f.kind)) on_reply(f);

@@ -15,7 +15,8 @@
 //   0xf      network check; bit 4: close(); bit 5: connect()
 // The machine is connected over WebSocket, SSE or long-poll (first input byte) and starts with
 // two subscriptions. Checked beyond "no crash": every command the client sends decodes; per
-// channel, delivered messages of one epoch have increasing offsets between (re)subscriptions.
+// channel, delivered messages of one epoch have increasing offsets between (re)subscriptions; the
+// client's frame decoder (client_frame_decoder.hpp) agrees with the codec's on every frame.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/client_frame_decoder.hpp"
 #include "protocol/client_machine.hpp"
 #include "protocol/frame_codec.hpp"
 #include "protocol/json_scan.hpp"
@@ -85,6 +87,21 @@ struct harness {
   }
 };
 
+// The client's own frame decoder must agree with the codec's on everything the server could send.
+void same_decoding(std::string_view line) {
+  frame a, b;
+  decode_error ea, eb;
+  bool ok = decode_frame(line, a, ea);
+  if (ok != decode_server_frame(line, b, eb)) fail("the client frame decoder disagrees on the verdict", line);
+  if (!ok && (ea.error_code != eb.error_code || ea.reason != eb.reason))
+    fail("the client frame decoder gives another error", line);
+  if (ok && (a.kind != b.kind || a.id != b.id || a.channel != b.channel || !(a.pos == b.pos) ||
+             a.recovered != b.recovered || a.data != b.data || a.client != b.client || a.user != b.user ||
+             a.ping_ms != b.ping_ms || a.error_code != b.error_code || a.reason != b.reason ||
+             a.reconnect != b.reconnect || a.after_ms != b.after_ms))
+    fail("the client frame decoder gives other fields", line);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -143,7 +160,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         else if (op & 32) h.m.connect(h.now);
         else h.m.handle_network_check(h.now);
         break;
-      default: h.m.handle_transport_data(h.generation, rest, h.now);
+      default:
+        split_batch(rest, same_decoding);
+        h.m.handle_transport_data(h.generation, rest, h.now);
     }
     h.drain();
   }
