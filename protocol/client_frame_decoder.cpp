@@ -56,21 +56,6 @@ constexpr const char* programs[] = {connected_steps, subscribed_steps, unsubscri
                                     history_steps,   presence_steps,   message_steps,      member_steps,
                                     member_steps,    ping_steps,       error_steps,        error_steps};
 
-const json_member* find(const std::vector<json_member>& members, std::string_view key) {
-  for (auto& m : members)
-    if (m.key == key) return &m;
-  return nullptr;
-}
-
-bool fail(decode_error& err, std::string_view key, std::string_view what) {
-  err.error_code = code::bad_frame;
-  err.reason = "field '";
-  err.reason += key;
-  err.reason += "' ";
-  err.reason += what;
-  return false;
-}
-
 std::string* string_field(frame& out, field f) {
   switch (f) {
     case f_client: return &out.client;
@@ -97,39 +82,39 @@ bool run(char s, const std::vector<json_member>& members, frame& out, std::uint6
   auto c = static_cast<check>(static_cast<unsigned char>(s) >> 4);
   auto f = static_cast<field>(s & 15);
   std::string_view key = field_names[f];
-  const json_member* m = find(members, key);
+  const json_member* m = find_member(members, key);
   switch (c) {
-    case non_empty: return !out.channel.empty() || fail(err, key, "must not be empty");
-    case epoch_ok: return valid_epoch(out.pos.epoch) || fail(err, key, "must be 1-16 of [a-z0-9]");
+    case non_empty: return !out.channel.empty() || field_error(err, key, "must not be empty");
+    case epoch_ok: return valid_epoch(out.pos.epoch) || field_error(err, key, "must be 1-16 of [a-z0-9]");
     case code_ok:
-      if (code_value > 0xFFFF) return fail(err, key, "is out of range");
+      if (code_value > 0xFFFF) return field_error(err, key, "is out of range");
       out.error_code = static_cast<code>(code_value);
       return true;
-    case required: return m || fail(err, key, "is required");
+    case required: return m || field_error(err, key, "is required");
     default: break;
   }
   if (!m) return true;
   switch (c) {
     case string:
-      if (m->kind != json_kind::string) return fail(err, key, "must be a string");
+      if (m->kind != json_kind::string) return field_error(err, key, "must be a string");
       *string_field(out, f) = decode_string(m->raw);
       return true;
     case uint: {
       auto v = m->kind == json_kind::number ? parse_uint(m->raw) : std::nullopt;
-      if (!v) return fail(err, key, "must be an integer from 0 to 2^53-1");
+      if (!v) return field_error(err, key, "must be an integer from 0 to 2^53-1");
       *uint_field(out, f, code_value) = *v;
       return true;
     }
     case boolean:
-      if (m->kind != json_kind::boolean) return fail(err, key, "must be true or false");
+      if (m->kind != json_kind::boolean) return field_error(err, key, "must be true or false");
       if (f == f_recovered) out.recovered = m->raw == "true";
       else out.reconnect = m->raw == "true";
       return true;
     case array:
-      if (m->kind != json_kind::array) return fail(err, key, "must be an array");
+      if (m->kind != json_kind::array) return field_error(err, key, "must be an array");
       break;
     case object:
-      if (m->kind != json_kind::object) return fail(err, key, "must be an object");
+      if (m->kind != json_kind::object) return field_error(err, key, "must be an object");
       break;
     default: break;   // any
   }
@@ -143,15 +128,15 @@ bool decode_server_frame(std::string_view text, frame& out, decode_error& err) {
   std::vector<json_member> members;
   if (!scan_envelope(text, members, err, {})) return false;
   out = frame{};
-  const json_member* type = find(members, "type");
-  if (!type) return fail(err, "type", "is required");
+  const json_member* type = find_member(members, "type");
+  if (!type) return field_error(err, "type", "is required");
   std::size_t kind = std::size(programs);
   if (type->kind == json_kind::string) {
     std::string name = decode_string(type->raw);
     for (kind = 0; kind < std::size(programs) && frame_name(static_cast<frame_kind>(kind)) != name; ++kind) {
     }
   }
-  if (kind == std::size(programs)) return fail(err, "type", "is not a known frame type");
+  if (kind == std::size(programs)) return field_error(err, "type", "is not a known frame type");
   out.kind = static_cast<frame_kind>(kind);
   std::uint64_t code_value = 0;
   if (!run(step(uint, f_id), members, out, code_value, err)) return false;

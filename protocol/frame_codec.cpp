@@ -18,19 +18,8 @@ class fields {
  public:
   fields(const std::vector<json_member>& m, decode_error& err) : m_(m), err_(err) {}
 
-  const json_member* find(std::string_view key) const {
-    for (auto& m : m_)
-      if (m.key == key) return &m;
-    return nullptr;
-  }
-  bool fail(std::string_view key, std::string_view what) {
-    err_.error_code = code::bad_frame;
-    err_.reason = "field '";
-    err_.reason += key;
-    err_.reason += "' ";
-    err_.reason += what;
-    return false;
-  }
+  const json_member* find(std::string_view key) const { return find_member(m_, key); }
+  bool fail(std::string_view key, std::string_view what) { return field_error(err_, key, what); }
   bool require(std::string_view key) { return find(key) ? true : fail(key, "is required"); }
 
   bool str(std::string_view key, std::string& out) {
@@ -164,6 +153,21 @@ bool scan_envelope(std::string_view text, std::vector<json_member>& members, dec
     return false;
   }
   return true;
+}
+
+const json_member* find_member(const std::vector<json_member>& members, std::string_view key) {
+  for (auto& m : members)
+    if (m.key == key) return &m;
+  return nullptr;
+}
+
+bool field_error(decode_error& err, std::string_view key, std::string_view what) {
+  err.error_code = code::bad_frame;
+  err.reason = "field '";
+  err.reason += key;
+  err.reason += "' ";
+  err.reason += what;
+  return false;
 }
 
 std::string_view command_name(command_kind k) { return command_names[static_cast<std::size_t>(k)]; }
