@@ -224,8 +224,8 @@ int pw_drain(std::uintptr_t h) {
   w.str(transport_name(m.transport()));
   w.str(m.client_id());
   std::size_t deadline_at = o.size();
-  while (auto a = m.poll_action()) write_action(w, *a);
-  while (auto e = m.poll_event()) write_event(w, *e);
+  m.drain_actions([&](const client_action& a) { write_action(w, a); });
+  m.drain_events([&](const client_event& e) { write_event(w, e); });
   // After the drains: next_deadline() may depend on what they consumed.
   std::string deadline = "null,";
   if (auto d = m.next_deadline()) {

@@ -80,6 +80,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/backoff.hpp"
@@ -194,6 +195,21 @@ class client_machine {
 
   std::optional<client_action> poll_action();
   std::optional<client_event> poll_event();
+  // The same as poll_action() / poll_event() until empty, without moving each item out: `each` gets
+  // every pending one in order, by const reference, and must not call the machine. For the wasm
+  // boundary, where the moves and optionals of the polls were a few hundred bytes of code.
+  template <class F>
+  void drain_actions(F&& each) {
+    for (; actions_head_ < actions_.size(); ++actions_head_) each(std::as_const(actions_[actions_head_]));
+    actions_.clear();
+    actions_head_ = 0;
+  }
+  template <class F>
+  void drain_events(F&& each) {
+    for (; events_head_ < events_.size(); ++events_head_) each(std::as_const(events_[events_head_]));
+    events_.clear();
+    events_head_ = 0;
+  }
   std::optional<std::uint64_t> next_deadline() const;
 
   client_state state() const { return state_; }

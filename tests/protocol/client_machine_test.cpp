@@ -177,6 +177,25 @@ TEST(ClientMachine, WebsocketHandshakeSendsConnectThenConnects) {
   EXPECT_EQ(h.m.transport(), tk::websocket);
 }
 
+TEST(ClientMachine, DrainGivesWhatThePollsWouldInOrder) {
+  harness h(fast_options({tk::polling}));
+  h.m.connect(h.now);   // a state event; open + the opening poll
+  h.m.poll_action();    // one taken by a poll first: the drain gives the rest
+  std::vector<ak> kinds;
+  h.m.drain_actions([&](const client_action& a) { kinds.push_back(a.kind); });
+  EXPECT_EQ(kinds, std::vector<ak>{ak::poll});
+  std::vector<ek> events;
+  h.m.drain_events([&](const client_event& e) { events.push_back(e.kind); });
+  EXPECT_EQ(events, std::vector<ek>{ek::state_changed});
+  EXPECT_FALSE(h.m.poll_action());
+  EXPECT_FALSE(h.m.poll_event());
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.unsubscribe("a", h.now);
+  events.clear();
+  h.m.drain_events([&](const client_event& e) { events.push_back(e.kind); });
+  EXPECT_EQ(events, std::vector<ek>{ek::unsubscribed});
+}
+
 TEST(ClientMachine, ConnectCommandOmitsEmptyToken) {
   harness h;
   h.m.connect(h.now);
