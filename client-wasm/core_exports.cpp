@@ -211,9 +211,9 @@ void pw_token_failed(std::uintptr_t h, double request, const char* reason, int r
 }
 
 // Writes everything pending into the handle's drain text (above) and returns its length; pw_out()
-// gives the pointer. Values: state, transport, client id, the next deadline (null: none), then one
-// record per action (its kind 0-4 first) and per event (its kind + 5 first). Valid until the next
-// pw_drain() on the handle.
+// gives the pointer. Values: state, transport, client id, then one record per action (its kind 0-4
+// first) and per event (its kind + 5 first), and last the next deadline (null: none). Valid until
+// the next pw_drain() on the handle.
 int pw_drain(std::uintptr_t h) {
   instance& in = *as_instance(h);
   client_machine& m = in.machine;
@@ -223,17 +223,11 @@ int pw_drain(std::uintptr_t h) {
   w.str(state_name(m.state()));
   w.str(transport_name(m.transport()));
   w.str(m.client_id());
-  std::size_t deadline_at = o.size();
   m.drain_actions([&](const client_action& a) { write_action(w, a); });
   m.drain_events([&](const client_event& e) { write_event(w, e); });
-  // After the drains: next_deadline() may depend on what they consumed.
-  std::string deadline = "null,";
-  if (auto d = m.next_deadline()) {
-    deadline.clear();
-    append_uint(deadline, *d);
-    deadline += ',';
-  }
-  o.insert(deadline_at, deadline);
+  // Last, after the drains: next_deadline() may depend on what they consumed.
+  if (auto d = m.next_deadline()) w.num(*d);
+  else w.raw({});
   o.back() = ']';
   return static_cast<int>(o.size());
 }

@@ -216,7 +216,7 @@ export class Core {
     const n = this.m._pw_drain(this.h);
     const p = this.m._pw_out(this.h);
     const v = JSON.parse(decoder.decode(this.m.HEAPU8.subarray(p, p + n)));
-    let i = 4;
+    let i = 3;
     const read = (fields, o) => {
       for (const f of fields) {
         const x = v[i++];
@@ -224,7 +224,7 @@ export class Core {
       }
       return o;
     };
-    const out = { s: v[0], t: v[1], c: v[2], d: v[3], a: [], e: [] };
+    const out = { s: v[0], t: v[1], c: v[2], d: v.pop(), a: [], e: [] };
     while (i < v.length) {
       const k = v[i++];
       if (k < ACTIONS.length) out.a.push(read(ACTION_FIELDS, { k: ACTIONS[k] }));
