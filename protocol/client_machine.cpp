@@ -57,6 +57,16 @@ code loss_code(code close_code) {
   return v >= 4000 && v < 5000 ? code::server_disconnect : code::transport_closed;
 }
 
+// The pieces as one string, appended in place (std::operator+ is one more copy of the string code in
+// the wasm client).
+std::string concat(std::string_view a, std::string_view b, std::string_view c = {}, std::string_view d = {}) {
+  std::string s(a);
+  s += b;
+  s += c;
+  s += d;
+  return s;
+}
+
 client_event make_event(client_event_kind kind) {
   client_event e{};
   e.kind = kind;
@@ -188,7 +198,7 @@ void client_machine::handle_transport_data(std::uint32_t generation, std::string
       // One bad frame is reported but does not cost the connection: the next may be fine.
       auto e = make_event(client_event_kind::error);
       e.error_code = err.error_code;
-      e.reason = "bad frame from server: " + err.reason;
+      e.reason = concat("bad frame from server: ", err.reason);
       emit(std::move(e));
       return;
     }
@@ -288,7 +298,7 @@ void client_machine::handle_token_failed(std::uint32_t request, std::string_view
   if (!token_fetch_ || token_fetch_->id != request) return;
   code why = token_fetch_->why == code::ok ? code::unauthorized : token_fetch_->why;
   token_fetch_.reset();
-  end_closed(why, "getToken failed: " + std::string(reason));
+  end_closed(why, concat("getToken failed: ", reason));
 }
 
 std::optional<client_action> client_machine::poll_action() {
@@ -415,7 +425,7 @@ void client_machine::transport_failed(code why, std::string_view reason, std::ui
   }
   fallback_reason_.clear();
   transport_index_ = 0;  // the next round starts again from the preferred transport
-  schedule_reconnect(code::transport_failed, "every transport failed; last: " + std::string(reason), now);
+  schedule_reconnect(code::transport_failed, concat("every transport failed; last: ", reason), now);
 }
 
 void client_machine::connection_lost(code why, std::string_view reason, std::uint64_t now) {
@@ -695,7 +705,7 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
     if (sub.subscribe_id != f.id) continue;
     auto err = make_event(client_event_kind::error);
     err.error_code = f.error_code;
-    err.reason = "subscribe to " + sub.name + " refused: " + f.reason;
+    err.reason = concat("subscribe to ", sub.name, " refused: ", f.reason);
     err.channel = sub.name;
     if (f.error_code == code::storage_unavailable) {
       // The store (Redis, the data dir) is away for now: the subscription stays and is asked again
