@@ -1,24 +1,23 @@
 // The C boundary between the JS driver and the client machine (protocol/client_machine.hpp).
 //
 // Kept deliberately narrow (STYLE.md, "Client"): a handful of extern "C" functions that take numbers
-// and UTF-8 byte spans (pointer + length into the wasm heap), and one way out: pw_drain() serializes
+// and UTF-8 byte spans (pointer + length into the wasm heap), and one way out: pw_drain() writes
 // every pending action and event, the state, the transport and the next deadline as ONE small JSON
-// text that the JS decodes with a single JSON.parse. Application payloads (`data`, join/leave
-// members, reply frames) are raw JSON already validated by the codec, so they are embedded as they
-// are and that one parse decodes them too.
+// array that the JS decodes with a single JSON.parse. Application payloads (`data`, join/leave
+// members, replies' publications and members) are raw JSON already validated by the codec, so they
+// are embedded as they are and that one parse decodes them too.
 //
 // Numbers cross as doubles (exact up to 2^53, like every integer in the protocol) so the JS side
 // needs no BigInt and no i64 legalisation. Nothing here throws: the core is built -fno-exceptions and
 // errors are values (0 / false returns, request_failed events).
 //
 // Ownership: pw_create() returns an opaque handle (0 on bad options) that pw_destroy() frees. The
-// text that pw_drain() returns lives in the handle until the next pw_drain() on it.
+// text that pw_drain() writes lives in the handle until the next pw_drain() on it.
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "protocol/client_machine.hpp"
-#include "protocol/frame_codec.hpp"
 #include "protocol/json_scan.hpp"
 
 using namespace pushwire::protocol;
@@ -28,7 +27,7 @@ namespace {
 struct instance {
   explicit instance(client_options o) : machine(std::move(o)) {}
   client_machine machine;
-  std::string out;
+  std::string out;   // the drain text
 };
 
 std::uint64_t to_u64(double v) { return v > 0 ? static_cast<std::uint64_t>(v) : 0; }
@@ -67,151 +66,58 @@ bool set_ms(double v, std::uint64_t& field) {
   return true;
 }
 
-// A tiny writer for the drain text. Keys are static ASCII; every string value goes through
-// append_json_string (the core only holds valid UTF-8: the codec validated what came off the wire,
-// and the JS encoder never produces invalid UTF-8).
-struct out_writer {
+// The drain text (read by client-wasm/src/core.mjs): one flat JSON array of values. Every action,
+// and every event, writes the same fields in the same order whatever its kind (unused ones empty or
+// 0), so the order here and the field lists in core.mjs are all the two sides share: no keys, no
+// switch per kind. Each value is followed by a comma; pw_drain() turns the last one into the `]`.
+struct drain_writer {
   std::string& o;
-  bool first = true;
-  void key(std::string_view k) {
-    if (!first) o += ',';
-    first = false;
-    o += '"';
-    o += k;
-    o += "\":";
+  void num(std::uint64_t v) {
+    append_uint(o, v);
+    o += ',';
   }
-  void str(std::string_view k, std::string_view v) { key(k); append_json_string(o, v); }
-  void num(std::string_view k, std::uint64_t v) { key(k); append_uint(o, v); }
-  void boolean(std::string_view k, bool v) { key(k); o += v ? "true" : "false"; }
-  void raw(std::string_view k, std::string_view v, std::string_view fallback) {
-    key(k);
-    o += v.empty() ? fallback : v;
+  void str(std::string_view s) {
+    append_json_string(o, s);
+    o += ',';
   }
-  void pos(const position& p) { str("epoch", p.epoch); num("offset", p.offset); }
+  void flag(bool v) { raw(v ? "true" : "false"); }
+  // Raw JSON already validated by the codec; `null` when absent (the JS then leaves the field out).
+  void raw(std::string_view v) {
+    o += v.empty() ? "null" : v;
+    o += ',';
+  }
 };
 
-std::string_view action_name(client_action_kind k) {
-  switch (k) {
-    case client_action_kind::open_transport: return "open";
-    case client_action_kind::send: return "send";
-    case client_action_kind::poll: return "poll";
-    case client_action_kind::close_transport: return "close";
-    case client_action_kind::fetch_token: return "token";
-  }
-  return "?";
+// Fields: gen, transport, channels, cursor, token, opening, client, text, code.
+void write_action(drain_writer& w, const client_action& a) {
+  w.num(static_cast<std::uint64_t>(a.kind));
+  w.num(a.generation);
+  w.str(transport_name(a.transport));
+  w.str(a.channels);
+  w.str(a.cursor);
+  w.str(a.token);
+  w.flag(a.opening);
+  w.str(a.client);
+  w.str(a.text);
+  w.num(static_cast<std::uint64_t>(a.reason));
 }
 
-std::string_view event_name(client_event_kind k) {
-  switch (k) {
-    case client_event_kind::state_changed: return "state";
-    case client_event_kind::fallback: return "fallback";
-    case client_event_kind::subscribed: return "subscribed";
-    case client_event_kind::message: return "message";
-    case client_event_kind::gap: return "gap";
-    case client_event_kind::unsubscribed: return "unsubscribed";
-    case client_event_kind::join: return "join";
-    case client_event_kind::leave: return "leave";
-    case client_event_kind::reply: return "reply";
-    case client_event_kind::request_failed: return "request_failed";
-    case client_event_kind::error: return "error";
-  }
-  return "?";
-}
-
-void write_action(std::string& o, const client_action& a) {
-  o += '{';
-  out_writer w{o};
-  w.str("k", action_name(a.kind));
-  w.num("gen", a.generation);
-  switch (a.kind) {
-    case client_action_kind::open_transport:
-      w.str("transport", transport_name(a.transport));
-      w.str("channels", a.channels);
-      w.str("cursor", a.cursor);
-      w.str("token", a.token);
-      break;
-    case client_action_kind::send:
-      w.str("transport", transport_name(a.transport));
-      w.str("text", a.text);
-      break;
-    case client_action_kind::poll:
-      w.str("channels", a.channels);
-      w.str("cursor", a.cursor);
-      w.str("token", a.token);
-      w.boolean("opening", a.opening);
-      w.str("client", a.client);
-      break;
-    case client_action_kind::close_transport:
-      break;
-    case client_action_kind::fetch_token:
-      w.num("code", static_cast<std::uint64_t>(a.reason));
-      break;
-  }
-  o += '}';
-}
-
-void write_event(std::string& o, const client_event& e) {
-  o += '{';
-  out_writer w{o};
-  w.str("k", event_name(e.kind));
-  switch (e.kind) {
-    case client_event_kind::state_changed:
-      w.str("from", state_name(e.from));
-      w.str("to", state_name(e.to));
-      w.num("code", static_cast<std::uint64_t>(e.error_code));
-      w.str("reason", e.reason);
-      break;
-    case client_event_kind::fallback:
-      w.str("from", transport_name(e.from_transport));
-      w.str("to", transport_name(e.to_transport));
-      w.num("code", static_cast<std::uint64_t>(e.error_code));
-      w.str("reason", e.reason);
-      break;
-    case client_event_kind::subscribed:
-      w.str("channel", e.channel);
-      w.pos(e.pos);
-      if (e.recovered) w.boolean("recovered", *e.recovered);
-      break;
-    case client_event_kind::message:
-      w.str("channel", e.channel);
-      w.pos(e.pos);
-      w.raw("data", e.data, "null");
-      break;
-    case client_event_kind::gap:
-      w.str("channel", e.channel);
-      w.pos(e.pos);
-      w.str("reason", e.reason);
-      break;
-    case client_event_kind::unsubscribed:
-      w.str("channel", e.channel);
-      w.num("code", static_cast<std::uint64_t>(e.error_code));
-      w.str("reason", e.reason);
-      break;
-    case client_event_kind::join:
-    case client_event_kind::leave:
-      w.str("channel", e.channel);
-      w.raw("member", e.data, "{}");
-      break;
-    case client_event_kind::reply: {
-      w.num("id", e.request_id);
-      std::string frame_text;
-      encode_frame(e.reply, frame_text);
-      while (!frame_text.empty() && frame_text.back() == '\n') frame_text.pop_back();
-      w.raw("frame", frame_text, "{}");
-      break;
-    }
-    case client_event_kind::request_failed:
-      w.num("id", e.request_id);
-      w.num("code", static_cast<std::uint64_t>(e.error_code));
-      w.str("reason", e.reason);
-      break;
-    case client_event_kind::error:
-      w.str("channel", e.channel);
-      w.num("code", static_cast<std::uint64_t>(e.error_code));
-      w.str("reason", e.reason);
-      break;
-  }
-  o += '}';
+// Fields: from, to, code, reason, channel, epoch, offset, recovered (null when absent), data (raw
+// JSON: the payload, the member, or a reply's publications or members), id.
+void write_event(drain_writer& w, const client_event& e) {
+  const bool fallback = e.kind == client_event_kind::fallback;
+  w.num(static_cast<std::uint64_t>(e.kind) + 5);   // after the five action kinds
+  w.str(fallback ? transport_name(e.from_transport) : state_name(e.from));
+  w.str(fallback ? transport_name(e.to_transport) : state_name(e.to));
+  w.num(static_cast<std::uint64_t>(e.error_code));
+  w.str(e.reason);
+  w.str(e.channel);
+  w.str(e.pos.epoch);
+  w.num(e.pos.offset);
+  if (e.recovered) w.flag(*e.recovered);
+  else w.raw({});
+  w.raw(e.data);
+  w.num(e.request_id);
 }
 
 }  // namespace
@@ -304,38 +210,25 @@ void pw_token_failed(std::uintptr_t h, double request, const char* reason, int r
                                               to_u64(now));
 }
 
-// Serializes everything pending into the handle's text and returns its length; pw_out() gives the
-// pointer. Shape: {"s":state,"t":transport,"c":client id,"d":deadline|null,"a":[actions],"e":[events]}.
+// Writes everything pending into the handle's drain text (above) and returns its length; pw_out()
+// gives the pointer. Values: state, transport, client id, then one record per action (its kind 0-4
+// first) and per event (its kind + 5 first), and last the next deadline (null: none). Valid until
+// the next pw_drain() on the handle.
 int pw_drain(std::uintptr_t h) {
   instance& in = *as_instance(h);
   client_machine& m = in.machine;
   std::string& o = in.out;
-  o.clear();
-  o += "{\"s\":\"";
-  o += state_name(m.state());
-  o += "\",\"t\":\"";
-  o += transport_name(m.transport());
-  o += "\",\"c\":";
-  append_json_string(o, m.client_id());
-  o += ",\"a\":[";
-  bool first = true;
-  while (auto a = m.poll_action()) {
-    if (!first) o += ',';
-    first = false;
-    write_action(o, *a);
-  }
-  o += "],\"e\":[";
-  first = true;
-  while (auto e = m.poll_event()) {
-    if (!first) o += ',';
-    first = false;
-    write_event(o, *e);
-  }
-  // After the drains: next_deadline() may depend on what they consumed.
-  o += "],\"d\":";
-  if (auto d = m.next_deadline()) append_uint(o, *d);
-  else o += "null";
-  o += '}';
+  o.assign(1, '[');
+  drain_writer w{o};
+  w.str(state_name(m.state()));
+  w.str(transport_name(m.transport()));
+  w.str(m.client_id());
+  m.drain_actions([&](const client_action& a) { write_action(w, a); });
+  m.drain_events([&](const client_event& e) { write_event(w, e); });
+  // Last, after the drains: next_deadline() may depend on what they consumed.
+  if (auto d = m.next_deadline()) w.num(*d);
+  else w.raw({});
+  o.back() = ']';
   return static_cast<int>(o.size());
 }
 

@@ -17,6 +17,7 @@
 #include "protocol/client_machine.hpp"
 
 #include "protocol/channel_name.hpp"
+#include "protocol/client_frame_decoder.hpp"
 #include "protocol/frame_codec.hpp"
 
 namespace pushwire::protocol {
@@ -54,6 +55,16 @@ bool is_reply(frame_kind k) {
 code loss_code(code close_code) {
   auto v = static_cast<std::uint16_t>(close_code);
   return v >= 4000 && v < 5000 ? code::server_disconnect : code::transport_closed;
+}
+
+// The pieces as one string, appended in place (std::operator+ is one more copy of the string code in
+// the wasm client).
+std::string concat(std::string_view a, std::string_view b, std::string_view c = {}, std::string_view d = {}) {
+  std::string s(a);
+  s += b;
+  s += c;
+  s += d;
+  return s;
 }
 
 client_event make_event(client_event_kind kind) {
@@ -112,14 +123,16 @@ void client_machine::close(std::uint64_t) {
 }
 
 bool client_machine::subscribe(std::string_view channel, std::optional<position> since, std::uint64_t now) {
-  if (!valid_channel(channel) || subs_.find(channel) != subs_.end()) return false;
-  auto& sub = subs_.emplace(std::string(channel), subscription{.pos = std::move(since)}).first->second;
+  if (!valid_channel(channel) || find_sub(channel) != subs_.end()) return false;
+  auto at = subs_.begin();
+  while (at != subs_.end() && at->name < channel) ++at;
+  auto& sub = *subs_.insert(at, subscription{.name = std::string(channel), .pos = std::move(since)});
   if (link_ == link_stage::none) return true;  // goes out with the next connection
   if (one_way()) {
     reopen_one_way(now);
   } else if (link_ == link_stage::up) {
     std::string text;
-    ask_subscribe(std::string(channel), sub, text);
+    ask_subscribe(sub, text);
     send_commands(std::move(text));
   }
   // A websocket still in handshake sends it with the others on `connected`.
@@ -127,9 +140,9 @@ bool client_machine::subscribe(std::string_view channel, std::optional<position>
 }
 
 bool client_machine::unsubscribe(std::string_view channel, std::uint64_t now) {
-  auto it = subs_.find(channel);
+  auto it = find_sub(channel);
   if (it == subs_.end()) return false;
-  std::string name = it->first;
+  std::string name = std::move(it->name);
   subs_.erase(it);
   auto e = make_event(client_event_kind::unsubscribed);
   e.channel = name;
@@ -181,11 +194,11 @@ void client_machine::handle_transport_data(std::uint32_t generation, std::string
     if (!current(generation)) return;  // an earlier frame ended this transport
     frame f;
     decode_error err;
-    if (!decode_frame(line, f, err)) {
+    if (!decode_server_frame(line, f, err)) {
       // One bad frame is reported but does not cost the connection: the next may be fine.
       auto e = make_event(client_event_kind::error);
       e.error_code = err.error_code;
-      e.reason = "bad frame from server: " + err.reason;
+      e.reason = concat("bad frame from server: ", err.reason);
       emit(std::move(e));
       return;
     }
@@ -285,7 +298,7 @@ void client_machine::handle_token_failed(std::uint32_t request, std::string_view
   if (!token_fetch_ || token_fetch_->id != request) return;
   code why = token_fetch_->why == code::ok ? code::unauthorized : token_fetch_->why;
   token_fetch_.reset();
-  end_closed(why, "getToken failed: " + std::string(reason));
+  end_closed(why, concat("getToken failed: ", reason));
 }
 
 std::optional<client_action> client_machine::poll_action() {
@@ -315,22 +328,23 @@ std::optional<std::uint64_t> client_machine::next_deadline() const {
   if (first_event_by_) consider(*first_event_by_);
   if (token_fetch_) consider(token_fetch_->deadline);
   if (auto hb = heartbeat_deadline()) consider(*hb);
-  for (auto& [id, r] : requests_) consider(r.deadline);
-  for (auto& [name, sub] : subs_)
+  for (auto& r : requests_) consider(r.deadline);
+  for (auto& sub : subs_)
     if (sub.retry_at) consider(*sub.retry_at);
   return next;
 }
 
-void client_machine::ask_subscribe(const std::string& name, subscription& sub, std::string& text) {
+void client_machine::ask_subscribe(subscription& sub, std::string& text) {
   sub.subscribe_id = next_id_++;
   sub.resume_sent = sub.pos.has_value();
-  encode_command(command{.kind = command_kind::subscribe, .id = sub.subscribe_id, .channel = name, .since = sub.pos}, text);
+  encode_command(command{.kind = command_kind::subscribe, .id = sub.subscribe_id, .channel = sub.name, .since = sub.pos},
+                 text);
 }
 
 void client_machine::retry_subscribes(std::uint64_t now) {
   bool reopen = false;
   std::string text;
-  for (auto& [name, sub] : subs_) {
+  for (auto& sub : subs_) {
     if (!sub.retry_at || now < *sub.retry_at) continue;
     sub.retry_at.reset();
     if (link_ != link_stage::up) continue;   // a connection under way subscribes everything anyway
@@ -338,16 +352,16 @@ void client_machine::retry_subscribes(std::uint64_t now) {
       reopen = true;
       continue;
     }
-    ask_subscribe(name, sub, text);
+    ask_subscribe(sub, text);
   }
   if (!text.empty()) send_commands(std::move(text));
   if (reopen) reopen_one_way(now);
 }
 
 std::optional<position> client_machine::last_position(std::string_view channel) const {
-  auto it = subs_.find(channel);
-  if (it == subs_.end()) return std::nullopt;
-  return it->second.pos;
+  for (auto& sub : subs_)
+    if (sub.name == channel) return sub.pos;
+  return std::nullopt;
 }
 
 // ---- transitions ---------------------------------------------------------------------------------
@@ -376,7 +390,7 @@ void client_machine::start_attempt(std::uint64_t now) {
     return;
   }
   // The stream's `subscribed` frames are judged against the positions this request carries.
-  for (auto& [name, sub] : subs_) sub.resume_sent = sub.pos.has_value();
+  for (auto& sub : subs_) sub.resume_sent = sub.pos.has_value();
   actions_.push_back(one_way_action(client_action_kind::open_transport));
   if (transport() == transport_kind::polling) {
     auto first = one_way_action(client_action_kind::poll);
@@ -411,13 +425,13 @@ void client_machine::transport_failed(code why, std::string_view reason, std::ui
   }
   fallback_reason_.clear();
   transport_index_ = 0;  // the next round starts again from the preferred transport
-  schedule_reconnect(code::transport_failed, "every transport failed; last: " + std::string(reason), now);
+  schedule_reconnect(code::transport_failed, concat("every transport failed; last: ", reason), now);
 }
 
 void client_machine::connection_lost(code why, std::string_view reason, std::uint64_t now) {
   abandon_transport();
   settle_in_flight(why, reason, false);
-  for (auto& [name, sub] : subs_) sub.active = false;
+  for (auto& sub : subs_) sub.active = false;
   if (state_ == client_state::connected && now - connected_at_ >= options_.stable_after_ms) attempt_ = 0;
   schedule_reconnect(why, reason, now);
 }
@@ -437,7 +451,7 @@ void client_machine::end_closed(code why, std::string_view reason) {
   advised_delay_.reset();
   token_fetch_.reset();
   settle_in_flight(code::not_connected, reason, true);
-  for (auto& [name, sub] : subs_) sub.active = false;
+  for (auto& sub : subs_) sub.active = false;
   set_state(client_state::closed, why, reason);
 }
 
@@ -452,7 +466,7 @@ void client_machine::token_refused(code why, std::string_view reason, std::uint6
   deadline_.reset();
   advised_delay_.reset();
   settle_in_flight(why, reason, false);
-  for (auto& [name, sub] : subs_) sub.active = false;
+  for (auto& sub : subs_) sub.active = false;
   if (state_ == client_state::connected && now - connected_at_ >= options_.stable_after_ms) attempt_ = 0;
   fetch_token(why, now);
   set_state(client_state::reconnecting, why, reason);
@@ -477,9 +491,9 @@ client_action client_machine::one_way_action(client_action_kind kind) {
   client_action a{.kind = kind, .transport = transport(), .generation = generation_};
   std::vector<std::optional<position>> positions;
   bool any_position = false;
-  for (auto& [name, sub] : subs_) {
+  for (auto& sub : subs_) {
     if (!a.channels.empty()) a.channels += ',';
-    a.channels += name;
+    a.channels += sub.name;
     positions.push_back(sub.pos);
     any_position = any_position || sub.pos.has_value();
   }
@@ -513,7 +527,7 @@ void client_machine::on_frame(const frame& f, std::uint64_t now) {
     case frame_kind::presence: on_reply(f); break;
     case frame_kind::join:
     case frame_kind::leave:
-      if (subs_.find(f.channel) != subs_.end()) {
+      if (find_sub(f.channel) != subs_.end()) {
         auto e = make_event(f.kind == frame_kind::join ? client_event_kind::join : client_event_kind::leave);
         e.channel = f.channel;
         e.data = f.data;
@@ -546,12 +560,12 @@ void client_machine::on_connected(const frame& f, std::uint64_t now) {
   }
   std::string text;
   if (!one_way()) {
-    for (auto& [name, sub] : subs_) {
+    for (auto& sub : subs_) {
       sub.retry_at.reset();   // asked now, with the others
-      ask_subscribe(name, sub, text);
+      ask_subscribe(sub, text);
     }
   }
-  for (auto& [id, r] : requests_) {
+  for (auto& r : requests_) {
     if (r.sent_on) continue;
     encode_command(r.cmd, text);
     r.sent_on = generation_;
@@ -560,9 +574,9 @@ void client_machine::on_connected(const frame& f, std::uint64_t now) {
 }
 
 void client_machine::on_subscribed(const frame& f) {
-  auto it = subs_.find(f.channel);
+  auto it = find_sub(f.channel);
   if (it == subs_.end()) return;  // unsubscribed meanwhile
-  auto& sub = it->second;
+  auto& sub = *it;
   // Only an answer to a resume says whether it recovered (docs/protocol.md); a first subscribe has
   // nothing to recover, so the event carries no flag then.
   std::optional<bool> recovered;
@@ -606,8 +620,8 @@ void client_machine::on_subscribed(const frame& f) {
 void client_machine::on_unsubscribed(const frame& f) {
   // The answer to our own unsubscribe finds the channel gone (or re-subscribed and not yet active);
   // an active one means the server ended the subscription on its own.
-  auto it = subs_.find(f.channel);
-  if (it == subs_.end() || !it->second.active) return;
+  auto it = find_sub(f.channel);
+  if (it == subs_.end() || !it->active) return;
   subs_.erase(it);
   auto e = make_event(client_event_kind::unsubscribed);
   e.channel = f.channel;
@@ -616,9 +630,9 @@ void client_machine::on_unsubscribed(const frame& f) {
 }
 
 void client_machine::on_message(const frame& f) {
-  auto it = subs_.find(f.channel);
+  auto it = find_sub(f.channel);
   if (it == subs_.end()) return;
-  auto& sub = it->second;
+  auto& sub = *it;
   if (sub.pos) {
     // Another epoch is adopted only through a `subscribed` frame; a stray one is from a history that
     // no longer exists.
@@ -644,11 +658,13 @@ void client_machine::on_message(const frame& f) {
 }
 
 void client_machine::on_reply(const frame& f) {
-  auto it = requests_.find(f.id);
+  auto it = find_request(f.id);
   if (f.id == 0 || it == requests_.end()) return;  // late answer to a request already settled
   auto e = make_event(client_event_kind::reply);
   e.request_id = f.id;
-  e.reply = f;
+  e.channel = f.channel;
+  e.pos = f.pos;
+  e.data = f.data;
   requests_.erase(it);
   emit(std::move(e));
 }
@@ -667,7 +683,7 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
     emit(std::move(e));
     return;
   }
-  if (auto it = requests_.find(f.id); it != requests_.end()) {
+  if (auto it = find_request(f.id); it != requests_.end()) {
     auto e = make_event(client_event_kind::request_failed);
     e.request_id = f.id;
     e.error_code = f.error_code;
@@ -685,12 +701,12 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
     return;
   }
   for (auto it = subs_.begin(); it != subs_.end(); ++it) {
-    auto& sub = it->second;
+    auto& sub = *it;
     if (sub.subscribe_id != f.id) continue;
     auto err = make_event(client_event_kind::error);
     err.error_code = f.error_code;
-    err.reason = "subscribe to " + it->first + " refused: " + f.reason;
-    err.channel = it->first;
+    err.reason = concat("subscribe to ", sub.name, " refused: ", f.reason);
+    err.channel = sub.name;
     if (f.error_code == code::storage_unavailable) {
       // The store (Redis, the data dir) is away for now: the subscription stays and is asked again
       // after a backoff, from its position; the application hears of it, not of an unsubscribe.
@@ -702,7 +718,7 @@ void client_machine::on_error(const frame& f, std::uint64_t now) {
       return;
     }
     auto gone = make_event(client_event_kind::unsubscribed);
-    gone.channel = it->first;
+    gone.channel = std::move(sub.name);
     gone.error_code = f.error_code;
     subs_.erase(it);
     emit(std::move(err));
@@ -729,14 +745,14 @@ void client_machine::on_disconnect(const frame& f, std::uint64_t now) {
 // only thing an abandoned generation may still deliver.
 void client_machine::stale_replies(std::uint32_t generation, std::string_view batch) {
   bool awaited = false;
-  for (auto& [id, r] : requests_) awaited = awaited || r.sent_on == generation;
+  for (auto& r : requests_) awaited = awaited || r.sent_on == generation;
   if (!awaited) return;
   split_batch(batch, [&](std::string_view line) {
     frame f;
     decode_error err;
-    if (!decode_frame(line, f, err) || f.id == 0) return;
-    auto it = requests_.find(f.id);
-    if (it == requests_.end() || it->second.sent_on != generation) return;
+    if (!decode_server_frame(line, f, err) || f.id == 0) return;
+    auto it = find_request(f.id);
+    if (it == requests_.end() || it->sent_on != generation) return;
     if (is_reply(f.kind)) on_reply(f);
     if (f.kind == frame_kind::error) on_error(f, 0);
   });
@@ -757,7 +773,7 @@ std::uint64_t client_machine::add_request(command cmd, std::uint64_t now) {
   };
   if (cmd.kind != command_kind::drop && !valid_channel(cmd.channel)) return refuse(code::bad_channel, "invalid channel name");
   if (requests_.size() >= max_pending_requests) return refuse(code::too_many_requests_in_flight, "too many pending requests");
-  auto& r = requests_[id];
+  auto& r = requests_.emplace_back();
   r.cmd = std::move(cmd);
   r.deadline = now + options_.request_timeout_ms;
   if (link_ == link_stage::up) {
@@ -772,20 +788,18 @@ std::uint64_t client_machine::add_request(command cmd, std::uint64_t now) {
 // sends. Queued requests wait for the next connection unless the machine is closing.
 void client_machine::settle_in_flight(code why, std::string_view reason, bool include_queued) {
   for (auto it = requests_.begin(); it != requests_.end();) {
-    if (!include_queued && !it->second.sent_on) {
+    if (!include_queued && !it->sent_on) {
       ++it;
       continue;
     }
     client_event e = make_event(client_event_kind::request_failed);
-    e.request_id = it->first;
-    if (it->second.sent_on && it->second.cmd.kind == command_kind::drop) {
+    e.request_id = it->cmd.id;
+    e.error_code = code::not_connected;
+    if (it->sent_on && it->cmd.kind == command_kind::drop) {
       e.kind = client_event_kind::reply;
-      e.reply = frame{.kind = frame_kind::disconnect, .id = it->first, .error_code = why,
-                      .reason = std::string(reason), .reconnect = reconnect_advised(why)};
-    } else {
-      e.error_code = code::not_connected;
-      e.reason = std::string(reason);
+      e.error_code = why;
     }
+    e.reason = std::string(reason);
     it = requests_.erase(it);
     emit(std::move(e));
   }
@@ -793,17 +807,29 @@ void client_machine::settle_in_flight(code why, std::string_view reason, bool in
 
 void client_machine::expire_requests(std::uint64_t now) {
   for (auto it = requests_.begin(); it != requests_.end();) {
-    if (it->second.deadline > now) {
+    if (it->deadline > now) {
       ++it;
       continue;
     }
     auto e = make_event(client_event_kind::request_failed);
-    e.request_id = it->first;
+    e.request_id = it->cmd.id;
     e.error_code = code::timeout;
     e.reason = "no reply within request_timeout_ms";
     it = requests_.erase(it);
     emit(std::move(e));
   }
+}
+
+auto client_machine::find_sub(std::string_view channel) -> std::vector<subscription>::iterator {
+  auto it = subs_.begin();
+  while (it != subs_.end() && it->name != channel) ++it;
+  return it;
+}
+
+auto client_machine::find_request(std::uint64_t id) -> std::vector<request>::iterator {
+  auto it = requests_.begin();
+  while (it != requests_.end() && it->cmd.id != id) ++it;
+  return it;
 }
 
 std::optional<std::uint64_t> client_machine::heartbeat_deadline() const {

@@ -77,10 +77,10 @@
 // transport dies fail with `not_connected` — the application decides whether to retry a publish.
 #pragma once
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/backoff.hpp"
@@ -145,7 +145,8 @@ enum class client_event_kind : std::uint8_t {
   unsubscribed,    // channel, error_code (ok when asked by the application)
   join,            // channel, data (member object, raw JSON)
   leave,           // channel, data
-  reply,           // request_id, reply (the whole reply frame)
+  reply,           // request_id, and the reply frame's channel, pos, data (history: its publications,
+                   // presence: its members); a drop answered by the connection's end: error_code, reason
   request_failed,  // request_id, error_code, reason
   error,           // error_code, reason: a problem that belongs to no request (e.g. a subscribe refused)
 };
@@ -161,7 +162,6 @@ struct client_event {
   std::optional<bool> recovered;   // subscribed: absent unless the subscribe carried a position
   std::string data;
   std::uint64_t request_id = 0;
-  frame reply;
 };
 
 class client_machine {
@@ -195,6 +195,21 @@ class client_machine {
 
   std::optional<client_action> poll_action();
   std::optional<client_event> poll_event();
+  // The same as poll_action() / poll_event() until empty, without moving each item out: `each` gets
+  // every pending one in order, by const reference, and must not call the machine. For the wasm
+  // boundary, where the moves and optionals of the polls were a few hundred bytes of code.
+  template <class F>
+  void drain_actions(F&& each) {
+    for (; actions_head_ < actions_.size(); ++actions_head_) each(std::as_const(actions_[actions_head_]));
+    actions_.clear();
+    actions_head_ = 0;
+  }
+  template <class F>
+  void drain_events(F&& each) {
+    for (; events_head_ < events_.size(); ++events_head_) each(std::as_const(events_[events_head_]));
+    events_.clear();
+    events_head_ = 0;
+  }
   std::optional<std::uint64_t> next_deadline() const;
 
   client_state state() const { return state_; }
@@ -214,6 +229,7 @@ class client_machine {
   // (channel set changed) is `connected` with a transport in handshake.
   enum class link_stage : std::uint8_t { none, handshake, up };
   struct subscription {
+    std::string name;              // the channel
     std::optional<position> pos;   // last delivered (or resumed-from) position
     std::uint64_t subscribe_id = 0;  // websocket: id of the subscribe command now in force
     bool resume_sent = false;      // the current subscribe carried `since`
@@ -231,7 +247,7 @@ class client_machine {
     std::uint64_t deadline = 0;
   };
   struct request {
-    command cmd;
+    command cmd;                   // cmd.id is the request's id
     std::uint64_t deadline = 0;
     std::optional<std::uint32_t> sent_on;   // generation it went out on; nullopt = still queued
   };
@@ -253,7 +269,7 @@ class client_machine {
   void reopen_one_way(std::uint64_t now);
   void retry_subscribes(std::uint64_t now);   // the refused-for-now ones whose time came
   // A subscribe command for `sub` (with its position) appended to `text`, under a new id.
-  void ask_subscribe(const std::string& name, subscription& sub, std::string& text);
+  void ask_subscribe(subscription& sub, std::string& text);
   client_action one_way_action(client_action_kind kind);
   void send_commands(std::string text);
 
@@ -273,6 +289,8 @@ class client_machine {
   void settle_in_flight(code why, std::string_view reason, bool include_queued);
   void expire_requests(std::uint64_t now);
   std::optional<std::uint64_t> heartbeat_deadline() const;
+  std::vector<subscription>::iterator find_sub(std::string_view channel);
+  std::vector<request>::iterator find_request(std::uint64_t id);
 
   client_options options_;
   client_state state_ = client_state::disconnected;
@@ -295,8 +313,11 @@ class client_machine {
   std::uint32_t token_requests_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t duplicates_ = 0;
-  std::map<std::string, subscription, std::less<>> subs_;
-  std::map<std::uint64_t, request> requests_;
+  // Flat vectors rather than maps (a page holds a few channels and requests; in the wasm client the
+  // tree code was 2 KB). subs_ stays sorted by name, the order one-way requests list the channels in;
+  // requests_ is in id order because ids only grow and each new request goes last.
+  std::vector<subscription> subs_;
+  std::vector<request> requests_;
   // FIFOs drained by poll_*(): a vector read from `*_head_` and emptied once read to the end (the
   // shell drains after every input, so they stay a few entries long). A vector rather than a deque:
   // same behaviour, and in the wasm client the deque's block map is a few KB of code.

@@ -18,19 +18,8 @@ class fields {
  public:
   fields(const std::vector<json_member>& m, decode_error& err) : m_(m), err_(err) {}
 
-  const json_member* find(std::string_view key) const {
-    for (auto& m : m_)
-      if (m.key == key) return &m;
-    return nullptr;
-  }
-  bool fail(std::string_view key, std::string_view what) {
-    err_.error_code = code::bad_frame;
-    err_.reason = "field '";
-    err_.reason += key;
-    err_.reason += "' ";
-    err_.reason += what;
-    return false;
-  }
+  const json_member* find(std::string_view key) const { return find_member(m_, key); }
+  bool fail(std::string_view key, std::string_view what) { return field_error(err_, key, what); }
   bool require(std::string_view key) { return find(key) ? true : fail(key, "is required"); }
 
   bool str(std::string_view key, std::string& out) {
@@ -94,27 +83,6 @@ class fields {
   decode_error& err_;
 };
 
-bool scan(std::string_view text, std::vector<json_member>& members, decode_error& err,
-          const codec_limits& limits) {
-  if (text.size() > limits.max_frame_bytes) {
-    err.error_code = code::message_too_large;
-    err.reason = "frame is larger than ";
-    append_uint(err.reason, limits.max_frame_bytes);
-    err.reason += " bytes";
-    return false;
-  }
-  scan_error serr;
-  if (!scan_object(text, members, serr)) {
-    err.error_code = code::bad_frame;
-    err.reason = "malformed JSON at byte ";
-    append_uint(err.reason, serr.at);
-    err.reason += ": ";
-    err.reason += serr.what;
-    return false;
-  }
-  return true;
-}
-
 template <std::size_t N>
 bool kind_from_name(const fields& f, std::string_view key, const std::string_view (&names)[N], std::size_t& out) {
   auto* m = f.find(key);
@@ -166,12 +134,48 @@ class writer {
 
 }  // namespace
 
+bool scan_envelope(std::string_view text, std::vector<json_member>& members, decode_error& err,
+                   const codec_limits& limits) {
+  if (text.size() > limits.max_frame_bytes) {
+    err.error_code = code::message_too_large;
+    err.reason = "frame is larger than ";
+    append_uint(err.reason, limits.max_frame_bytes);
+    err.reason += " bytes";
+    return false;
+  }
+  scan_error serr;
+  if (!scan_object(text, members, serr)) {
+    err.error_code = code::bad_frame;
+    err.reason = "malformed JSON at byte ";
+    append_uint(err.reason, serr.at);
+    err.reason += ": ";
+    err.reason += serr.what;
+    return false;
+  }
+  return true;
+}
+
+const json_member* find_member(const std::vector<json_member>& members, std::string_view key) {
+  for (auto& m : members)
+    if (m.key == key) return &m;
+  return nullptr;
+}
+
+bool field_error(decode_error& err, std::string_view key, std::string_view what) {
+  err.error_code = code::bad_frame;
+  err.reason = "field '";
+  err.reason += key;
+  err.reason += "' ";
+  err.reason += what;
+  return false;
+}
+
 std::string_view command_name(command_kind k) { return command_names[static_cast<std::size_t>(k)]; }
 std::string_view frame_name(frame_kind k) { return frame_names[static_cast<std::size_t>(k)]; }
 
 bool decode_command(std::string_view text, command& out, decode_error& err, const codec_limits& limits) {
   std::vector<json_member> members;
-  if (!scan(text, members, err, limits)) return false;
+  if (!scan_envelope(text, members, err, limits)) return false;
   fields f(members, err);
   out = command{};
   std::size_t kind;
@@ -238,7 +242,7 @@ void encode_command(const command& c, std::string& out) {
 
 bool decode_frame(std::string_view text, frame& out, decode_error& err, const codec_limits& limits) {
   std::vector<json_member> members;
-  if (!scan(text, members, err, limits)) return false;
+  if (!scan_envelope(text, members, err, limits)) return false;
   fields f(members, err);
   out = frame{};
   std::size_t kind;

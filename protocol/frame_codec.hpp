@@ -5,8 +5,10 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/frame.hpp"
+#include "protocol/json_scan.hpp"
 
 namespace pushwire::protocol {
 
@@ -18,6 +20,15 @@ struct decode_error {
 struct codec_limits {
   std::size_t max_frame_bytes = 1 << 20;   // one frame's text; the server sets it from max message size
 };
+
+// The pieces of every decode, public for the client's own frame decoder (client_frame_decoder.hpp).
+// The size limit, then scan_object (json_scan.hpp) with its error as a decode_error:
+bool scan_envelope(std::string_view text, std::vector<json_member>& members, decode_error& err,
+                   const codec_limits& limits);
+// The envelope member named `key`, or null:
+const json_member* find_member(const std::vector<json_member>& members, std::string_view key);
+// Sets err to bad_frame with the reason "field '<key>' <what>" and returns false:
+bool field_error(decode_error& err, std::string_view key, std::string_view what);
 
 bool decode_command(std::string_view text, command& out, decode_error& err, const codec_limits& = {});
 bool decode_frame(std::string_view text, frame& out, decode_error& err, const codec_limits& = {});

@@ -336,7 +336,8 @@ void append_uint(std::string& out, std::uint64_t v) {
     *--p = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
-  out.append(p, buf + sizeof buf);
+  // (pointer, length): the iterator-pair overload is a second, larger append in the wasm client.
+  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
 }
 
 bool valid_utf8(std::string_view s) {

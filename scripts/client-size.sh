@@ -8,7 +8,7 @@
 set -eu
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo/client-wasm/dist"
-budget=25400   # bytes, wasm + one bundle: the size when last cut (README.md, 25,026 at most), plus a little slack.
+budget=24350   # bytes, wasm + one bundle: the size when last cut (README.md: 24,052 for the <script> build), plus a little slack.
 # The goal is 15,360 (issue 16); lower this as the client shrinks, never raise it without a reason in README.md.
 esbuild="$repo/node_modules/.bin/esbuild"
 [ -x "$esbuild" ] || { echo "client-size: $esbuild is missing (npm ci)" >&2; exit 1; }

@@ -47,7 +47,8 @@ if (!names.size) console.error('wasm-breakdown: no function names (link with --p
 // First match wins. LTO inlines much of the machine into the pw_* exports, so the first area holds
 // part of the machine too.
 const AREAS = [
-  [/^pw_|out_writer|parse_options|write_(action|event)|action_name|event_name|to_u64|span\(|as_instance|parse_transport/, 'C boundary + drain writer (core_exports.cpp)'],
+  [/^pw_|drain_writer|parse_options|write_(action|event)|to_u64|span\(|as_instance|parse_transport|set_ms/, 'C boundary + drain writer (core_exports.cpp)'],
+  [/decode_server_frame|\(anonymous namespace\)::(run|string_field|uint_field)\(/, 'client frame decoder (client_frame_decoder.cpp)'],
   [/client_machine|client_event|client_action|client_options|make_event|prng|backoff|is_token_code|reconnect_advised/, 'client machine (client_machine.cpp, backoff.cpp)'],
   [/scanner|scan_object|json_member|decode_string|parse_uint|append_uint|append_json_string|utf8|hex_value|scan_error/, 'JSON scanner/writer (json_scan.cpp)'],
   [/frame|fields::|writer::|encode_command|command::|decode_error|encode\(/, 'frame codec (frame_codec.cpp)'],

@@ -370,17 +370,17 @@ export class Client extends Emitter {
         break;
       case 'join':
       case 'leave':
-        sub?.emit(e.k, { channel: e.channel, member: e.member, user: e.member?.user, client: e.member?.client });
+        sub?.emit(e.k, { channel: e.channel, member: e.data, user: e.data?.user, client: e.data?.client });
         break;
       case 'reply': {
         const r = this.#requests.get(e.id);
         if (!r) break;
         this.#requests.delete(e.id);
-        const f = e.frame;
-        if (r.kind === 'publish') r.resolve({ channel: f.channel, epoch: f.epoch, offset: f.offset });
+        // The reply frame's channel, position and data (a history's publications, a presence's members).
+        if (r.kind === 'publish') r.resolve({ channel: e.channel, epoch: e.epoch, offset: e.offset });
         else if (r.kind === 'history')
-          r.resolve((f.publications ?? []).map((p) => ({ ...p, channel: f.channel, epoch: f.epoch })));
-        else if (r.kind === 'presence') r.resolve(f.members ?? []);
+          r.resolve((e.data ?? []).map((p) => ({ ...p, channel: e.channel, epoch: e.epoch })));
+        else if (r.kind === 'presence') r.resolve(e.data ?? []);
         else r.resolve();
         break;
       }

@@ -12,6 +12,14 @@
 // Emscripten's wasm2js (dist/pushwire_core_wasm2js.mjs) is imported instead; nothing else loads it.
 import abi from '../dist/pushwire_core_abi.json';
 
+// The drain text's kinds and fields, in core_exports.cpp's order (client_action_kind,
+// client_event_kind); a null value leaves its field out.
+const ACTIONS = ['open', 'send', 'poll', 'close', 'token'];
+const EVENTS = ['state', 'fallback', 'subscribed', 'message', 'gap', 'unsubscribed', 'join', 'leave', 'reply',
+  'request_failed', 'error'];
+const ACTION_FIELDS = ['gen', 'transport', 'channels', 'cursor', 'token', 'opening', 'client', 'text', 'code'];
+const EVENT_FIELDS = ['from', 'to', 'code', 'reason', 'channel', 'epoch', 'offset', 'recovered', 'data', 'id'];
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const instances = new Map();   // core URL -> Promise<Module>, for cores loaded by URL
@@ -202,10 +210,26 @@ export class Core {
   tokenReady(id, token, now) { this.m._pw_token(this.h, id, ...this.put(token), now); }
   tokenFailed(id, reason, now) { this.m._pw_token_failed(this.h, id, ...this.put(reason), now); }
 
-  // { s: state, t: transport, d: deadline|null, a: [actions], e: [events] }
+  // { s: state, t: transport, c: client id, d: deadline|null, a: [actions], e: [events] }, from the
+  // flat array pw_drain() writes (client-wasm/core_exports.cpp).
   drain() {
     const n = this.m._pw_drain(this.h);
     const p = this.m._pw_out(this.h);
-    return JSON.parse(decoder.decode(this.m.HEAPU8.subarray(p, p + n)));
+    const v = JSON.parse(decoder.decode(this.m.HEAPU8.subarray(p, p + n)));
+    let i = 3;
+    const read = (fields, o) => {
+      for (const f of fields) {
+        const x = v[i++];
+        if (x !== null) o[f] = x;
+      }
+      return o;
+    };
+    const out = { s: v[0], t: v[1], c: v[2], d: v.pop(), a: [], e: [] };
+    while (i < v.length) {
+      const k = v[i++];
+      if (k < ACTIONS.length) out.a.push(read(ACTION_FIELDS, { k: ACTIONS[k] }));
+      else out.e.push(read(EVENT_FIELDS, { k: EVENTS[k - ACTIONS.length] }));
+    }
+    return out;
   }
 }

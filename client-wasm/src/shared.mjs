@@ -185,11 +185,11 @@ class Hub {
     const c = this.client;
     let p;
     if (m.kind === 'publish') p = c.publish(m.channel, JSON.parse(m.json));
-    else if (m.kind === 'history') p = c.history(m.channel, { limit: m.limit }).then((publications) => ({ channel: m.channel, epoch: publications[0]?.epoch, publications }));
-    else if (m.kind === 'presence') p = c.presence(m.channel).then((members) => ({ members }));
+    else if (m.kind === 'history') p = c.history(m.channel, { limit: m.limit }).then((data) => ({ channel: m.channel, epoch: data[0]?.epoch, data }));
+    else if (m.kind === 'presence') p = c.presence(m.channel).then((data) => ({ data }));
     else p = c.drop().then(() => ({}));
     p.then(
-      (frame) => this.ev(tab, { k: 'reply', id: m.id, frame }),
+      (reply) => this.ev(tab, { k: 'reply', ...reply, id: m.id }),
       (err) => this.ev(tab, { k: 'request_failed', id: m.id, code: err?.code ?? Code.internalError, reason: err?.reason ?? String(err) }),
     );
   }
@@ -208,8 +208,8 @@ class Hub {
         onSubscribed: (e) => this.subscribed(channel, ch, e),
         onMessage: (data, ctx) => fan({ k: 'message', ...ctx, data }),
         onGap: (g) => fan({ k: 'gap', ...g }),
-        onJoin: (p) => fan({ k: 'join', channel, member: p.member }),
-        onLeave: (p) => fan({ k: 'leave', channel, member: p.member }),
+        onJoin: (p) => fan({ k: 'join', channel, data: p.member }),
+        onLeave: (p) => fan({ k: 'leave', channel, data: p.member }),
         onUnsubscribed: (u) => {
           // Code 0 answers the hub's own unsubscribe; anything else is the server ending it for all.
           if (!u.code || this.chans.get(channel) !== ch) return;

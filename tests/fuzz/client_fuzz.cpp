@@ -15,14 +15,17 @@
 //   0xf      network check; bit 4: close(); bit 5: connect()
 // The machine is connected over WebSocket, SSE or long-poll (first input byte) and starts with
 // two subscriptions. Checked beyond "no crash": every command the client sends decodes; per
-// channel, delivered messages of one epoch have increasing offsets between (re)subscriptions.
+// channel, delivered messages of one epoch have increasing offsets between (re)subscriptions; the
+// client's frame decoder (client_frame_decoder.hpp) agrees with the codec's on every frame.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 
+#include "protocol/client_frame_decoder.hpp"
 #include "protocol/client_machine.hpp"
 #include "protocol/frame_codec.hpp"
 #include "protocol/json_scan.hpp"
@@ -85,6 +88,21 @@ struct harness {
   }
 };
 
+// The client's own frame decoder must agree with the codec's on everything the server could send.
+void same_decoding(std::string_view line) {
+  frame a, b;
+  decode_error ea, eb;
+  bool ok = decode_frame(line, a, ea);
+  if (ok != decode_server_frame(line, b, eb)) fail("the client frame decoder disagrees on the verdict", line);
+  if (!ok && (ea.error_code != eb.error_code || ea.reason != eb.reason))
+    fail("the client frame decoder gives another error", line);
+  auto fields = [](const frame& f) {
+    return std::tie(f.kind, f.id, f.channel, f.pos, f.recovered, f.data, f.client, f.user, f.ping_ms,
+                    f.error_code, f.reason, f.reconnect, f.after_ms);
+  };
+  if (ok && fields(a) != fields(b)) fail("the client frame decoder gives other fields", line);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -143,7 +161,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         else if (op & 32) h.m.connect(h.now);
         else h.m.handle_network_check(h.now);
         break;
-      default: h.m.handle_transport_data(h.generation, rest, h.now);
+      default:
+        split_batch(rest, same_decoding);
+        h.m.handle_transport_data(h.generation, rest, h.now);
     }
     h.drain();
   }

@@ -177,6 +177,25 @@ TEST(ClientMachine, WebsocketHandshakeSendsConnectThenConnects) {
   EXPECT_EQ(h.m.transport(), tk::websocket);
 }
 
+TEST(ClientMachine, DrainGivesWhatThePollsWouldInOrder) {
+  harness h(fast_options({tk::polling}));
+  h.m.connect(h.now);   // a state event; open + the opening poll
+  h.m.poll_action();    // one taken by a poll first: the drain gives the rest
+  std::vector<ak> kinds;
+  h.m.drain_actions([&](const client_action& a) { kinds.push_back(a.kind); });
+  EXPECT_EQ(kinds, std::vector<ak>{ak::poll});
+  std::vector<ek> events;
+  h.m.drain_events([&](const client_event& e) { events.push_back(e.kind); });
+  EXPECT_EQ(events, std::vector<ek>{ek::state_changed});
+  EXPECT_FALSE(h.m.poll_action());
+  EXPECT_FALSE(h.m.poll_event());
+  h.m.subscribe("a", std::nullopt, h.now);
+  h.m.unsubscribe("a", h.now);
+  events.clear();
+  h.m.drain_events([&](const client_event& e) { events.push_back(e.kind); });
+  EXPECT_EQ(events, std::vector<ek>{ek::unsubscribed});
+}
+
 TEST(ClientMachine, ConnectCommandOmitsEmptyToken) {
   harness h;
   h.m.connect(h.now);
@@ -985,8 +1004,8 @@ TEST(ClientMachine, ReplyCompletesRequest) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, ek::reply);
   EXPECT_EQ(events[0].request_id, id);
-  EXPECT_EQ(events[0].reply.kind, frame_kind::published);
-  EXPECT_EQ(events[0].reply.pos, pos("e", 3));
+  EXPECT_EQ(events[0].channel, "a");
+  EXPECT_EQ(events[0].pos, pos("e", 3));
   // Its timeout is gone: nothing fails when it would have expired.
   h.m.handle_transport_data(g, ping_frame(), h.now + 2500);
   h.at(h.now + 4000);
@@ -1121,6 +1140,7 @@ TEST(ClientMachine, DropCompletesWhenTheServerCloses) {
   auto replies = of_kind(h.take_events(), ek::reply);
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].request_id, id);
+  EXPECT_EQ(replies[0].error_code, code::server_disconnect);   // the close code 4010, as a loss
   EXPECT_EQ(h.m.state(), cs::reconnecting);
 }
 
