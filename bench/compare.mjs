@@ -63,6 +63,9 @@ const pick = (env, ...c) => {
   have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return have[0];
 };
+// Extra flags for every Pushwire server of the run, e.g. PUSHWIRE_SERVER_ARGS='--io-uring off' for
+// a before/after of one option with the same binary.
+const serverExtraArgs = (process.env.PUSHWIRE_SERVER_ARGS || '').split(' ').filter(Boolean);
 const serverBin = pick(process.env.PUSHWIRE_SERVER, join(root, 'build/server/pushwire-server'),
   join(root, 'build-h-bench/server/pushwire-server'), join(root, 'build-h-server/server/pushwire-server'));
 const loadgen = pick(process.env.PUSHWIRE_LOADGEN, join(root, 'build/bench/pushwire-loadgen'),
@@ -139,7 +142,7 @@ async function startRedisServer(dir) {
 async function startPushwireNode(dir, name, extra) {
   const portFile = join(dir, `${name}.port`);
   const child = spawn(serverSnap, ['--port', '0', '--port-file', portFile, '--api-key', apiKey,
-    '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...extra],
+    '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...extra, ...serverExtraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr.on('data', (d) => { if (process.env.BENCH_VERBOSE) process.stderr.write(d); });
   const port = Number(await waitFile(portFile, 15000));
@@ -189,7 +192,7 @@ async function startServer(kind) {
     // pushwire-pusher: the same server with a Pusher app; its subscribers use /app/{key} (issue 14).
     const pusher = kind === 'pushwire-pusher' ? ['--pusher-app', `bench:${pusherKey}:bench-secret`] : [];
     child = spawn(serverSnap, ['--port', '0', '--port-file', join(dir, 'port'), '--api-key', apiKey,
-      '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...pusher],
+      '--log-level', 'warn', '--history-size', '20000', '--max-parked-polls', '20000', ...pusher, ...serverExtraArgs],
       { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr.on('data', (d) => { if (process.env.BENCH_VERBOSE) process.stderr.write(d); });
     port = Number(await waitFile(join(dir, 'port'), 10000));

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS="g++ make cmake ninja-build pkg-config libssl-dev libboost1.81-dev libboost-json1.81-dev libgtest-dev libsqlite3-dev
-      emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev redis-server redis-tools
+      emscripten node-acorn chromium clang-14 libclang-rt-14-dev libhiredis-dev liburing-dev redis-server redis-tools
       nginx-light openssl libnss3-tools prometheus libsystemd-dev systemd man-db dpkg-dev python3"
 sudo_cmd=""
 [ "$(id -u)" = 0 ] || sudo_cmd="sudo"

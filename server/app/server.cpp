@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <latch>
 #include <random>
 
 #include "server/app/listener.hpp"
@@ -227,18 +228,28 @@ bool server::start(std::string& error) {
   else
     log::info("listening", {{"address", n.cfg.address}, {"port", std::to_string(im.listen.port())},
                             {"tls", n.cfg.tls_cert.empty() ? "off" : "on"}});
-  // Last: a port file that exists means both listeners are bound and the line above is written.
+  im.listen.start();
+  if (with_admin) im.admin.start();
+  // Each thread makes its own io_uring ring (send_batch.hpp: by the thread that submits to it)
+  // before start() returns, so a started server holds all its descriptors. 256 sends per batch at
+  // most: a flush slice rarely takes more (flush_slice_ns); the queues stay ~16 KB per thread.
+  std::latch rings_made(static_cast<std::ptrdiff_t>(im.workers.size()));
+  for (auto& w : im.workers) {
+    im.arm_tick(*w);
+    w->thread = std::thread([&n, &rings_made, wp = w.get()] {
+      if (n.cfg.io_uring && !wp->sends.enable(256) && wp->index == 0)
+        log::warn("io_uring refused by the kernel: each write is its own sendmsg", {});
+      rings_made.count_down();
+      wp->ioc.run();
+    });
+  }
+  rings_made.wait();
+  // Last: a port file that exists means both listeners are bound, the line above is written and
+  // every I/O thread runs with its descriptors.
   if (!n.cfg.port_file.empty()) {
     std::string tmp = n.cfg.port_file + ".tmp";
     { std::ofstream out(tmp); out << im.listen.port() << "\n"; }
     std::rename(tmp.c_str(), n.cfg.port_file.c_str());
-  }
-
-  im.listen.start();
-  if (with_admin) im.admin.start();
-  for (auto& w : im.workers) {
-    im.arm_tick(*w);
-    w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
   }
   std::lock_guard lk(im.mu);
   im.started = true;

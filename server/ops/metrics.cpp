@@ -160,6 +160,8 @@ std::string metrics::render_prometheus() const {
     out += '\n';
   }
   simple(out, "pushwire_bytes_sent_total", "counter", "Bytes written to client connections.", load(bytes_sent));
+  simple(out, "pushwire_sends_batched_total", "counter",
+         "Writes handed to the kernel together with the rest of a flush pass (io_uring).", load(sends_batched));
   simple(out, "pushwire_slow_consumer_disconnects_total", "counter",
          "Connections closed because their send queue exceeded its byte bound.", load(slow_consumer_disconnects));
   simple(out, "pushwire_recoveries_total", "counter", "Successful resumptions from history.", load(recoveries));
@@ -235,6 +237,7 @@ std::string metrics::render_json() const {
   field("messages_delivered", messages_delivered());
   field("history_bytes", load(history_bytes));
   field("bytes_sent", load(bytes_sent));
+  field("sends_batched", load(sends_batched));
   field("slow_consumer_disconnects", load(slow_consumer_disconnects));
   field("recoveries", load(recoveries));
   field("recoveries_failed", load(recoveries_failed));

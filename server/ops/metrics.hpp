@@ -91,6 +91,7 @@ class metrics {
   std::array<std::atomic<std::uint64_t>, transport_count> messages_delivered_by{};
   std::uint64_t messages_delivered() const noexcept;
   std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::uint64_t> sends_batched{0};   // writes handed to the kernel in a flush pass's io_uring batch
   std::atomic<std::uint64_t> slow_consumer_disconnects{0};
   std::atomic<std::uint64_t> recoveries{0};
   std::atomic<std::uint64_t> recoveries_failed{0};

@@ -18,10 +18,12 @@ constexpr std::size_t max_gather_buffers = 128;   // iovecs per call (IOV_MAX is
 // Sends what is left of `bufs` after the first `written` bytes, adding what went out to `written`.
 // True when everything is sent; false with `ec` clear when the socket would block, false with `ec`
 // set on a real error.
-inline bool gather_send(int fd, const std::vector<boost::asio::const_buffer>& bufs, std::size_t& written,
-                        boost::system::error_code& ec) {
-  iovec iov[max_gather_buffers];
-  std::size_t n = 0, skip = written, total = 0;
+// Fills `iov` (room for max_gather_buffers) with what is left of `bufs` after the first `written`
+// bytes; returns how many it filled, and the total size of `bufs` in `total`.
+inline std::size_t remaining_iovecs(const std::vector<boost::asio::const_buffer>& bufs, std::size_t written, iovec* iov,
+                                    std::size_t& total) {
+  std::size_t n = 0, skip = written;
+  total = 0;
   for (auto& b : bufs) {
     total += b.size();
     if (skip >= b.size()) { skip -= b.size(); continue; }
@@ -29,6 +31,14 @@ inline bool gather_send(int fd, const std::vector<boost::asio::const_buffer>& bu
     iov[n++] = iovec{const_cast<char*>(static_cast<const char*>(b.data())) + skip, b.size() - skip};
     skip = 0;
   }
+  return n;
+}
+
+inline bool gather_send(int fd, const std::vector<boost::asio::const_buffer>& bufs, std::size_t& written,
+                        boost::system::error_code& ec) {
+  iovec iov[max_gather_buffers];
+  std::size_t total = 0;
+  std::size_t n = remaining_iovecs(bufs, written, iov, total);
   msghdr mh{};
   mh.msg_iov = iov;
   mh.msg_iovlen = n;

@@ -196,13 +196,43 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     if constexpr (requires(Derived& d) { d.tls(); }) {
       if (auto* t = derived().tls()) return tls_send(*t);
     }
+    auto& w = *wr_;
+    // A flush pass's first send of this write goes in the pass's batch (send_batch.hpp); the result
+    // comes back in batch_sent() before the pass goes on.
+    if (w_.batching && w.written == 0) {
+      w.iov.resize(std::min(w.bufs.size(), max_gather_buffers));
+      w.mh = msghdr{};
+      w.mh.msg_iov = w.iov.data();
+      w.mh.msg_iovlen = remaining_iovecs(w.bufs, 0, w.iov.data(), w.total);
+      if (w_.sends.add(derived().socket().native_handle(), &w.mh, self())) {
+        node_.met.sends_batched.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
     beast::error_code ec;
-    if (gather_send(derived().socket().native_handle(), wr_->bufs, wr_->written, ec)) return end_write({});
+    if (gather_send(derived().socket().native_handle(), w.bufs, w.written, ec)) return end_write({});
     if (ec) return end_write(ec);
+    wait_writable();
+  }
+
+  void wait_writable() {
     derived().socket().async_wait(tcp::socket::wait_write, [s = self()](beast::error_code ec) {
       if (ec) return s->end_write(ec);
       s->send_some();
     });
+  }
+
+  // The batched send's result (bytes, or -errno): the connection goes on as after its own sendmsg.
+  void batch_sent(long r) override {
+    if (state_ == conn_state::closed) return end_write(net::error::operation_aborted);
+    auto& w = *wr_;
+    if (r >= 0) {
+      w.written += static_cast<std::size_t>(r);
+      if (w.written == w.total) return end_write({});
+      return send_some();   // the rest: its own sendmsg, or a wait for writability
+    }
+    if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR) return wait_writable();
+    end_write(beast::error_code(static_cast<int>(-r), beast::system_category()));
   }
 
   template <class SslStream>
@@ -257,6 +287,10 @@ class stream_conn : public shell, public conn_base, public flushable, public std
     std::vector<net::const_buffer> bufs;   // the write in flight
     std::size_t written = 0;               // bytes of it sent
     std::string tls_staging;               // TLS: the write in flight, contiguous
+    // A batched send's message (valid until the batch runs): the write's buffers as iovecs.
+    msghdr mh{};
+    std::vector<iovec> iov;
+    std::size_t total = 0;                 // bytes of the write in flight
   };
   write_state& wr() {
     if (!wr_) wr_ = std::make_unique<write_state>();

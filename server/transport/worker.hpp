@@ -15,6 +15,7 @@
 #include "server/hub/hub.hpp"
 #include "server/node/node.hpp"
 #include "server/transport/local_subscribers.hpp"
+#include "server/transport/send_batch.hpp"
 #include "server/transport/write_pacing.hpp"
 
 namespace pushwire::server {
@@ -47,7 +48,8 @@ class conn_base {
 
 // A connection whose first write waits until the current fan-out batch is dispatched, so that
 // everything the batch queued for it goes out in one gather write.
-class flushable {
+// (A batch_sender too: the pass's batch hands it the result of its first send, send_batch.hpp.)
+class flushable : public batch_sender {
  public:
   virtual void flush() = 0;
 
@@ -85,6 +87,10 @@ struct worker final : fanout_sink {
   std::size_t flushed = 0;               // to_flush[0, flushed) written; non-empty: a pass is on
   bool pass_timer_armed = false;
   bool dispatching = false;              // inside dispatch_inbox()
+  // A slice's first sends go to the kernel together (send_batch.hpp) when the ring is enabled:
+  // `batching` is set while the slice's connections start their writes.
+  send_batch sends;
+  bool batching = false;
   // A slice writes for about this long, then lets the thread take in publishes (a closed-loop
   // publisher waits for its reply meanwhile); shorter slices coalesce more items per write.
   static constexpr std::uint64_t flush_slice_ns = 50'000;
@@ -140,8 +146,11 @@ struct worker final : fanout_sink {
 
   void flush_some() {
     auto until = clk->now_ns() + flush_slice_ns;
+    batching = sends.enabled();
     do to_flush[flushed++]->flush();
-    while (flushed < to_flush.size() && clk->now_ns() < until);
+    while (flushed < to_flush.size() && clk->now_ns() < until && !sends.full());
+    batching = false;
+    sends.run();
     if (flushed < to_flush.size()) return net::post(ioc, [this] { flush_some(); });
     to_flush.clear();
     flushed = 0;

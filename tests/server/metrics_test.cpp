@@ -220,10 +220,10 @@ TEST(Metrics, OutputIsPrometheusText) {
       EXPECT_EQ(name, current_family);
     }
   }
-  // build info, 4 connection gauges, 16 simple, 4 delivered by transport, history bytes, 2 disconnect
+  // build info, 4 connection gauges, 17 simple, 4 delivered by transport, history bytes, 2 disconnect
   // codes and 1 command error code seen (filled() sets them), 6 histograms of 15 buckets + sum and
   // count, 5 process families
-  EXPECT_EQ(samples, 1u + 4u + 16u + 4u + 1u + 2u + 1u + 6u * (15u + 2u) + 5u);
+  EXPECT_EQ(samples, 1u + 4u + 17u + 4u + 1u + 2u + 1u + 6u * (15u + 2u) + 5u);
   ASSERT_EQ(les.size(), 6u);
   for (auto& [series, l] : les) {
     SCOPED_TRACE(series);
