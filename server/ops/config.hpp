@@ -76,10 +76,11 @@ struct config {
   // 1 ms (docs/performance.md); factor 4 keeps writing to at most ~1/4 of a loaded thread's time
   // until the cap, 0 = a fixed window of write_coalesce_us.
   std::uint64_t write_coalesce_us = 8000;
-  // A flush pass's sends handed to the kernel as one io_uring batch (server/transport/send_batch.hpp):
-  // measured at ~40 % less CPU per send for the writing thread; off = one sendmsg per connection.
-  // Off by itself where the kernel refuses io_uring.
-  bool io_uring = true;
+  // A flush pass's sends handed to the kernel as one io_uring batch (server/transport/send_batch.hpp).
+  // Off by default, by measurement (docs/performance.md, "io_uring"): at a fixed 50 msg/s to 1,000
+  // WebSocket subscribers it saves 15-20 % of the CPU per delivery, but closed-loop SSE fan-out to
+  // 1,000 fell to about two thirds of its deliveries/s with it, for a reason not yet found.
+  bool io_uring = false;
   std::uint64_t write_coalesce_factor = 4;
   std::size_t header_limit = 8192;         // like nginx's default large header buffer
   std::size_t body_limit = 1 << 20;        // API batches; single messages are bounded separately
