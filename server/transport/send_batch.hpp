@@ -39,7 +39,8 @@ class send_batch {
   // false (and stays disabled) when refused.
   bool enable(unsigned entries);
   bool enabled() const { return ring_ != nullptr; }
-  bool full() const { return owners_.size() >= entries_; }
+  // Only an enabled batch fills: a flush slice that is not batching is bounded by its time alone.
+  bool full() const { return ring_ && owners_.size() >= entries_; }
   // Queues a sendmsg of `mh` on `fd`, for `owner` (kept alive until its result is handed over).
   // `mh` and what it points to must stay valid until run(). False when disabled or full.
   bool add(int fd, const msghdr* mh, std::shared_ptr<batch_sender> owner);

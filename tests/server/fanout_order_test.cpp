@@ -53,13 +53,8 @@ TEST(FanoutOrder, ConcurrentPublishersNeitherLoseNorReorder) {
   ASSERT_TRUE(srv.start(err)) << err;
 
   constexpr int publishers = 4, per_publisher = 250, total = publishers * per_publisher;
-  std::vector<std::unique_ptr<ws_client>> subs;
-  for (int i = 0; i < 4; ++i) {
-    subs.push_back(std::make_unique<ws_client>(srv.port()));
-    subs.back()->connect();
-    subs.back()->send(R"({"cmd":"subscribe","id":2,"channel":"race"})");
-    ASSERT_EQ(subs.back()->next_non_ping().kind, pp::frame_kind::subscribed);
-  }
+  auto subs = subscribed_ws_clients(srv.port(), 4, "race");
+  if (HasFailure()) return;   // (every subscriber must be in before the race starts)
   std::vector<std::unique_ptr<keep_alive_publisher>> pubs;
   for (int p = 0; p < publishers; ++p) pubs.push_back(std::make_unique<keep_alive_publisher>(srv.port()));
   std::atomic<int> failures{0};

@@ -117,6 +117,7 @@ TEST(SendBatch, DisabledRefusesEverySend) {
   ps::send_batch b;
   pipe_and_message p("w");
   EXPECT_FALSE(b.enabled());
+  EXPECT_FALSE(b.full());   // a flush slice without a batch is bounded by its time alone
   EXPECT_FALSE(b.add(p.fd[0], &p.mh, std::make_shared<result_sink>()));
   b.run();   // nothing queued: nothing happens
 }
@@ -134,18 +135,9 @@ std::uint64_t batched_sends_for(bool io_uring) {
   ps::server srv(c);
   std::string err;
   EXPECT_TRUE(srv.start(err)) << err;
-  std::vector<std::unique_ptr<ws_client>> subs;
-  for (int i = 0; i < 3; ++i) {
-    subs.push_back(std::make_unique<ws_client>(srv.port()));
-    subs.back()->connect();
-    subs.back()->send(R"({"cmd":"subscribe","id":2,"channel":"batch"})");
-    EXPECT_EQ(subs.back()->next_non_ping().kind, pp::frame_kind::subscribed);
-  }
+  auto subs = subscribed_ws_clients(srv.port(), 3, "batch");
   for (int m = 1; m <= 10; ++m)
-    EXPECT_EQ(http_call(srv.port(), http::verb::post, "/api/publish",
-                        R"({"channel":"batch","data":)" + std::to_string(m) + "}", {{"Authorization", "Bearer key"}})
-                  .status,
-              200u);
+    EXPECT_EQ(api_post(srv.port(), "/api/publish", R"({"channel":"batch","data":)" + std::to_string(m) + "}").status, 200u);
   for (auto& s : subs)
     for (int m = 1; m <= 10; ++m) {
       auto f = s->next_non_ping();

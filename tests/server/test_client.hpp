@@ -12,6 +12,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <memory>
 #include <vector>
 
 #include "protocol/frame_codec.hpp"
@@ -215,6 +216,18 @@ class ws_client {
   beast::error_code ec_;
   std::vector<std::string> queue_;
 };
+
+// `n` WebSocket clients, each connected and subscribed to `channel` (its `subscribed` reply read).
+inline std::vector<std::unique_ptr<ws_client>> subscribed_ws_clients(unsigned short port, int n, const std::string& channel) {
+  std::vector<std::unique_ptr<ws_client>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(std::make_unique<ws_client>(port));
+    out.back()->connect();
+    out.back()->send(R"({"cmd":"subscribe","id":2,"channel":")" + channel + "\"}");
+    EXPECT_EQ(out.back()->next_non_ping().kind, pp::frame_kind::subscribed) << "subscriber " << i;
+  }
+  return out;
+}
 
 struct sse_event {
   std::string event, id, data;
