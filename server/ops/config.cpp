@@ -160,8 +160,8 @@ const std::vector<option>& options() {
     o.push_back(num("slow-consumer-grace-ms", &config::slow_consumer_grace_ms,
                     "a slow consumer's stuck write may finish this long, to send it 4008; then the socket is cut"));
     o.push_back(flag("io-uring", &config::io_uring,
-                     "send a flush pass's writes as one io_uring batch (Linux; measured: cheaper at fixed rates, slower for "
-                     "closed-loop SSE); off: one sendmsg per connection"));
+                     "send a flush pass's writes as one io_uring batch (Linux; cheaper per delivery at fixed rates); "
+                     "off: one sendmsg per connection"));
     o.push_back(num("write-coalesce-us", &config::write_coalesce_us,
                     "under load, the longest a fan-out write waits so frames share it (0-1000000); 0 = at once"));
     o.push_back(num("write-coalesce-factor", &config::write_coalesce_factor,

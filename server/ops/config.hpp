@@ -77,9 +77,9 @@ struct config {
   // until the cap, 0 = a fixed window of write_coalesce_us.
   std::uint64_t write_coalesce_us = 8000;
   // A flush pass's sends handed to the kernel as one io_uring batch (server/transport/send_batch.hpp).
-  // Off by default, by measurement (docs/performance.md, "io_uring"): at a fixed 50 msg/s to 1,000
-  // WebSocket subscribers it saves 15-20 % of the CPU per delivery, but closed-loop SSE fan-out to
-  // 1,000 fell to about two thirds of its deliveries/s with it, for a reason not yet found.
+  // Off by default until more rounds decide (docs/performance.md, "io_uring"): at a fixed 50 msg/s
+  // to 1,000 subscribers it saves 10-20 % of the CPU per delivery; closed-loop SSE to 1,000 was slower
+  // with it in a first A/B and not in a second, and those scenarios are bimodal.
   bool io_uring = false;
   std::uint64_t write_coalesce_factor = 4;
   std::size_t header_limit = 8192;         // like nginx's default large header buffer

@@ -6,8 +6,8 @@
 // non-blocking sendmsg (MSG_DONTWAIT) the connection would make: the kernel does it inline during
 // the submit, never parks it, so every result is back when run() returns and the connection goes on
 // exactly as after its own call. In the server it is off by default (--io-uring; the measurements
-// are in docs/performance.md: cheaper per delivery at a fixed rate, but closed-loop SSE fan-out
-// slowed down). Without io_uring (--io-uring off, a kernel or sandbox that refuses it) enabled() is
+// are in docs/performance.md: cheaper per delivery at a fixed rate, closed-loop results not yet
+// settled). Without io_uring (--io-uring off, a kernel or sandbox that refuses it) enabled() is
 // false and connections send themselves. liburing (Debian's liburing-dev) sets up
 // the ring and fills its entries; the sends are the kernel's.
 #pragma once
